@@ -1,0 +1,31 @@
+"""Backpack: an embeddable recommendation engine for user-generated-content platforms.
+
+    >>> import backpack
+    >>> engine = backpack.Engine()
+    >>> engine.add_interactions(["ana", "ana", "bo"], ["hat", "cape", "hat"])
+    >>> engine.fit("itemknn", k=50)
+    >>> engine.recommend("bo", n=5)
+"""
+
+from . import _core
+from .bags import Bags
+from .dense import dense_topk
+from .engine import Engine, Recommendation
+from .errors import (
+    BackpackError,
+    CancelledError,
+    InvalidInputError,
+    ModelFileError,
+    NotFittedError,
+    UnknownItemError,
+    UnknownUserError,
+)
+from .itemknn import BM25Recommender, CosineRecommender, ItemKNN, TFIDFRecommender
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "_core", "Bags", "dense_topk", "Engine", "Recommendation", "ItemKNN", "CosineRecommender",
+    "BM25Recommender", "TFIDFRecommender", "BackpackError", "CancelledError", "InvalidInputError",
+    "ModelFileError", "NotFittedError", "UnknownItemError", "UnknownUserError",
+]

@@ -1,0 +1,99 @@
+"""Input checking and conversion shared by the public API.
+
+Everything the C++ core receives passes through here first: the right dtype,
+C-contiguous, finite, in range. Arrays that already fit are passed through
+without a copy.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import CancelledError, InvalidInputError
+
+
+def as_user_items(matrix, name: str = "user_items", *, allow_zero: bool = False) -> sp.csr_matrix:
+    """Return ``matrix`` as a canonical float32 CSR matrix with non-negative finite values."""
+    if not sp.issparse(matrix):
+        if isinstance(matrix, np.ndarray) and matrix.ndim == 2:
+            matrix = sp.csr_matrix(matrix)
+        else:
+            raise InvalidInputError(f"{name} must be a scipy.sparse matrix (users x items), got {type(matrix).__name__}")
+    if matrix.ndim != 2:
+        raise InvalidInputError(f"{name} must be 2-dimensional")
+    if not np.issubdtype(matrix.dtype, np.number) or np.issubdtype(matrix.dtype, np.complexfloating):
+        raise InvalidInputError(f"{name} must hold real numbers, got dtype {matrix.dtype}")
+    csr = matrix.tocsr()
+    if csr.dtype != np.float32:
+        csr = csr.astype(np.float32)
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
+    data = csr.data
+    if data.size and not np.isfinite(data).all():
+        raise InvalidInputError(f"{name} holds NaN or infinite values")
+    if data.size and (data.min() < 0):
+        raise InvalidInputError(f"{name} holds negative weights; weights must be >= 0")
+    if not allow_zero and data.size and (data == 0).any():
+        csr = csr.copy()
+        csr.eliminate_zeros()
+    return csr
+
+
+def csr_arrays(csr: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (int64 indptr, int32 indices, float32 data) triple the core takes."""
+    indptr = np.ascontiguousarray(csr.indptr, dtype=np.int64)
+    indices = np.ascontiguousarray(csr.indices, dtype=np.int32)
+    data = np.ascontiguousarray(csr.data, dtype=np.float32)
+    return indptr, indices, data
+
+
+def as_index_array(ids, name: str, upper: int) -> tuple[np.ndarray, bool]:
+    """Validate integer ids in [0, upper); returns (int32 array, was_scalar)."""
+    scalar = np.isscalar(ids) or (isinstance(ids, np.ndarray) and ids.ndim == 0)
+    arr = np.asarray(ids)
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+        raise InvalidInputError(f"{name} must be integers, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr.reshape(-1), dtype=np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= upper):
+        bad = arr[(arr < 0) | (arr >= upper)][0]
+        raise InvalidInputError(f"{name} holds {bad}, outside [0, {upper})")
+    return arr.astype(np.int32), scalar
+
+
+def item_mask(ids, n_items: int, name: str) -> np.ndarray | None:
+    """A uint8 mask over items from a list of item indices (None stays None)."""
+    if ids is None:
+        return None
+    arr, _ = as_index_array(ids, name, n_items)
+    mask = np.zeros(n_items, dtype=np.uint8)
+    mask[arr] = 1
+    return mask
+
+
+def check_count(value, name: str) -> int:
+    """A non-negative integer count such as N or K."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidInputError(f"{name} must be an integer, got {value!r}")
+    if value < 0:
+        raise InvalidInputError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+@contextmanager
+def core_errors() -> Iterator[None]:
+    """Turn the core's built-in exceptions into Backpack's typed ones."""
+    from . import _core
+
+    try:
+        yield
+    except _core.Cancelled as exc:
+        raise CancelledError("the computation was cancelled") from exc
+    except (ValueError, IndexError, TypeError) as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
+        raise InvalidInputError(str(exc)) from exc

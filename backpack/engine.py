@@ -1,0 +1,159 @@
+"""The engine: string ids in, recommendations out, updated in real time.
+
+``Engine`` owns the users' bags and the fitted model. Recommendations are
+scored from the *live* bag, so an interaction recorded after a fit changes the
+user's next list without a refit. A fit works on a snapshot and swaps the new
+model in with one assignment: readers never wait for it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from .bags import Bags
+from .errors import InvalidInputError, NotFittedError, UnknownItemError
+from .itemknn import ItemKNN
+
+DEFAULT_KIND_WEIGHTS = {"view": 1.0, "visit": 2.0, "like": 3.0, "equip": 5.0, "purchase": 8.0}
+
+
+class Recommendation(NamedTuple):
+    """One recommended item. ``source`` is ``"neighbours"`` for a personal
+    score, ``"popular"`` for the popularity fill (then ``score < 0``)."""
+
+    item: str
+    score: float
+    source: str
+
+
+class Engine:
+    """Recommendation engine over string ids; safe to share between threads.
+
+    ``kind_weights`` maps interaction kinds (view, like, ...) to weights for
+    calls that pass ``kind=`` instead of a weight.
+    """
+
+    ALGORITHMS = {"itemknn": ItemKNN}
+
+    def __init__(self, *, kind_weights: dict[str, float] | None = None, num_threads: int = 0):
+        self.bags = Bags()
+        self.kind_weights = dict(DEFAULT_KIND_WEIGHTS if kind_weights is None else kind_weights)
+        self.num_threads = num_threads
+        self._model: ItemKNN | None = None
+
+    # -- interactions ---------------------------------------------------------
+
+    def add_interactions(self, users: Sequence[str], items: Sequence[str], weights=None, *, kinds=None) -> None:
+        """Record many interactions at once (weights default to 1, or come from ``kinds``)."""
+        self.bags.add(users, items, self._weights(len(users), weights, kinds))
+
+    def add_interaction(self, user: str, item: str, weight: float | None = None, *, kind: str | None = None) -> None:
+        """Record one interaction; it counts in ``user``'s next recommendation."""
+        self.add_interactions([user], [item], None if weight is None else [weight],
+                              kinds=None if kind is None else [kind])
+
+    def remove_interaction(self, user: str, item: str) -> bool:
+        """Remove a (user, item) pair from the bag; False if it was not there."""
+        return self.bags.remove([user], [item]) == 1
+
+    def load_matrix(self, user_items, user_ids: Sequence[str], item_ids: Sequence[str]) -> None:
+        """Replace all bags with a users x items matrix (bulk import)."""
+        self.bags.load(user_items, user_ids, item_ids)
+
+    # -- fitting --------------------------------------------------------------
+
+    def fit(self, algorithm: str = "itemknn", *, show_progress: bool = False, **params) -> ItemKNN:
+        """Fit ``algorithm`` on a snapshot of the bags and swap it in."""
+        try:
+            factory = self.ALGORITHMS[algorithm]
+        except KeyError:
+            raise InvalidInputError(
+                f"unknown algorithm {algorithm!r}; available: {', '.join(sorted(self.ALGORITHMS))}") from None
+        params.setdefault("num_threads", self.num_threads)
+        model = factory(**params)
+        model.fit(self.bags.to_csr(), show_progress=show_progress)
+        self._model = model  # one reference swap: concurrent readers see old or new
+        return model
+
+    @property
+    def model(self) -> ItemKNN:
+        """The model in service."""
+        if self._model is None:
+            raise NotFittedError("the engine has no model yet: call engine.fit() first")
+        return self._model
+
+    # -- recommendations ------------------------------------------------------
+
+    def recommend(self, user: str, n: int = 10, *, filter_owned: bool = True,
+                  items: Sequence[str] | None = None, exclude: Sequence[str] | None = None) -> list[Recommendation]:
+        """Top-``n`` items for ``user`` from the live bag; an unknown user gets popular items."""
+        return self.recommend_batch([user], n, filter_owned=filter_owned, items=items, exclude=exclude)[0]
+
+    def recommend_batch(self, users: Sequence[str], n: int = 10, *, filter_owned: bool = True,
+                        items: Sequence[str] | None = None,
+                        exclude: Sequence[str] | None = None) -> list[list[Recommendation]]:
+        """Top-``n`` for each user, in one multi-threaded call."""
+        model = self.model
+        rows = self.bags.rows(self.bags.user_indices(users))
+        allowed, denied = self._item_filter(model, items), self._item_filter(model, exclude)
+        ids, scores = model._score(rows, n, filter_owned, allowed, denied)
+        return self._named(ids, scores)
+
+    def recommend_bag(self, items: Sequence[str], weights=None, n: int = 10, *,
+                      filter_owned: bool = True) -> list[Recommendation]:
+        """Top-``n`` for an ad-hoc bag of item ids that belongs to no stored user."""
+        model = self.model
+        idx = self._known_items(model, items)
+        w = np.ones(idx.size) if weights is None else weights
+        ids, scores = model.recommend_bag(idx, w, n, filter_owned=filter_owned)
+        return self._named(ids[None, :], scores[None, :])[0]
+
+    def similar_items(self, item: str, n: int = 10, *, items: Sequence[str] | None = None,
+                      exclude: Sequence[str] | None = None) -> list[Recommendation]:
+        """The ``n`` items most like ``item`` (never ``item`` itself)."""
+        model = self.model
+        idx = self._known_items(model, [item])
+        ids, scores = model.similar_items(idx, n, items=self._item_filter(model, items),
+                                          filter_items=self._item_filter(model, exclude))
+        return self._named(ids, scores)[0]
+
+    # -- internals ------------------------------------------------------------
+
+    def _weights(self, count: int, weights, kinds) -> np.ndarray | float:
+        if kinds is None:
+            return 1.0 if weights is None else weights
+        if weights is not None:
+            raise InvalidInputError("pass weights or kinds, not both")
+        kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+        unknown = sorted({k for k in kinds if k not in self.kind_weights})
+        if unknown:
+            raise InvalidInputError(f"unknown interaction kind(s) {unknown}; known: {sorted(self.kind_weights)}")
+        if len(kinds) != count:
+            raise InvalidInputError(f"got {count} interactions but {len(kinds)} kinds")
+        return np.array([self.kind_weights[k] for k in kinds], dtype=np.float32)
+
+    def _known_items(self, model: ItemKNN, items: Sequence[str]) -> np.ndarray:
+        idx = self.bags.item_indices(items)
+        unknown = [it for it, i in zip(items, idx.tolist()) if i < 0 or i >= model.n_items]
+        if unknown:
+            raise UnknownItemError(
+                f"unknown item(s) {unknown[:5]}: not seen before the last fit (refit to include new items)")
+        return idx
+
+    def _item_filter(self, model: ItemKNN, items: Sequence[str] | None) -> np.ndarray | None:
+        if items is None:
+            return None
+        idx = self.bags.item_indices(items)
+        # Items unknown to the model can never be recommended, so they filter nothing.
+        return idx[(idx >= 0) & (idx < model.n_items)]
+
+    def _named(self, ids: np.ndarray, scores: np.ndarray) -> list[list[Recommendation]]:
+        flat = ids.reshape(-1)
+        names = iter(self.bags.item_ids(flat[flat >= 0]))
+        out = []
+        for row_ids, row_scores in zip(ids.tolist(), scores.tolist()):
+            out.append([Recommendation(next(names), s, "neighbours" if s >= 0 else "popular")
+                        for i, s in zip(row_ids, row_scores) if i >= 0])
+        return out

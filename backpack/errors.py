@@ -1,0 +1,52 @@
+"""Typed errors. Every error has a stable ``code`` that clients and the
+socket protocol can match on, and a message that says what to do."""
+
+from __future__ import annotations
+
+
+class BackpackError(Exception):
+    """Base class of every error Backpack raises on purpose."""
+
+    code = "backpack_error"
+
+
+class InvalidInputError(BackpackError, ValueError):
+    """An argument has the wrong shape, type, range or value."""
+
+    code = "invalid_input"
+
+
+class UnknownItemError(BackpackError, KeyError):
+    """An item id the engine or model has never seen."""
+
+    code = "unknown_item"
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownUserError(BackpackError, KeyError):
+    """A user id the engine has never seen (where one is required)."""
+
+    code = "unknown_user"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFittedError(BackpackError, RuntimeError):
+    """A model was asked for results before ``fit`` was called."""
+
+    code = "not_fitted"
+
+
+class ModelFileError(BackpackError, OSError):
+    """A saved model file is missing, truncated or not a Backpack model."""
+
+    code = "bad_model_file"
+
+
+class CancelledError(BackpackError):
+    """A long call was cancelled (Ctrl-C or an explicit cancel)."""
+
+    code = "cancelled"

@@ -1,0 +1,316 @@
+"""Item-based k-nearest-neighbour recommender, API-compatible with implicit's
+``CosineRecommender`` / ``BM25Recommender`` / ``TFIDFRecommender``.
+
+Differences a switching user should know (each is on purpose):
+
+* ``recommend`` returns exactly ``N`` items whenever ``N`` items are eligible.
+  Items no neighbour reaches are ranked after the scored ones by popularity,
+  with *negative* scores (``-1 / (1 + number of users holding the item)``),
+  while neighbour scores are always ``>= 0``: ``scores < 0`` marks the fill.
+* With ``filter_already_liked_items=True`` an item of the bag never comes back.
+* ``similar_items`` never returns the query item itself.
+* Scalar calls return only real results; batch calls pad rows with id ``-1``
+  and score ``-inf`` when fewer than ``N`` items are eligible.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _core
+from ._arrays import (
+    as_index_array,
+    as_user_items,
+    check_count,
+    core_errors,
+    csr_arrays,
+    item_mask,
+)
+from .errors import InvalidInputError, ModelFileError, NotFittedError
+from .progress import run_with_progress
+
+SIMILARITIES = ("cosine", "bm25", "tfidf", "jaccard", "cooccurrence")
+_FORMAT_VERSION = 1
+
+
+class ItemKNN:
+    """Top-K item-item neighbours, scored as ``bag x neighbours``.
+
+    Parameters
+    ----------
+    k : neighbours kept per item (``K`` is accepted as an alias, as in implicit).
+    similarity : ``"cosine"``, ``"bm25"``, ``"tfidf"``, ``"jaccard"`` or ``"cooccurrence"``.
+    K1, B : BM25 parameters.
+    num_threads : threads for ``fit`` and batch calls; 0 means all cores.
+    """
+
+    def __init__(
+        self,
+        k: int = 100,
+        similarity: str = "cosine",
+        *,
+        K: int | None = None,
+        K1: float = 1.2,
+        B: float = 0.75,
+        num_threads: int = 0,
+    ):
+        if K is not None:
+            k = K
+        k = check_count(k, "k")
+        if k < 1:
+            raise InvalidInputError("k must be >= 1")
+        if similarity not in SIMILARITIES:
+            raise InvalidInputError(f"unknown similarity {similarity!r}; choose one of {', '.join(SIMILARITIES)}")
+        if not (np.isfinite(K1) and K1 >= 0 and np.isfinite(B) and 0 <= B <= 1):
+            raise InvalidInputError("BM25 needs K1 >= 0 and 0 <= B <= 1")
+        self.k = k
+        self.similarity_kind = similarity
+        self.K1 = float(K1)
+        self.B = float(B)
+        self.num_threads = check_count(num_threads, "num_threads")
+        self._index: _core.ItemNeighbours | None = None
+        self._item_counts: np.ndarray | None = None
+
+    # implicit calls the neighbour count K
+    @property
+    def K(self) -> int:
+        return self.k
+
+    @property
+    def n_items(self) -> int:
+        """Number of items the model was fitted on."""
+        return self._fitted().n_items
+
+    @property
+    def similarity(self) -> sp.csr_matrix:
+        """The neighbour matrix (row i: i's top-K neighbours), as in implicit."""
+        indptr, indices, data = self._fitted().matrix()
+        n = self.n_items
+        return sp.csr_matrix((data, indices, indptr), shape=(n, n))
+
+    @property
+    def item_popularity(self) -> np.ndarray:
+        """Number of users holding each item at fit time (drives the popularity fill)."""
+        self._fitted()
+        return self._item_counts
+
+    def fit(self, user_items, show_progress: bool = True) -> "ItemKNN":
+        """Build the neighbour matrix from a users x items matrix of weights."""
+        csr = as_user_items(user_items)
+        indptr, indices, data = csr_arrays(csr)
+        n_items = csr.shape[1]
+
+        def build(progress):
+            with core_errors():
+                return _core.item_neighbours(
+                    indptr, indices, data, n_items, self.similarity_kind, self.k,
+                    self.K1, self.B, self.num_threads, progress,
+                )
+
+        nb = run_with_progress(build, description=f"item-kNN ({self.similarity_kind})",
+                               show=show_progress, unit="item")
+        counts = np.bincount(indices, minlength=n_items).astype(np.int32)
+        self._install(nb, counts)
+        return self
+
+    def recommend(
+        self,
+        userid,
+        user_items,
+        N: int = 10,
+        filter_already_liked_items: bool = True,
+        filter_items=None,
+        recalculate_user: bool = False,
+        items=None,
+    ):
+        """Top-``N`` items for users, scored from their rows of ``user_items``.
+
+        ``user_items`` holds one row per entry of ``userid`` (implicit >= 0.5),
+        or the whole users x items matrix, from which the rows are taken.
+        ``items`` restricts results to those items, ``filter_items`` excludes
+        them. ``recalculate_user`` is accepted for compatibility: scores always
+        come from the given rows.
+        """
+        index = self._fitted()
+        N = check_count(N, "N")
+        userids, scalar = _as_ids(userid, "userid")
+        csr = as_user_items(user_items, allow_zero=True)
+        if csr.shape[1] != index.n_items:
+            raise InvalidInputError(
+                f"user_items has {csr.shape[1]} columns but the model was fitted on {index.n_items} items "
+                "(pass users x items, not items x users)")
+        if csr.shape[0] != len(userids):
+            if userids.size and (userids.min() < 0 or userids.max() >= csr.shape[0]):
+                raise InvalidInputError(
+                    f"user_items has {csr.shape[0]} rows: pass one row per userid, or the whole matrix")
+            csr = csr[userids]
+        ids, scores = self._score(csr, N, filter_already_liked_items, items, filter_items)
+        return _unbatch(ids, scores, scalar)
+
+    def similar_items(
+        self,
+        itemid,
+        N: int = 10,
+        recalculate_item: bool = False,
+        item_users=None,
+        filter_items=None,
+        items=None,
+    ):
+        """The ``N`` items most similar to each of ``itemid`` (never the item itself)."""
+        index = self._fitted()
+        N = check_count(N, "N")
+        itemids, scalar = as_index_array(itemid, "itemid", index.n_items)
+        allowed = item_mask(items, index.n_items, "items")
+        denied = item_mask(filter_items, index.n_items, "filter_items")
+        with core_errors():
+            ids, scores = index.similar_items(itemids, N, allowed, denied, self.num_threads)
+        return _unbatch(ids, scores, scalar)
+
+    def recommend_bag(self, items, weights=None, N: int = 10, *, filter_owned: bool = True,
+                      allowed=None, denied=None):
+        """Top-``N`` for an ad-hoc bag that is not stored anywhere: item indices and weights."""
+        index = self._fitted()
+        item_ids, _ = as_index_array(items, "items", index.n_items)
+        w = np.ones(item_ids.size, np.float32) if weights is None else np.asarray(weights, np.float32).reshape(-1)
+        if w.shape != item_ids.shape:
+            raise InvalidInputError("weights must have one entry per item")
+        row = sp.csr_matrix((w, item_ids, [0, item_ids.size]), shape=(1, index.n_items))
+        ids, scores = self._score(as_user_items(row, "bag", allow_zero=True), check_count(N, "N"),
+                                  filter_owned, allowed, denied)
+        return _unbatch(ids, scores, True)
+
+    # -- persistence ---------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write the model to ``path`` (``.npz``) atomically: a crash leaves the old file."""
+        indptr, indices, data = self._fitted().matrix()
+        path = _npz_path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(
+                    f, format=np.int64(_FORMAT_VERSION), kind=np.array("itemknn"),
+                    similarity=np.array(self.similarity_kind), k=np.int64(self.k),
+                    K1=np.float64(self.K1), B=np.float64(self.B),
+                    indptr=indptr, indices=indices, data=data, item_counts=self._item_counts,
+                )
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path, num_threads: int = 0) -> "ItemKNN":
+        """Read a model written by :meth:`save`."""
+        path = _npz_path(path)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if "kind" not in f or str(f["kind"]) != "itemknn":
+                    raise ModelFileError(f"{path} is not a Backpack item-kNN model")
+                if int(f["format"]) != _FORMAT_VERSION:
+                    raise ModelFileError(f"{path} has format {int(f['format'])}; this version reads {_FORMAT_VERSION}")
+                model = cls(k=int(f["k"]), similarity=str(f["similarity"]), K1=float(f["K1"]),
+                            B=float(f["B"]), num_threads=num_threads)
+                arrays = {name: f[name] for name in ("indptr", "indices", "data", "item_counts")}
+        except ModelFileError:
+            raise
+        except FileNotFoundError as exc:
+            raise ModelFileError(f"no model file at {path}") from exc
+        except Exception as exc:  # zip, pickle-refusal, missing keys: all mean "not a model"
+            raise ModelFileError(f"{path} is not a readable Backpack model: {exc}") from exc
+        n = arrays["indptr"].size - 1
+        if arrays["item_counts"].shape != (n,):
+            raise ModelFileError(f"{path} is corrupt: item counts do not match the matrix")
+        try:
+            with core_errors():
+                index = _core.ItemNeighbours(
+                    np.ascontiguousarray(arrays["indptr"], np.int64),
+                    np.ascontiguousarray(arrays["indices"], np.int32),
+                    np.ascontiguousarray(arrays["data"], np.float32),
+                    *_fallback(arrays["item_counts"]))
+        except InvalidInputError as exc:
+            raise ModelFileError(f"{path} is corrupt: {exc}") from exc
+        model._index = index
+        model._item_counts = arrays["item_counts"].astype(np.int32)
+        return model
+
+    # -- internals -----------------------------------------------------------
+
+    def _install(self, neighbours, counts: np.ndarray) -> None:
+        indptr, indices, data = neighbours
+        with core_errors():
+            self._index = _core.ItemNeighbours(indptr, indices, data, *_fallback(counts))
+        self._item_counts = counts
+
+    def _fitted(self) -> _core.ItemNeighbours:
+        if self._index is None:
+            raise NotFittedError("this model is not fitted yet: call fit(user_items) first")
+        return self._index
+
+    def _score(self, csr: sp.csr_matrix, N: int, filter_owned: bool, allowed, denied, n_cols=None):
+        index = self._fitted()
+        indptr, indices, data = csr_arrays(csr)
+        allowed_mask = item_mask(allowed, index.n_items, "items")
+        denied_mask = item_mask(denied, index.n_items, "filter_items")
+        with core_errors():
+            return index.recommend(indptr, indices, data, csr.shape[1] if n_cols is None else n_cols,
+                                   N, bool(filter_owned), allowed_mask, denied_mask, self.num_threads)
+
+
+class CosineRecommender(ItemKNN):
+    """Drop-in for ``implicit.nearest_neighbours.CosineRecommender``."""
+
+    def __init__(self, K: int = 20, num_threads: int = 0):
+        super().__init__(k=K, similarity="cosine", num_threads=num_threads)
+
+
+class BM25Recommender(ItemKNN):
+    """Drop-in for ``implicit.nearest_neighbours.BM25Recommender``."""
+
+    def __init__(self, K: int = 20, K1: float = 1.2, B: float = 0.75, num_threads: int = 0):
+        super().__init__(k=K, similarity="bm25", K1=K1, B=B, num_threads=num_threads)
+
+
+class TFIDFRecommender(ItemKNN):
+    """Drop-in for ``implicit.nearest_neighbours.TFIDFRecommender``."""
+
+    def __init__(self, K: int = 20, num_threads: int = 0):
+        super().__init__(k=K, similarity="tfidf", num_threads=num_threads)
+
+
+def fallback_scores(counts: np.ndarray) -> np.ndarray:
+    """The score a popularity-filled item gets: negative, higher for more popular items."""
+    return (-1.0 / (1.0 + counts.astype(np.float64))).astype(np.float32)
+
+
+def _fallback(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(-counts.astype(np.int64), kind="stable").astype(np.int32)
+    return order, fallback_scores(counts[order])
+
+
+def _as_ids(ids, name: str) -> tuple[np.ndarray, bool]:
+    scalar = np.isscalar(ids) or (isinstance(ids, np.ndarray) and ids.ndim == 0)
+    arr = np.asarray(ids).reshape(-1)
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise InvalidInputError(f"{name} must be integers, got dtype {arr.dtype}")
+    return arr.astype(np.int64), scalar
+
+
+def _unbatch(ids: np.ndarray, scores: np.ndarray, scalar: bool):
+    if not scalar:
+        return ids, scores
+    keep = ids[0] >= 0
+    return ids[0][keep], scores[0][keep]
+
+
+def _npz_path(path) -> Path:
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")

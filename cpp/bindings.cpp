@@ -1,0 +1,296 @@
+// Python bindings of the core (module backpack._core). Each binding checks
+// array shapes against each other before the kernels run, and releases the
+// GIL for the work itself.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include <optional>
+
+#include "bag_store.hpp"
+#include "dense_topk.hpp"
+#include "scoring.hpp"
+#include "similarity.hpp"
+
+namespace nb = nanobind;
+using namespace backpack;
+
+template <class T>
+using In1 = nb::ndarray<const T, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+template <class T>
+using In2 = nb::ndarray<const T, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+template <class T>
+using Out = nb::ndarray<nb::numpy, T>;
+
+namespace {
+
+template <class T>
+Out<T> to_numpy(std::vector<T> &&v, std::initializer_list<size_t> shape) {
+    auto *heap = new std::vector<T>(std::move(v));
+    nb::capsule owner(heap, [](void *p) noexcept { delete static_cast<std::vector<T> *>(p); });
+    return Out<T>(heap->data(), shape, owner);
+}
+
+using CsrArrays = std::tuple<Out<int64_t>, Out<int32_t>, Out<float>>;
+
+CsrArrays csr_to_numpy(Csr &&m) {
+    size_t nnz = m.indices.size();
+    size_t rows = m.indptr.size();
+    return {to_numpy(std::move(m.indptr), {rows}), to_numpy(std::move(m.indices), {nnz}),
+            to_numpy(std::move(m.data), {nnz})};
+}
+
+CsrView make_view(const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
+                  int64_t cols, const char *name) {
+    if (indptr.shape(0) < 1) throw std::invalid_argument(std::string(name) + ": indptr is empty");
+    if (indices.shape(0) != data.shape(0))
+        throw std::invalid_argument(std::string(name) + ": indices and data differ in length");
+    const int64_t rows = static_cast<int64_t>(indptr.shape(0)) - 1;
+    const int64_t nnz = indptr.data()[rows];
+    if (nnz < 0 || nnz > static_cast<int64_t>(indices.shape(0)))
+        throw std::invalid_argument(std::string(name) + ": indptr[-1] exceeds the number of entries");
+    return CsrView{indptr.data(), indices.data(), data.data(), rows, cols};
+}
+
+Csr copy_csr(const CsrView &v) {
+    Csr m;
+    m.rows = v.rows;
+    m.cols = v.cols;
+    m.indptr.assign(v.indptr, v.indptr + v.rows + 1);
+    m.indices.assign(v.indices, v.indices + v.nnz());
+    m.data.assign(v.data, v.data + v.nnz());
+    return m;
+}
+
+Similarity parse_similarity(const std::string &name) {
+    if (name == "cosine") return Similarity::Cosine;
+    if (name == "bm25") return Similarity::BM25;
+    if (name == "tfidf") return Similarity::TFIDF;
+    if (name == "jaccard") return Similarity::Jaccard;
+    if (name == "cooccurrence") return Similarity::Cooccurrence;
+    throw std::invalid_argument("unknown similarity '" + name +
+                                "' (choose cosine, bm25, tfidf, jaccard or cooccurrence)");
+}
+
+const uint8_t *optional_mask(const std::optional<In1<uint8_t>> &mask, int64_t n, const char *name) {
+    if (!mask) return nullptr;
+    if (static_cast<int64_t>(mask->shape(0)) != n)
+        throw std::invalid_argument(std::string(name) + " mask must have one entry per item");
+    return mask->data();
+}
+
+std::tuple<Out<int32_t>, Out<float>> top_n_to_numpy(TopN &&t) {
+    size_t rows = t.rows, n = t.n;
+    return {to_numpy(std::move(t.ids), {rows, n}), to_numpy(std::move(t.scores), {rows, n})};
+}
+
+}  // namespace
+
+NB_MODULE(_core, m) {
+    m.doc() = "Backpack's C++ core: bags, item-item similarity, scoring, dense top-k.";
+    nb::exception<Cancelled>(m, "Cancelled");
+
+    nb::class_<Progress>(m, "Progress", "Progress of a long call, readable from another thread.")
+        .def(nb::init<>())
+        .def_prop_ro("done", [](const Progress &p) { return p.done.load(); })
+        .def_prop_ro("total", [](const Progress &p) { return p.total.load(); })
+        .def("cancel", [](Progress &p) { p.cancelled.store(true); });
+
+    nb::class_<BagStore>(m, "BagStore", "Thread-safe per-user bags with string ids.")
+        .def(nb::init<>())
+        .def("write",
+             [](BagStore &s, const std::vector<std::string> &users,
+                const std::vector<std::string> &items, const In1<float> &weights, bool replace) {
+                 if (weights.shape(0) != users.size())
+                     throw std::invalid_argument("weights must have one entry per interaction");
+                 nb::gil_scoped_release release;
+                 s.write(users, items, weights.data(),
+                         replace ? WriteMode::Replace : WriteMode::Accumulate);
+             })
+        .def("remove",
+             [](BagStore &s, const std::vector<std::string> &users,
+                const std::vector<std::string> &items) {
+                 nb::gil_scoped_release release;
+                 return s.remove(users, items);
+             })
+        .def("load",
+             [](BagStore &s, const In1<int64_t> &indptr, const In1<int32_t> &indices,
+                const In1<float> &data, const std::vector<std::string> &users,
+                const std::vector<std::string> &items) {
+                 CsrView v = make_view(indptr, indices, data, static_cast<int64_t>(items.size()),
+                                       "user_items");
+                 nb::gil_scoped_release release;
+                 s.load(v, users, items);
+             })
+        .def("export_all",
+             [](const BagStore &s) {
+                 Csr m;
+                 {
+                     nb::gil_scoped_release release;
+                     m = s.export_all();
+                 }
+                 return csr_to_numpy(std::move(m));
+             })
+        .def("export_rows",
+             [](const BagStore &s, const In1<int32_t> &users) {
+                 Csr m;
+                 {
+                     nb::gil_scoped_release release;
+                     m = s.export_rows(users.data(), users.shape(0));
+                 }
+                 return csr_to_numpy(std::move(m));
+             })
+        .def("find_users", [](const BagStore &s, const std::vector<std::string> &ids) {
+            auto v = s.find_users(ids);
+            size_t n = v.size();
+            return to_numpy(std::move(v), {n});
+        })
+        .def("find_items", [](const BagStore &s, const std::vector<std::string> &ids) {
+            auto v = s.find_items(ids);
+            size_t n = v.size();
+            return to_numpy(std::move(v), {n});
+        })
+        .def("user_names", [](const BagStore &s, const In1<int32_t> &idx) {
+            return s.user_names(idx.data(), idx.shape(0));
+        })
+        .def("item_names", [](const BagStore &s, const In1<int32_t> &idx) {
+            return s.item_names(idx.data(), idx.shape(0));
+        })
+        .def("item_user_counts", [](const BagStore &s) {
+            auto v = s.item_user_counts();
+            size_t n = v.size();
+            return to_numpy(std::move(v), {n});
+        })
+        .def_prop_ro("n_users", &BagStore::n_users)
+        .def_prop_ro("n_items", &BagStore::n_items)
+        .def_prop_ro("nnz", &BagStore::nnz)
+        .def("memory_bytes", &BagStore::memory_bytes);
+
+    m.def("similarity_weights",
+          [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
+             int64_t n_cols, const std::string &kind, double k1, double b) {
+              CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
+              validate_csr(v, "user_items");
+              SimilarityParams p;
+              p.kind = parse_similarity(kind);
+              p.bm25_k1 = k1;
+              p.bm25_b = b;
+              auto w = similarity_weights(v, p);
+              size_t n = w.size();
+              return to_numpy(std::move(w), {n});
+          });
+
+    m.def(
+        "item_neighbours",
+        [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
+           int64_t n_cols, const std::string &kind, int k, double k1, double b, int threads,
+           Progress *progress) {
+            CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
+            SimilarityParams p;
+            p.kind = parse_similarity(kind);
+            p.k = k;
+            p.bm25_k1 = k1;
+            p.bm25_b = b;
+            p.threads = threads;
+            Csr out;
+            {
+                nb::gil_scoped_release release;
+                validate_csr(v, "user_items");
+                out = item_neighbours(v, p, progress);
+            }
+            return csr_to_numpy(std::move(out));
+        },
+        nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("n_cols"), nb::arg("kind"),
+        nb::arg("k"), nb::arg("k1") = 1.2, nb::arg("b") = 0.75, nb::arg("threads") = 0,
+        nb::arg("progress").none() = nb::none(),
+        "Top-K neighbours of every item as CSR arrays (indptr, indices, data).");
+
+    nb::class_<ItemNeighbours>(m, "ItemNeighbours",
+                               "A fitted neighbour matrix with its popularity fill order.")
+        .def("__init__",
+             [](ItemNeighbours *self, const In1<int64_t> &indptr, const In1<int32_t> &indices,
+                const In1<float> &data, const In1<int32_t> &fallback_order,
+                const In1<float> &fallback_scores) {
+                 const int64_t n = static_cast<int64_t>(indptr.shape(0)) - 1;
+                 Csr m = copy_csr(make_view(indptr, indices, data, n, "neighbours"));
+                 std::vector<int32_t> order(fallback_order.data(),
+                                            fallback_order.data() + fallback_order.shape(0));
+                 std::vector<float> scores(fallback_scores.data(),
+                                           fallback_scores.data() + fallback_scores.shape(0));
+                 new (self) ItemNeighbours(std::move(m), std::move(order), std::move(scores));
+             })
+        .def(
+            "recommend",
+            [](const ItemNeighbours &self, const In1<int64_t> &indptr, const In1<int32_t> &indices,
+               const In1<float> &data, int64_t n_cols, int64_t n, bool filter_owned,
+               std::optional<In1<uint8_t>> allowed, std::optional<In1<uint8_t>> denied,
+               int threads) {
+                CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
+                ScoreOptions o;
+                o.n = n;
+                o.filter_owned = filter_owned;
+                o.allowed = optional_mask(allowed, self.n_items(), "allowed");
+                o.denied = optional_mask(denied, self.n_items(), "denied");
+                o.threads = threads;
+                TopN t;
+                {
+                    nb::gil_scoped_release release;
+                    t = self.recommend(v, o);
+                }
+                return top_n_to_numpy(std::move(t));
+            },
+            nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("n_cols"), nb::arg("n"),
+            nb::arg("filter_owned"), nb::arg("allowed").none(), nb::arg("denied").none(),
+            nb::arg("threads") = 0)
+        .def(
+            "similar_items",
+            [](const ItemNeighbours &self, const In1<int32_t> &items, int64_t n,
+               std::optional<In1<uint8_t>> allowed, std::optional<In1<uint8_t>> denied,
+               int threads) {
+                ScoreOptions o;
+                o.n = n;
+                o.allowed = optional_mask(allowed, self.n_items(), "allowed");
+                o.denied = optional_mask(denied, self.n_items(), "denied");
+                o.threads = threads;
+                TopN t;
+                {
+                    nb::gil_scoped_release release;
+                    t = self.similar_items(items.data(), items.shape(0), o);
+                }
+                return top_n_to_numpy(std::move(t));
+            },
+            nb::arg("items"), nb::arg("n"), nb::arg("allowed").none(), nb::arg("denied").none(),
+            nb::arg("threads") = 0)
+        .def("matrix",
+             [](const ItemNeighbours &self) {
+                 const Csr &c = self.matrix();
+                 return csr_to_numpy(copy_csr(c.view()));
+             })
+        .def_prop_ro("n_items", &ItemNeighbours::n_items);
+
+    m.def(
+        "dense_topk",
+        [](const In2<float> &queries, const In2<float> &matrix, int64_t k, const std::string &metric,
+           int threads) {
+            if (queries.shape(1) != matrix.shape(1))
+                throw std::invalid_argument("queries have " + std::to_string(queries.shape(1)) +
+                                            " dimensions but the matrix has " +
+                                            std::to_string(matrix.shape(1)));
+            DenseMetric dm;
+            if (metric == "ip") dm = DenseMetric::InnerProduct;
+            else if (metric == "cosine") dm = DenseMetric::Cosine;
+            else throw std::invalid_argument("metric must be 'ip' or 'cosine'");
+            TopN t;
+            {
+                nb::gil_scoped_release release;
+                t = dense_topk(queries.data(), queries.shape(0), matrix.data(), matrix.shape(0),
+                               queries.shape(1), k, dm, threads);
+            }
+            return top_n_to_numpy(std::move(t));
+        },
+        nb::arg("queries"), nb::arg("matrix"), nb::arg("k"), nb::arg("metric") = "ip",
+        nb::arg("threads") = 0);
+}

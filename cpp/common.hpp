@@ -1,0 +1,102 @@
+// Shared building blocks of the core: a read-only CSR view, a progress
+// counter Python can poll, and the one parallel loop every kernel uses.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace backpack {
+
+// A borrowed compressed-sparse-row matrix; the caller keeps the arrays alive.
+struct CsrView {
+    const int64_t *indptr = nullptr;
+    const int32_t *indices = nullptr;
+    const float *data = nullptr;
+    int64_t rows = 0;
+    int64_t cols = 0;
+
+    int64_t nnz() const { return rows ? indptr[rows] : 0; }
+    int64_t row_begin(int64_t r) const { return indptr[r]; }
+    int64_t row_end(int64_t r) const { return indptr[r + 1]; }
+};
+
+// An owned CSR matrix (results of the similarity build, exports of bags).
+struct Csr {
+    std::vector<int64_t> indptr;
+    std::vector<int32_t> indices;
+    std::vector<float> data;
+    int64_t rows = 0;
+    int64_t cols = 0;
+
+    CsrView view() const {
+        return CsrView{indptr.data(), indices.data(), data.data(), rows, cols};
+    }
+};
+
+// Checks every invariant a kernel relies on before it dereferences anything:
+// monotone indptr inside [0, nnz], column indices inside [0, cols), finite data.
+void validate_csr(const CsrView &m, const char *name);
+
+// Progress of a long call, shared with Python: the C++ side bumps `done`
+// while Python polls it from another thread to draw a progress bar.
+struct Progress {
+    std::atomic<int64_t> done{0};
+    std::atomic<int64_t> total{0};
+    std::atomic<bool> cancelled{false};
+};
+
+struct Cancelled : std::runtime_error {
+    Cancelled() : std::runtime_error("cancelled") {}
+};
+
+inline int resolve_threads(int requested) {
+    if (requested > 0) return requested;
+    unsigned hc = std::thread::hardware_concurrency();
+    return hc ? static_cast<int>(hc) : 1;
+}
+
+// Runs body(begin, end, worker) over [0, n) in chunks that workers claim one at
+// a time. Dynamic claiming matters: rows of popular items cost orders of
+// magnitude more than the tail, so a static split leaves a core idle.
+template <class Body>
+void parallel_for(int64_t n, int threads, int64_t chunk, Body &&body) {
+    if (n <= 0) return;
+    chunk = std::max<int64_t>(1, chunk);
+    int64_t chunks = (n + chunk - 1) / chunk;
+    int workers = static_cast<int>(std::min<int64_t>(threads, chunks));
+    if (workers <= 1) {
+        for (int64_t b = 0; b < n; b += chunk) body(b, std::min(n, b + chunk), 0);
+        return;
+    }
+    std::atomic<int64_t> next{0};
+    std::exception_ptr error;
+    std::mutex error_mutex;
+    auto work = [&](int worker) {
+        try {
+            for (;;) {
+                int64_t b = next.fetch_add(chunk);
+                if (b >= n) break;
+                body(b, std::min(n, b + chunk), worker);
+            }
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+            next.store(n);
+        }
+    };
+    std::vector<std::thread> pool;
+    pool.reserve(workers - 1);
+    for (int w = 1; w < workers; ++w) pool.emplace_back(work, w);
+    work(0);
+    for (auto &t : pool) t.join();
+    if (error) std::rethrow_exception(error);
+}
+
+}  // namespace backpack

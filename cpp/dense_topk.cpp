@@ -1,0 +1,108 @@
+#include "dense_topk.hpp"
+
+#include <cmath>
+#include <limits>
+
+namespace backpack {
+namespace {
+
+constexpr int64_t kQueryBlock = 8;   // queries sharing each matrix row while it is in L1
+constexpr int64_t kRowBlock = 512;
+
+// Built twice, for AVX2+FMA and for baseline x86-64; the loader picks one at
+// run time, so the package stays portable without -march=native.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx2,fma", "default")))
+#endif
+void dot_block(const float *q, int64_t nq, const float *rows, int64_t nr, int64_t d, float *out) {
+    for (int64_t r = 0; r < nr; ++r) {
+        const float *x = rows + r * d;
+        for (int64_t a = 0; a < nq; ++a) {
+            const float *y = q + a * d;
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int64_t c = 0; c < d; ++c) sum += x[c] * y[c];
+            out[a * nr + r] = sum;
+        }
+    }
+}
+
+std::vector<float> inverse_norms(const float *v, int64_t rows, int64_t d) {
+    std::vector<float> inv(rows);
+    for (int64_t r = 0; r < rows; ++r) {
+        double s = 0;
+        for (int64_t c = 0; c < d; ++c) s += double(v[r * d + c]) * v[r * d + c];
+        inv[r] = s > 0 ? static_cast<float>(1.0 / std::sqrt(s)) : 0.0f;
+    }
+    return inv;
+}
+
+}  // namespace
+
+TopN dense_topk(const float *queries, int64_t m, const float *matrix, int64_t n, int64_t d,
+                int64_t k, DenseMetric metric, int threads) {
+    if (k < 0) throw std::invalid_argument("k must be >= 0");
+    for (int64_t e = 0; e < m * d; ++e)
+        if (!std::isfinite(queries[e])) throw std::invalid_argument("queries must be finite");
+    for (int64_t e = 0; e < n * d; ++e)
+        if (!std::isfinite(matrix[e])) throw std::invalid_argument("matrix must be finite");
+    TopN out;
+    out.rows = m;
+    out.n = k;
+    out.ids.assign(m * k, -1);
+    out.scores.assign(m * k, -std::numeric_limits<float>::infinity());
+    if (k == 0 || m == 0) return out;
+
+    const bool cosine = metric == DenseMetric::Cosine;
+    std::vector<float> row_inv, query_inv;
+    if (cosine) {
+        row_inv = inverse_norms(matrix, n, d);
+        query_inv = inverse_norms(queries, m, d);
+    }
+    threads = resolve_threads(threads);
+    // Few queries: split the matrix across threads instead, then merge.
+    const int64_t parts = m < threads * kQueryBlock ? threads : 1;
+    const int64_t query_blocks = (m + kQueryBlock - 1) / kQueryBlock;
+    const int64_t rows_per_part = (n + parts - 1) / parts;
+    std::vector<BoundedTopK> best(m * parts, BoundedTopK(k));
+
+    parallel_for(query_blocks * parts, threads, 1, [&](int64_t begin, int64_t end, int) {
+        std::vector<float> block(kQueryBlock * kRowBlock);
+        for (int64_t task = begin; task < end; ++task) {
+            const int64_t qb = task / parts, part = task % parts;
+            const int64_t q0 = qb * kQueryBlock, nq = std::min(kQueryBlock, m - q0);
+            const int64_t r_begin = part * rows_per_part;
+            const int64_t r_end = std::min(n, r_begin + rows_per_part);
+            for (int64_t r0 = r_begin; r0 < r_end; r0 += kRowBlock) {
+                const int64_t nr = std::min(kRowBlock, r_end - r0);
+                dot_block(queries + q0 * d, nq, matrix + r0 * d, nr, d, block.data());
+                for (int64_t a = 0; a < nq; ++a) {
+                    BoundedTopK &b = best[(q0 + a) * parts + part];
+                    const float qs = cosine ? query_inv[q0 + a] : 1.0f;
+                    for (int64_t r = 0; r < nr; ++r) {
+                        float s = block[a * nr + r];
+                        if (cosine) s *= qs * row_inv[r0 + r];
+                        b.offer(s, static_cast<int32_t>(r0 + r));
+                    }
+                }
+            }
+        }
+    });
+
+    std::vector<Scored> merged;
+    for (int64_t q = 0; q < m; ++q) {
+        merged.clear();
+        for (int64_t part = 0; part < parts; ++part) {
+            const auto &h = best[q * parts + part].unsorted();
+            merged.insert(merged.end(), h.begin(), h.end());
+        }
+        const int64_t kept = select_top(merged, k);
+        for (int64_t c = 0; c < kept; ++c) {
+            out.ids[q * k + c] = merged[c].id;
+            out.scores[q * k + c] = merged[c].score;
+        }
+    }
+    return out;
+}
+
+}  // namespace backpack

@@ -1,0 +1,139 @@
+#include "scoring.hpp"
+
+#include <limits>
+
+#include "topk.hpp"
+
+namespace backpack {
+
+ItemNeighbours::ItemNeighbours(Csr neighbours, std::vector<int32_t> fallback_order,
+                               std::vector<float> fallback_scores)
+    : neighbours_(std::move(neighbours)),
+      fallback_order_(std::move(fallback_order)),
+      fallback_scores_(std::move(fallback_scores)) {
+    if (neighbours_.rows != neighbours_.cols)
+        throw std::invalid_argument("neighbour matrix must be square");
+    if (static_cast<int64_t>(neighbours_.indptr.size()) != neighbours_.rows + 1 ||
+        static_cast<int64_t>(neighbours_.indices.size()) != neighbours_.indptr.back() ||
+        neighbours_.data.size() != neighbours_.indices.size())
+        throw std::invalid_argument("neighbour matrix arrays have inconsistent lengths");
+    validate_csr(neighbours_.view(), "neighbours");
+    if (fallback_order_.size() != fallback_scores_.size())
+        throw std::invalid_argument("fallback order and scores must have the same length");
+    for (int32_t i : fallback_order_)
+        if (i < 0 || i >= neighbours_.rows)
+            throw std::invalid_argument("fallback item " + std::to_string(i) + " out of range");
+}
+
+std::unique_ptr<ItemNeighbours::Scratch> ItemNeighbours::acquire() const {
+    {
+        std::lock_guard<std::mutex> lock(pool_mutex_);
+        if (!pool_.empty()) {
+            auto s = std::move(pool_.back());
+            pool_.pop_back();
+            return s;
+        }
+    }
+    auto s = std::make_unique<Scratch>();
+    s->acc.assign(neighbours_.rows, 0.0f);
+    s->seen.assign(neighbours_.rows, 0);
+    s->owned.assign(neighbours_.rows, 0);
+    return s;
+}
+
+void ItemNeighbours::release(std::unique_ptr<Scratch> s) const {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    if (pool_.size() < 64) pool_.push_back(std::move(s));
+}
+
+void ItemNeighbours::score_row(const CsrView &bags, int64_t row, const ScoreOptions &o,
+                               Scratch &s, int32_t *ids, float *scores) const {
+    if (++s.epoch == 0) {  // stamps wrapped: forget every old mark once
+        std::fill(s.seen.begin(), s.seen.end(), 0);
+        std::fill(s.owned.begin(), s.owned.end(), 0);
+        s.epoch = 1;
+    }
+    const uint32_t epoch = s.epoch;
+    const int64_t n_model = neighbours_.rows;
+    const CsrView nb = neighbours_.view();
+    s.touched.clear();
+    for (int64_t k = bags.row_begin(row); k < bags.row_end(row); ++k)
+        if (bags.indices[k] < n_model) s.owned[bags.indices[k]] = epoch;
+    for (int64_t k = bags.row_begin(row); k < bags.row_end(row); ++k) {
+        const int32_t i = bags.indices[k];
+        if (i >= n_model) continue;
+        const float weight = bags.data[k];
+        for (int64_t e = nb.row_begin(i); e < nb.row_end(i); ++e) {
+            const int32_t j = nb.indices[e];
+            if (s.seen[j] != epoch) {
+                s.seen[j] = epoch;
+                s.acc[j] = 0.0f;
+                s.touched.push_back(j);
+            }
+            s.acc[j] += weight * nb.data[e];
+        }
+    }
+    auto eligible = [&](int32_t j) {
+        return !(o.filter_owned && s.owned[j] == epoch) && (!o.allowed || o.allowed[j]) &&
+               !(o.denied && o.denied[j]);
+    };
+    s.candidates.clear();
+    for (int32_t j : s.touched)
+        if (eligible(j)) s.candidates.push_back(Scored{s.acc[j], j});
+    int64_t filled = select_top(s.candidates, o.n);
+    for (int64_t c = 0; c < filled; ++c) {
+        ids[c] = s.candidates[c].id;
+        scores[c] = s.candidates[c].score;
+    }
+    // Fill the rest by popularity, skipping anything already ranked above.
+    for (size_t f = 0; filled < o.n && f < fallback_order_.size(); ++f) {
+        const int32_t j = fallback_order_[f];
+        if (s.seen[j] == epoch || !eligible(j)) continue;
+        ids[filled] = j;
+        scores[filled] = fallback_scores_[f];
+        ++filled;
+    }
+    for (; filled < o.n; ++filled) {
+        ids[filled] = -1;
+        scores[filled] = -std::numeric_limits<float>::infinity();
+    }
+}
+
+TopN ItemNeighbours::recommend(const CsrView &bags, const ScoreOptions &o) const {
+    if (o.n < 0) throw std::invalid_argument("N must be >= 0");
+    validate_csr(bags, "user_items");
+    TopN out;
+    out.rows = bags.rows;
+    out.n = o.n;
+    out.ids.resize(bags.rows * o.n);
+    out.scores.resize(bags.rows * o.n);
+    if (o.n == 0) return out;
+    const int threads = static_cast<int>(std::min<int64_t>(resolve_threads(o.threads), bags.rows));
+    std::vector<std::unique_ptr<Scratch>> scratch(std::max(threads, 1));
+    parallel_for(bags.rows, threads, 64, [&](int64_t begin, int64_t end, int worker) {
+        if (!scratch[worker]) scratch[worker] = acquire();
+        for (int64_t r = begin; r < end; ++r)
+            score_row(bags, r, o, *scratch[worker], &out.ids[r * o.n], &out.scores[r * o.n]);
+    });
+    for (auto &s : scratch)
+        if (s) release(std::move(s));
+    return out;
+}
+
+TopN ItemNeighbours::similar_items(const int32_t *items, int64_t count,
+                                   const ScoreOptions &options) const {
+    // An item's neighbours are what a bag holding only that item scores, with
+    // the item itself filtered out as "owned".
+    std::vector<int64_t> indptr(count + 1);
+    std::vector<float> ones(count, 1.0f);
+    for (int64_t k = 0; k <= count; ++k) indptr[k] = k;
+    for (int64_t k = 0; k < count; ++k)
+        if (items[k] < 0 || items[k] >= neighbours_.rows)
+            throw std::out_of_range("item index " + std::to_string(items[k]) + " out of range");
+    CsrView bags{indptr.data(), items, ones.data(), count, neighbours_.rows};
+    ScoreOptions o = options;
+    o.filter_owned = true;
+    return recommend(bags, o);
+}
+
+}  // namespace backpack

@@ -1,0 +1,72 @@
+// Scoring bags against an item-neighbour matrix: score = bag x neighbours,
+// with owned / allow / deny filtering and a popularity fill so that a result
+// holds exactly N items whenever N items are eligible.
+#pragma once
+
+#include <memory>
+#include <mutex>
+
+#include "common.hpp"
+#include "topk.hpp"
+
+namespace backpack {
+
+struct TopN {
+    int64_t rows = 0;
+    int64_t n = 0;
+    std::vector<int32_t> ids;   // rows x n, -1 where fewer than n were eligible
+    std::vector<float> scores;  // rows x n, -inf padding
+};
+
+struct ScoreOptions {
+    int64_t n = 10;
+    bool filter_owned = true;
+    const uint8_t *allowed = nullptr;  // per model item; nullptr = all allowed
+    const uint8_t *denied = nullptr;   // per model item; nullptr = none denied
+    int threads = 1;
+};
+
+// A fitted neighbour matrix plus the popularity order used to fill results.
+// Immutable after construction, so any number of threads may score at once.
+class ItemNeighbours {
+public:
+    // Copies and validates the arrays once; fallback_scores[k] is the score
+    // reported for fallback_order[k] (negative, so callers can tell a
+    // popularity fill from a neighbour score, which is >= 0).
+    ItemNeighbours(Csr neighbours, std::vector<int32_t> fallback_order,
+                   std::vector<float> fallback_scores);
+
+    // Scores each row of `bags` (columns beyond the model's items are ignored:
+    // items the model has never seen have no neighbours).
+    TopN recommend(const CsrView &bags, const ScoreOptions &options) const;
+    // Neighbours of each item (the item itself excluded), filled to N.
+    TopN similar_items(const int32_t *items, int64_t count, const ScoreOptions &options) const;
+
+    const Csr &matrix() const { return neighbours_; }
+    const std::vector<int32_t> &fallback_order() const { return fallback_order_; }
+    const std::vector<float> &fallback_scores() const { return fallback_scores_; }
+    int64_t n_items() const { return neighbours_.rows; }
+
+private:
+    struct Scratch {
+        std::vector<float> acc;
+        std::vector<uint32_t> seen, owned;
+        uint32_t epoch = 0;
+        std::vector<int32_t> touched;
+        std::vector<Scored> candidates;
+    };
+    std::unique_ptr<Scratch> acquire() const;
+    void release(std::unique_ptr<Scratch> s) const;
+    void score_row(const CsrView &bags, int64_t row, const ScoreOptions &o, Scratch &s,
+                   int32_t *ids, float *scores) const;
+
+    Csr neighbours_;
+    std::vector<int32_t> fallback_order_;
+    std::vector<float> fallback_scores_;
+    // Scratch buffers are n_items long: pooled so a single-user request does
+    // not pay for allocating and faulting them in every time.
+    mutable std::mutex pool_mutex_;
+    mutable std::vector<std::unique_ptr<Scratch>> pool_;
+};
+
+}  // namespace backpack

@@ -1,0 +1,205 @@
+#include "similarity.hpp"
+
+#include <cmath>
+
+#include "topk.hpp"
+
+namespace backpack {
+namespace {
+
+// Inverse document frequency of each user, treating items as documents and
+// users as terms (implicit's convention). Clamped at 0: it only goes negative
+// when a user holds every item, and a negative weight would turn "similar"
+// upside down.
+std::vector<double> user_idf(const CsrView &m) {
+    std::vector<double> idf(m.rows);
+    const double log_n = std::log(static_cast<double>(std::max<int64_t>(m.cols, 1)));
+    for (int64_t u = 0; u < m.rows; ++u)
+        idf[u] = std::max(0.0, log_n - std::log1p(static_cast<double>(m.row_end(u) - m.row_begin(u))));
+    return idf;
+}
+
+// Scales every item column to unit L2 norm (items with no mass stay zero).
+void normalise_item_columns(const CsrView &m, std::vector<float> &w) {
+    std::vector<double> norm2(m.cols, 0.0);
+    for (int64_t k = 0; k < m.nnz(); ++k) norm2[m.indices[k]] += double(w[k]) * w[k];
+    for (int64_t k = 0; k < m.nnz(); ++k) {
+        double n = norm2[m.indices[k]];
+        w[k] = n > 0 ? static_cast<float>(w[k] / std::sqrt(n)) : 0.0f;
+    }
+}
+
+// The weighted matrix in a cache-friendly layout. Items are relabelled by
+// popularity (most users first): under a Zipf law most of the scattered adds
+// then land in a few hot kilobytes of the accumulator instead of all over it,
+// which on this hardware is worth more than any arithmetic trick.
+struct Layout {
+    struct Entry {
+        int32_t item;  // relabelled item
+        float weight;
+    };
+    std::vector<int32_t> original;   // relabelled -> original item id
+    std::vector<int64_t> user_ptr;   // user rows of Entry
+    std::vector<Entry> user_rows;
+    std::vector<int64_t> item_ptr;   // relabelled item -> its (user, weight)
+    std::vector<int32_t> item_users;
+    std::vector<float> item_weights;
+};
+
+Layout build_layout(const CsrView &m, const std::vector<float> &w) {
+    Layout l;
+    std::vector<int64_t> degree(m.cols, 0);
+    for (int64_t k = 0; k < m.nnz(); ++k) ++degree[m.indices[k]];
+    l.original.resize(m.cols);
+    for (int64_t i = 0; i < m.cols; ++i) l.original[i] = static_cast<int32_t>(i);
+    std::stable_sort(l.original.begin(), l.original.end(),
+                     [&](int32_t a, int32_t b) { return degree[a] > degree[b]; });
+    std::vector<int32_t> relabel(m.cols);
+    for (int64_t i = 0; i < m.cols; ++i) relabel[l.original[i]] = static_cast<int32_t>(i);
+
+    l.user_ptr.assign(m.indptr, m.indptr + m.rows + 1);
+    l.user_rows.resize(m.nnz());
+    for (int64_t k = 0; k < m.nnz(); ++k) l.user_rows[k] = {relabel[m.indices[k]], w[k]};
+
+    l.item_ptr.assign(m.cols + 1, 0);
+    for (int64_t i = 0; i < m.cols; ++i) l.item_ptr[i + 1] = l.item_ptr[i] + degree[l.original[i]];
+    l.item_users.resize(m.nnz());
+    l.item_weights.resize(m.nnz());
+    std::vector<int64_t> cursor(l.item_ptr.begin(), l.item_ptr.end() - 1);
+    for (int64_t u = 0; u < m.rows; ++u)
+        for (int64_t k = m.row_begin(u); k < m.row_end(u); ++k) {
+            int64_t at = cursor[relabel[m.indices[k]]]++;
+            l.item_users[at] = static_cast<int32_t>(u);
+            l.item_weights[at] = w[k];
+        }
+    return l;
+}
+
+}  // namespace
+
+std::vector<float> similarity_weights(const CsrView &m, const SimilarityParams &p) {
+    const int64_t nnz = m.nnz();
+    std::vector<float> w(nnz);
+    switch (p.kind) {
+    case Similarity::Cooccurrence:
+    case Similarity::Jaccard:
+        std::fill(w.begin(), w.end(), 1.0f);
+        break;
+    case Similarity::Cosine:
+        std::copy(m.data, m.data + nnz, w.begin());
+        normalise_item_columns(m, w);
+        break;
+    case Similarity::TFIDF: {
+        auto idf = user_idf(m);
+        for (int64_t u = 0; u < m.rows; ++u)
+            for (int64_t k = m.row_begin(u); k < m.row_end(u); ++k)
+                w[k] = static_cast<float>(std::sqrt(double(m.data[k])) * idf[u]);
+        normalise_item_columns(m, w);
+        break;
+    }
+    case Similarity::BM25: {
+        auto idf = user_idf(m);
+        std::vector<double> item_mass(m.cols, 0.0);
+        for (int64_t k = 0; k < nnz; ++k) item_mass[m.indices[k]] += m.data[k];
+        double total = 0;
+        for (double s : item_mass) total += s;
+        const double average = m.cols ? total / double(m.cols) : 1.0;
+        for (int64_t u = 0; u < m.rows; ++u)
+            for (int64_t k = m.row_begin(u); k < m.row_end(u); ++k) {
+                double x = m.data[k];
+                double length_norm =
+                    (1.0 - p.bm25_b) + p.bm25_b * item_mass[m.indices[k]] / (average > 0 ? average : 1.0);
+                w[k] = static_cast<float>(x * (p.bm25_k1 + 1.0) / (p.bm25_k1 * length_norm + x) * idf[u]);
+            }
+        break;
+    }
+    }
+    return w;
+}
+
+Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progress) {
+    if (p.k < 1) throw std::invalid_argument("K must be >= 1");
+    const int64_t n_items = m.cols;
+    const int64_t k_max = std::min<int64_t>(p.k, std::max<int64_t>(n_items - 1, 0));
+    const std::vector<float> w = similarity_weights(m, p);
+    const Layout l = build_layout(m, w);
+    const bool jaccard = p.kind == Similarity::Jaccard;
+
+    // Fixed K slots per item: the result never holds more than items * K pairs.
+    std::vector<int32_t> slot_ids(n_items * k_max);
+    std::vector<float> slot_scores(n_items * k_max);
+    std::vector<int32_t> slot_count(n_items, 0);
+
+    const int threads = resolve_threads(p.threads);
+    // Accumulator and stamp side by side: one cache line per scattered add.
+    struct Cell {
+        float acc;
+        int32_t stamp;  // row (+1) that last touched this column
+    };
+    struct Scratch {
+        std::vector<Cell> cells;
+        std::vector<int32_t> touched;
+        std::vector<Scored> candidates;
+    };
+    std::vector<Scratch> scratch(threads);
+    if (progress) progress->total.store(n_items);
+
+    parallel_for(n_items, threads, 16, [&](int64_t begin, int64_t end, int worker) {
+        Scratch &s = scratch[worker];
+        if (s.cells.empty()) s.cells.assign(n_items, Cell{0.0f, 0});
+        Cell *cells = s.cells.data();
+        // i and j are relabelled ids; results are stored under original ids
+        // and ties broken on them, so relabelling never shows in the output.
+        for (int64_t i = begin; i < end; ++i) {
+            const int32_t stamp = static_cast<int32_t>(i) + 1;
+            s.touched.clear();
+            for (int64_t a = l.item_ptr[i]; a < l.item_ptr[i + 1]; ++a) {
+                const int32_t u = l.item_users[a];
+                const float wu = l.item_weights[a];
+                const Layout::Entry *row = &l.user_rows[l.user_ptr[u]];
+                const int64_t len = l.user_ptr[u + 1] - l.user_ptr[u];
+                for (int64_t b = 0; b < len; ++b) {
+                    Cell &c = cells[row[b].item];
+                    if (c.stamp != stamp) {
+                        c.stamp = stamp;
+                        c.acc = 0.0f;
+                        s.touched.push_back(row[b].item);
+                    }
+                    c.acc += wu * row[b].weight;
+                }
+            }
+            s.candidates.clear();
+            const float deg_i = float(l.item_ptr[i + 1] - l.item_ptr[i]);
+            for (int32_t j : s.touched) {
+                float score = cells[j].acc;
+                if (jaccard) score /= deg_i + float(l.item_ptr[j + 1] - l.item_ptr[j]) - score;
+                if (score > 0.0f && j != i) s.candidates.push_back(Scored{score, l.original[j]});
+            }
+            const int64_t kept = select_top(s.candidates, k_max);
+            const int64_t row = l.original[i];
+            for (int64_t c = 0; c < kept; ++c) {
+                slot_ids[row * k_max + c] = s.candidates[c].id;
+                slot_scores[row * k_max + c] = s.candidates[c].score;
+            }
+            slot_count[row] = static_cast<int32_t>(kept);
+        }
+        if (progress) {
+            progress->done.fetch_add(end - begin);
+            if (progress->cancelled.load()) throw Cancelled();
+        }
+    });
+
+    Csr out;
+    out.rows = out.cols = n_items;
+    out.indptr.resize(n_items + 1, 0);
+    for (int64_t i = 0; i < n_items; ++i) out.indptr[i + 1] = out.indptr[i] + slot_count[i];
+    out.indices.resize(out.indptr[n_items]);
+    out.data.resize(out.indptr[n_items]);
+    for (int64_t i = 0; i < n_items; ++i) {
+        std::copy_n(&slot_ids[i * k_max], slot_count[i], &out.indices[out.indptr[i]]);
+        std::copy_n(&slot_scores[i * k_max], slot_count[i], &out.data[out.indptr[i]]);
+    }
+    return out;
+}
+
+}  // namespace backpack

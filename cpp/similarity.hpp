@@ -1,0 +1,30 @@
+// Item-item similarity: the top-K neighbours of every item, computed exactly
+// from the user-item matrix without ever forming the dense item x item matrix.
+#pragma once
+
+#include "common.hpp"
+
+namespace backpack {
+
+enum class Similarity { Cosine, BM25, TFIDF, Jaccard, Cooccurrence };
+
+struct SimilarityParams {
+    Similarity kind = Similarity::Cosine;
+    int k = 100;
+    double bm25_k1 = 1.2;
+    double bm25_b = 0.75;
+    int threads = 0;
+};
+
+// Returns an n_items x n_items CSR matrix: row i holds i's neighbours (never i
+// itself), at most K of them, best first (ties broken by lower index), only
+// those with a score > 0. Memory: O(items * K) plus one n_items accumulator
+// per thread.
+Csr item_neighbours(const CsrView &user_items, const SimilarityParams &params,
+                    Progress *progress);
+
+// The per-interaction weights each similarity puts on the user-item matrix
+// before pairs are multiplied (exposed so tests can check them on their own).
+std::vector<float> similarity_weights(const CsrView &user_items, const SimilarityParams &params);
+
+}  // namespace backpack
