@@ -7,7 +7,14 @@
     >>> engine.recommend("bo", n=5)
 """
 
-from . import _core
+try:
+    from . import _core
+except ImportError as exc:  # pragma: no cover - depends on how Python was started
+    raise ImportError(
+        "backpack's C++ core (backpack._core) is not importable. Install the package with "
+        "`pip install .` and run Python outside the source tree (or use `pytest`, not "
+        "`python -m pytest`, from the repository root)."
+    ) from exc
 from .bags import Bags
 from .dense import dense_topk
 from .engine import Engine, Recommendation

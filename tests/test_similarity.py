@@ -1,0 +1,102 @@
+"""The item-item neighbour build against the dense NumPy reference."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import random_user_items
+
+import reference
+from backpack import ItemKNN, _core
+from backpack._arrays import csr_arrays
+
+KINDS = ["cosine", "bm25", "tfidf", "jaccard", "cooccurrence"]
+
+
+def assert_matches_reference(model: ItemKNN, X: np.ndarray, kind: str, k: int, **params):
+    S_ref = reference.similarity(X, kind, **params)
+    S = model.similarity
+    assert S.shape == S_ref.shape
+    for i in range(S.shape[0]):
+        ids = S.indices[S.indptr[i]:S.indptr[i + 1]]
+        got = S.data[S.indptr[i]:S.indptr[i + 1]]
+        expected = np.sort(S_ref[i][S_ref[i] > 0])[::-1][:k]
+        assert i not in ids, "an item is never its own neighbour"
+        assert got.size == expected.size, f"row {i}: {got.size} neighbours, expected {expected.size}"
+        np.testing.assert_allclose(got, expected, rtol=2e-4, atol=1e-6)
+        # each returned id really has the score reported for it (ties may pick either id)
+        np.testing.assert_allclose(got, S_ref[i, ids], rtol=2e-4, atol=1e-6)
+        assert np.all(np.diff(got) <= 1e-6), "neighbours are sorted best first"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_each_similarity_matches_reference_on_random_matrices(kind, seed):
+    m = random_user_items(150, 70, 0.07, seed=seed)
+    k = [5, 20, 200][seed]
+    model = ItemKNN(k=k, similarity=kind, K1=1.5, B=0.6).fit(m, show_progress=False)
+    assert_matches_reference(model, m.toarray(), kind, k, **({"K1": 1.5, "B": 0.6} if kind == "bm25" else {}))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_integer_weights_with_many_ties(kind):
+    m = random_user_items(80, 30, 0.2, seed=3, integer=True)
+    model = ItemKNN(k=4, similarity=kind).fit(m, show_progress=False)
+    assert_matches_reference(model, m.toarray(), kind, 4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_weights_match_reference(kind):
+    m = random_user_items(60, 25, 0.15, seed=4)
+    indptr, indices, data = csr_arrays(m)
+    got = _core.similarity_weights(indptr, indices, data, m.shape[1], kind, 1.2, 0.75)
+    ref = reference.weights(m.toarray(), kind)
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    np.testing.assert_allclose(got, ref[rows, m.indices], rtol=1e-5)
+
+
+def test_ties_break_on_lower_item_id():
+    # items 1..4 each co-occur with item 0 in exactly one (separate) user
+    rows = [0, 0, 1, 1, 2, 2, 3, 3]
+    cols = [0, 4, 0, 2, 0, 1, 0, 3]
+    m = sp.csr_matrix((np.ones(8, np.float32), (rows, cols)), shape=(4, 5))
+    model = ItemKNN(k=2, similarity="cooccurrence").fit(m, show_progress=False)
+    ids, _ = model.similar_items(0, N=2)
+    assert ids.tolist() == [1, 2]
+
+
+def test_results_do_not_depend_on_thread_count():
+    m = random_user_items(300, 200, 0.05, seed=5)
+    a = ItemKNN(k=10, num_threads=1).fit(m, show_progress=False).similarity
+    b = ItemKNN(k=10, num_threads=2).fit(m, show_progress=False).similarity
+    assert (a != b).nnz == 0
+
+
+def test_edge_cases_empty_and_isolated_items():
+    # no interactions at all
+    empty = sp.csr_matrix((5, 4), dtype=np.float32)
+    assert ItemKNN(k=3).fit(empty, show_progress=False).similarity.nnz == 0
+    # one item only: no neighbours possible
+    one = sp.csr_matrix(np.ones((3, 1), np.float32))
+    assert ItemKNN(k=3).fit(one, show_progress=False).similarity.nnz == 0
+    # K larger than the catalogue keeps every positive pair
+    m = random_user_items(40, 6, 0.5, seed=6)
+    model = ItemKNN(k=1000).fit(m, show_progress=False)
+    assert_matches_reference(model, m.toarray(), "cosine", 1000)
+
+
+def test_matches_implicit_cosine_neighbours():
+    implicit_nn = pytest.importorskip("implicit.nearest_neighbours")
+    m = random_user_items(400, 150, 0.04, seed=8)
+    ours = ItemKNN(k=10).fit(m, show_progress=False)
+    theirs = implicit_nn.CosineRecommender(K=11)
+    theirs.fit(m, show_progress=False)
+    agree = total = 0
+    for i in range(m.shape[1]):
+        t_ids, t_scores = theirs.similar_items(i, N=11)
+        keep = (t_ids != i) & (t_scores > 0)
+        t_ids = t_ids[keep][:10]
+        o_ids, _ = ours.similar_items(i, N=10)
+        o_ids = o_ids[: t_ids.size]
+        agree += np.intersect1d(o_ids, t_ids).size
+        total += t_ids.size
+    assert total > 0 and agree / total >= 0.97
