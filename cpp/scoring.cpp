@@ -77,13 +77,26 @@ void ItemNeighbours::score_row(const CsrView &bags, int64_t row, const ScoreOpti
         return !(o.filter_owned && s.owned[j] == epoch) && (!o.allowed || o.allowed[j]) &&
                !(o.denied && o.denied[j]);
     };
-    s.candidates.clear();
-    for (int32_t j : s.touched)
-        if (eligible(j)) s.candidates.push_back(Scored{s.acc[j], j});
-    int64_t filled = select_top(s.candidates, o.n);
+    // Few wanted out of many touched (the usual N=10 case): a bounded heap
+    // rejects most candidates with one comparison. Otherwise select in bulk.
+    const std::vector<Scored> *best;
+    if (o.n * 8 < static_cast<int64_t>(s.touched.size())) {
+        s.heap.reset(o.n);
+        for (int32_t j : s.touched)
+            if (eligible(j)) s.heap.offer(s.acc[j], j);
+        best = &s.heap.sorted();
+    } else {
+        s.candidates.clear();
+        for (int32_t j : s.touched)
+            if (eligible(j)) s.candidates.push_back(Scored{s.acc[j], j});
+        select_top(s.candidates, o.n);
+        s.candidates.resize(std::min<size_t>(s.candidates.size(), o.n));
+        best = &s.candidates;
+    }
+    int64_t filled = static_cast<int64_t>(best->size());
     for (int64_t c = 0; c < filled; ++c) {
-        ids[c] = s.candidates[c].id;
-        scores[c] = s.candidates[c].score;
+        ids[c] = (*best)[c].id;
+        scores[c] = (*best)[c].score;
     }
     // Fill the rest by popularity, skipping anything already ranked above.
     for (size_t f = 0; filled < o.n && f < fallback_order_.size(); ++f) {
@@ -102,6 +115,8 @@ void ItemNeighbours::score_row(const CsrView &bags, int64_t row, const ScoreOpti
 TopN ItemNeighbours::recommend(const CsrView &bags, const ScoreOptions &o) const {
     if (o.n < 0) throw std::invalid_argument("N must be >= 0");
     validate_csr(bags, "user_items");
+    for (int64_t k = 0; k < bags.nnz(); ++k)
+        if (bags.data[k] < 0.0f) throw std::invalid_argument("user_items: weights must be >= 0");
     TopN out;
     out.rows = bags.rows;
     out.n = o.n;

@@ -54,6 +54,7 @@ private:
         uint32_t epoch = 0;
         std::vector<int32_t> touched;
         std::vector<Scored> candidates;
+        BoundedTopK heap;
     };
     std::unique_ptr<Scratch> acquire() const;
     void release(std::unique_ptr<Scratch> s) const;
