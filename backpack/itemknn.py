@@ -88,10 +88,12 @@ class ItemKNN:
 
     @property
     def similarity(self) -> sp.csr_matrix:
-        """The neighbour matrix (row i: i's top-K neighbours), as in implicit."""
+        """The neighbour matrix (row i: i's top-K neighbours), canonical CSR as in implicit."""
         indptr, indices, data = self._fitted().matrix()
         n = self.n_items
-        return sp.csr_matrix((data, indices, indptr), shape=(n, n))
+        matrix = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+        matrix.sort_indices()
+        return matrix
 
     @property
     def item_popularity(self) -> np.ndarray:

@@ -146,36 +146,52 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
 
     parallel_for(n_items, threads, 16, [&](int64_t begin, int64_t end, int worker) {
         Scratch &s = scratch[worker];
-        if (s.cells.empty()) s.cells.assign(n_items, Cell{0.0f, 0});
+        if (s.cells.empty()) {
+            s.cells.assign(n_items, Cell{0.0f, 0});
+            s.touched.resize(n_items + 1);  // the branch-free loop writes one past the last fresh column
+        }
         Cell *cells = s.cells.data();
         // i and j are relabelled ids; results are stored under original ids
         // and ties broken on them, so relabelling never shows in the output.
         for (int64_t i = begin; i < end; ++i) {
             const int32_t stamp = static_cast<int32_t>(i) + 1;
-            s.touched.clear();
-            for (int64_t a = l.item_ptr[i]; a < l.item_ptr[i + 1]; ++a) {
+            // Branch-free: whether a column is new to this row is a coin flip
+            // on the tail, and a mispredicted branch costs more than the add.
+            int64_t n_touched = 0;
+            int32_t *touched = s.touched.data();
+            const int64_t a_end = l.item_ptr[i + 1];
+            for (int64_t a = l.item_ptr[i]; a < a_end; ++a) {
+                // User rows are scattered over the whole matrix: fetch the rows a
+                // few users ahead (and their offsets further ahead) so the
+                // loads overlap instead of stalling one by one.
+                if (a + 8 < a_end) __builtin_prefetch(&l.user_ptr[l.item_users[a + 8]]);
+                if (a + 4 < a_end) __builtin_prefetch(&l.user_rows[l.user_ptr[l.item_users[a + 4]]]);
                 const int32_t u = l.item_users[a];
                 const float wu = l.item_weights[a];
                 const Layout::Entry *row = &l.user_rows[l.user_ptr[u]];
                 const int64_t len = l.user_ptr[u + 1] - l.user_ptr[u];
                 for (int64_t b = 0; b < len; ++b) {
-                    Cell &c = cells[row[b].item];
-                    if (c.stamp != stamp) {
-                        c.stamp = stamp;
-                        c.acc = 0.0f;
-                        s.touched.push_back(row[b].item);
-                    }
-                    c.acc += wu * row[b].weight;
+                    const int32_t j = row[b].item;
+                    Cell c = cells[j];
+                    const bool fresh = c.stamp != stamp;
+                    touched[n_touched] = j;
+                    n_touched += fresh;
+                    c.acc = (fresh ? 0.0f : c.acc) + wu * row[b].weight;
+                    c.stamp = stamp;
+                    cells[j] = c;
                 }
             }
             s.candidates.clear();
             const float deg_i = float(l.item_ptr[i + 1] - l.item_ptr[i]);
-            for (int32_t j : s.touched) {
+            for (int64_t t = 0; t < n_touched; ++t) {
+                const int32_t j = touched[t];
                 float score = cells[j].acc;
                 if (jaccard) score /= deg_i + float(l.item_ptr[j + 1] - l.item_ptr[j]) - score;
                 if (score > 0.0f && j != i) s.candidates.push_back(Scored{score, l.original[j]});
             }
-            const int64_t kept = select_top(s.candidates, k_max);
+            // Rows stay in selection order: scoring re-ranks anyway, and sorting
+            // 200k rows of K would cost as much as finding them.
+            const int64_t kept = select_top_unordered(s.candidates, k_max);
             const int64_t row = l.original[i];
             for (int64_t c = 0; c < kept; ++c) {
                 slot_ids[row * k_max + c] = s.candidates[c].id;

@@ -17,8 +17,8 @@ struct SimilarityParams {
 };
 
 // Returns an n_items x n_items CSR matrix: row i holds i's neighbours (never i
-// itself), at most K of them, best first (ties broken by lower index), only
-// those with a score > 0. Memory: O(items * K) plus one n_items accumulator
+// itself): the best K (ties broken by lower index) of those with a score > 0,
+// stored in no particular order within the row. Memory: O(items * K) plus one n_items accumulator
 // per thread.
 Csr item_neighbours(const CsrView &user_items, const SimilarityParams &params,
                     Progress *progress);

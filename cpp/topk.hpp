@@ -22,6 +22,18 @@ struct RanksBefore {
 };
 inline constexpr RanksBefore ranks_before{};
 
+// Moves the best min(k, size) entries of `c` to its front, in no particular
+// order; returns how many that is.
+inline int64_t select_top_unordered(std::vector<Scored> &c, int64_t k) {
+    const int64_t n = static_cast<int64_t>(c.size());
+    if (k <= 0 || n == 0) return 0;
+    if (n > k) {
+        std::nth_element(c.begin(), c.begin() + k, c.end(), ranks_before);
+        return k;
+    }
+    return n;
+}
+
 // Reorders `c` so its first min(k, size) entries are the best, sorted; returns
 // how many that is.
 inline int64_t select_top(std::vector<Scored> &c, int64_t k) {
