@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover - depends on how Python was start
         "`python -m pytest`, from the repository root)."
     ) from exc
 from .bags import Bags
-from .dense import dense_topk
+from .dense import DenseIndex, dense_topk
 from .engine import Engine, Recommendation
 from .errors import (
     BackpackError,
@@ -32,7 +32,7 @@ from .itemknn import BM25Recommender, CosineRecommender, ItemKNN, TFIDFRecommend
 __version__ = "0.1.0"
 
 __all__ = [
-    "_core", "Bags", "dense_topk", "Engine", "Recommendation", "ItemKNN", "CosineRecommender",
+    "_core", "Bags", "DenseIndex", "dense_topk", "Engine", "Recommendation", "ItemKNN", "CosineRecommender",
     "BM25Recommender", "TFIDFRecommender", "BackpackError", "CancelledError", "InvalidInputError",
     "ModelFileError", "NotFittedError", "UnknownItemError", "UnknownUserError",
 ]

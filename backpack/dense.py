@@ -8,28 +8,48 @@ from . import _core
 from ._arrays import check_count, core_errors
 from .errors import InvalidInputError
 
+METRICS = ("ip", "cosine")
+
+
+class DenseIndex:
+    """An embedding matrix checked once, searched many times.
+
+    ``matrix`` is (n, d); it is kept as C-contiguous float32 (no copy when it
+    already is). Searching validates only the queries, so a single query costs
+    the scan and not a re-check of the whole matrix.
+    """
+
+    def __init__(self, matrix, *, metric: str = "ip", num_threads: int = 0):
+        if metric not in METRICS:
+            raise InvalidInputError(f"metric must be one of {METRICS}, got {metric!r}")
+        self.matrix = _as_matrix(np.asarray(matrix), "matrix")
+        self.metric = metric
+        self.num_threads = check_count(num_threads, "num_threads")
+
+    def search(self, queries, k: int = 10):
+        """The best ``k`` rows for each query: ``(ids, scores)`` shaped (m, k), or (k,) for one query.
+
+        Best first, ties by lower row; past ``n`` rows the result is padded with
+        -1 / -inf. Cosine treats a zero vector as scoring 0 against everything.
+        """
+        k = check_count(k, "k")
+        q = np.asarray(queries)
+        single = q.ndim == 1
+        q = _as_matrix(q.reshape(1, -1) if single else q, "queries")
+        if q.shape[1] != self.matrix.shape[1]:
+            raise InvalidInputError(f"queries have {q.shape[1]} dimensions but the matrix has {self.matrix.shape[1]}")
+        with core_errors():
+            ids, scores = _core.dense_topk(q, self.matrix, k, self.metric, self.num_threads)
+        return (ids[0], scores[0]) if single else (ids, scores)
+
 
 def dense_topk(queries, matrix, k: int = 10, *, metric: str = "ip", num_threads: int = 0):
-    """The best ``k`` rows of ``matrix`` for each query vector.
+    """One-off search: the best ``k`` rows of ``matrix`` for each query.
 
-    ``queries`` is (m, d) or (d,), ``matrix`` is (n, d); both are used as
-    float32 (C-contiguous float32 input is not copied). Returns ``(ids,
-    scores)`` shaped (m, k) (or (k,) for one query), best first, ties by
-    lower row; rows past ``n`` are padded with -1 / -inf. Cosine treats a
-    zero vector as scoring 0 against everything.
+    Checks the whole matrix on every call; build a :class:`DenseIndex` to
+    search the same matrix repeatedly.
     """
-    k = check_count(k, "k")
-    if metric not in ("ip", "cosine"):
-        raise InvalidInputError("metric must be 'ip' or 'cosine'")
-    q = np.asarray(queries)
-    single = q.ndim == 1
-    q = _as_matrix(q.reshape(1, -1) if single else q, "queries")
-    x = _as_matrix(np.asarray(matrix), "matrix")
-    if q.shape[1] != x.shape[1]:
-        raise InvalidInputError(f"queries have {q.shape[1]} dimensions but the matrix has {x.shape[1]}")
-    with core_errors():
-        ids, scores = _core.dense_topk(q, x, k, metric, num_threads)
-    return (ids[0], scores[0]) if single else (ids, scores)
+    return DenseIndex(matrix, metric=metric, num_threads=num_threads).search(queries, k)
 
 
 def _as_matrix(a: np.ndarray, name: str) -> np.ndarray:

@@ -35,8 +35,7 @@ std::unique_ptr<ItemNeighbours::Scratch> ItemNeighbours::acquire() const {
         }
     }
     auto s = std::make_unique<Scratch>();
-    s->acc.assign(neighbours_.rows, 0.0f);
-    s->seen.assign(neighbours_.rows, 0);
+    s->cells.assign(neighbours_.rows, Scratch::Cell{0.0f, 0});
     s->owned.assign(neighbours_.rows, 0);
     return s;
 }
@@ -49,7 +48,7 @@ void ItemNeighbours::release(std::unique_ptr<Scratch> s) const {
 void ItemNeighbours::score_row(const CsrView &bags, int64_t row, const ScoreOptions &o,
                                Scratch &s, int32_t *ids, float *scores) const {
     if (++s.epoch == 0) {  // stamps wrapped: forget every old mark once
-        std::fill(s.seen.begin(), s.seen.end(), 0);
+        std::fill(s.cells.begin(), s.cells.end(), Scratch::Cell{0.0f, 0});
         std::fill(s.owned.begin(), s.owned.end(), 0);
         s.epoch = 1;
     }
@@ -65,12 +64,13 @@ void ItemNeighbours::score_row(const CsrView &bags, int64_t row, const ScoreOpti
         const float weight = bags.data[k];
         for (int64_t e = nb.row_begin(i); e < nb.row_end(i); ++e) {
             const int32_t j = nb.indices[e];
-            if (s.seen[j] != epoch) {
-                s.seen[j] = epoch;
-                s.acc[j] = 0.0f;
+            Scratch::Cell &c = s.cells[j];
+            if (c.seen != epoch) {
+                c.seen = epoch;
+                c.acc = 0.0f;
                 s.touched.push_back(j);
             }
-            s.acc[j] += weight * nb.data[e];
+            c.acc += weight * nb.data[e];
         }
     }
     auto eligible = [&](int32_t j) {
@@ -83,12 +83,12 @@ void ItemNeighbours::score_row(const CsrView &bags, int64_t row, const ScoreOpti
     if (o.n * 8 < static_cast<int64_t>(s.touched.size())) {
         s.heap.reset(o.n);
         for (int32_t j : s.touched)
-            if (eligible(j)) s.heap.offer(s.acc[j], j);
+            if (eligible(j)) s.heap.offer(s.cells[j].acc, j);
         best = &s.heap.sorted();
     } else {
         s.candidates.clear();
         for (int32_t j : s.touched)
-            if (eligible(j)) s.candidates.push_back(Scored{s.acc[j], j});
+            if (eligible(j)) s.candidates.push_back(Scored{s.cells[j].acc, j});
         select_top(s.candidates, o.n);
         s.candidates.resize(std::min<size_t>(s.candidates.size(), o.n));
         best = &s.candidates;
@@ -101,7 +101,7 @@ void ItemNeighbours::score_row(const CsrView &bags, int64_t row, const ScoreOpti
     // Fill the rest by popularity, skipping anything already ranked above.
     for (size_t f = 0; filled < o.n && f < fallback_order_.size(); ++f) {
         const int32_t j = fallback_order_[f];
-        if (s.seen[j] == epoch || !eligible(j)) continue;
+        if (s.cells[j].seen == epoch || !eligible(j)) continue;
         ids[filled] = j;
         scores[filled] = fallback_scores_[f];
         ++filled;

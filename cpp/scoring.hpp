@@ -49,8 +49,13 @@ public:
 
 private:
     struct Scratch {
-        std::vector<float> acc;
-        std::vector<uint32_t> seen, owned;
+        // Score and "seen in this row" stamp side by side: one miss per neighbour.
+        struct Cell {
+            float acc;
+            uint32_t seen;
+        };
+        std::vector<Cell> cells;
+        std::vector<uint32_t> owned;
         uint32_t epoch = 0;
         std::vector<int32_t> touched;
         std::vector<Scored> candidates;

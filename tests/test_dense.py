@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from backpack import InvalidInputError, dense_topk
+from backpack import DenseIndex, InvalidInputError, dense_topk
 
 
 def reference(q, x, k, metric):
@@ -60,3 +60,17 @@ def test_non_contiguous_and_float64_inputs_are_accepted():
 def test_bad_input_raises(bad):
     with pytest.raises(InvalidInputError):
         dense_topk(**bad)
+
+
+def test_index_searches_repeatedly_and_checks_queries():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(500, 12)).astype(np.float32)
+    index = DenseIndex(x, metric="cosine")
+    assert index.matrix is x  # C-contiguous float32 is kept without a copy
+    for _ in range(3):
+        q = rng.normal(size=(4, 12)).astype(np.float32)
+        np.testing.assert_array_equal(index.search(q, 7)[0], reference(q, x, 7, "cosine")[0])
+    with pytest.raises(InvalidInputError):
+        index.search(np.full(12, np.nan, np.float32))
+    with pytest.raises(InvalidInputError):
+        index.search(np.ones((1, 11), np.float32))
