@@ -1,6 +1,7 @@
 #include "similarity.hpp"
 
 #include <cmath>
+#include <functional>
 
 #include "topk.hpp"
 
@@ -46,10 +47,13 @@ struct Layout {
     std::vector<float> item_weights;
 };
 
+// Entries whose weight is 0 (an idf clamped at 0) add nothing to any score and
+// are left out, which lets the build treat "accumulator == 0" as "untouched".
 Layout build_layout(const CsrView &m, const std::vector<float> &w) {
     Layout l;
     std::vector<int64_t> degree(m.cols, 0);
-    for (int64_t k = 0; k < m.nnz(); ++k) ++degree[m.indices[k]];
+    for (int64_t k = 0; k < m.nnz(); ++k)
+        if (w[k] > 0.0f) ++degree[m.indices[k]];
     l.original.resize(m.cols);
     for (int64_t i = 0; i < m.cols; ++i) l.original[i] = static_cast<int32_t>(i);
     std::stable_sort(l.original.begin(), l.original.end(),
@@ -57,20 +61,24 @@ Layout build_layout(const CsrView &m, const std::vector<float> &w) {
     std::vector<int32_t> relabel(m.cols);
     for (int64_t i = 0; i < m.cols; ++i) relabel[l.original[i]] = static_cast<int32_t>(i);
 
-    l.user_ptr.assign(m.indptr, m.indptr + m.rows + 1);
-    l.user_rows.resize(m.nnz());
-    for (int64_t k = 0; k < m.nnz(); ++k) l.user_rows[k] = {relabel[m.indices[k]], w[k]};
+    l.user_ptr.assign(m.rows + 1, 0);
+    l.user_rows.reserve(m.nnz());
+    for (int64_t u = 0; u < m.rows; ++u) {
+        for (int64_t k = m.row_begin(u); k < m.row_end(u); ++k)
+            if (w[k] > 0.0f) l.user_rows.push_back({relabel[m.indices[k]], w[k]});
+        l.user_ptr[u + 1] = static_cast<int64_t>(l.user_rows.size());
+    }
 
     l.item_ptr.assign(m.cols + 1, 0);
     for (int64_t i = 0; i < m.cols; ++i) l.item_ptr[i + 1] = l.item_ptr[i] + degree[l.original[i]];
-    l.item_users.resize(m.nnz());
-    l.item_weights.resize(m.nnz());
+    l.item_users.resize(l.user_rows.size());
+    l.item_weights.resize(l.user_rows.size());
     std::vector<int64_t> cursor(l.item_ptr.begin(), l.item_ptr.end() - 1);
     for (int64_t u = 0; u < m.rows; ++u)
-        for (int64_t k = m.row_begin(u); k < m.row_end(u); ++k) {
-            int64_t at = cursor[relabel[m.indices[k]]]++;
+        for (int64_t k = l.user_ptr[u]; k < l.user_ptr[u + 1]; ++k) {
+            int64_t at = cursor[l.user_rows[k].item]++;
             l.item_users[at] = static_cast<int32_t>(u);
-            l.item_weights[at] = w[k];
+            l.item_weights[at] = l.user_rows[k].weight;
         }
     return l;
 }
@@ -131,30 +139,28 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
     std::vector<int32_t> slot_count(n_items, 0);
 
     const int threads = resolve_threads(p.threads);
-    // Accumulator and stamp side by side: one cache line per scattered add.
-    struct Cell {
-        float acc;
-        int32_t stamp;  // row (+1) that last touched this column
-    };
     struct Scratch {
-        std::vector<Cell> cells;
+        // One float per item: half the cache footprint of (score, stamp)
+        // pairs. Every contribution is > 0, so 0 means "not touched yet";
+        // the candidate pass puts the zeros back.
+        std::vector<float> acc;
         std::vector<int32_t> touched;
         std::vector<Scored> candidates;
+        std::vector<float> sample;
     };
     std::vector<Scratch> scratch(threads);
     if (progress) progress->total.store(n_items);
 
     parallel_for(n_items, threads, 16, [&](int64_t begin, int64_t end, int worker) {
         Scratch &s = scratch[worker];
-        if (s.cells.empty()) {
-            s.cells.assign(n_items, Cell{0.0f, 0});
+        if (s.acc.empty()) {
+            s.acc.assign(n_items, 0.0f);
             s.touched.resize(n_items + 1);  // the branch-free loop writes one past the last fresh column
         }
-        Cell *cells = s.cells.data();
+        float *acc = s.acc.data();
         // i and j are relabelled ids; results are stored under original ids
         // and ties broken on them, so relabelling never shows in the output.
         for (int64_t i = begin; i < end; ++i) {
-            const int32_t stamp = static_cast<int32_t>(i) + 1;
             // Branch-free: whether a column is new to this row is a coin flip
             // on the tail, and a mispredicted branch costs more than the add.
             int64_t n_touched = 0;
@@ -172,22 +178,39 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
                 const int64_t len = l.user_ptr[u + 1] - l.user_ptr[u];
                 for (int64_t b = 0; b < len; ++b) {
                     const int32_t j = row[b].item;
-                    Cell c = cells[j];
-                    const bool fresh = c.stamp != stamp;
+                    const float before = acc[j];
                     touched[n_touched] = j;
-                    n_touched += fresh;
-                    c.acc = (fresh ? 0.0f : c.acc) + wu * row[b].weight;
-                    c.stamp = stamp;
-                    cells[j] = c;
+                    n_touched += before == 0.0f;
+                    acc[j] = before + wu * row[b].weight;
                 }
             }
             s.candidates.clear();
             const float deg_i = float(l.item_ptr[i + 1] - l.item_ptr[i]);
+            auto score_of = [&](int32_t j) {
+                float score = acc[j];
+                if (jaccard) score /= deg_i + float(l.item_ptr[j + 1] - l.item_ptr[j]) - score;
+                return score;
+            };
+            // Long rows: the K-th best of any K candidates bounds the true K-th
+            // best from below, so a sample's K-th best is an exact cut-off that
+            // spares pushing and selecting most of the row (ties are kept).
+            float cutoff = 0.0f;
+            if (n_touched > 4 * k_max && k_max > 0) {
+                s.sample.clear();
+                for (int64_t t = 0; t < 4 * k_max; ++t)
+                    if (touched[t] != i) s.sample.push_back(score_of(touched[t]));
+                if (static_cast<int64_t>(s.sample.size()) >= k_max) {
+                    std::nth_element(s.sample.begin(), s.sample.begin() + (k_max - 1), s.sample.end(),
+                                     std::greater<float>());
+                    cutoff = s.sample[k_max - 1];
+                }
+            }
             for (int64_t t = 0; t < n_touched; ++t) {
                 const int32_t j = touched[t];
-                float score = cells[j].acc;
-                if (jaccard) score /= deg_i + float(l.item_ptr[j + 1] - l.item_ptr[j]) - score;
-                if (score > 0.0f && j != i) s.candidates.push_back(Scored{score, l.original[j]});
+                const float score = score_of(j);
+                acc[j] = 0.0f;  // ready for the next row; a repeat of j now reads 0 and is skipped
+                if (score > 0.0f && score >= cutoff && j != i)
+                    s.candidates.push_back(Scored{score, l.original[j]});
             }
             // Rows stay in selection order: scoring re-ranks anyway, and sorting
             // 200k rows of K would cost as much as finding them.

@@ -102,3 +102,17 @@ def test_matches_implicit_cosine_neighbours():
         agree += np.intersect1d(o_ids, t_ids).size
         total += t_ids.size
     assert total > 0 and agree / total >= 0.97
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_long_rows_with_ties_at_the_cutoff(kind):
+    # rows touch far more than 4K items, and binary weights make many exact
+    # ties at the K-th score: the pre-selection cut-off must keep all of them
+    m = random_user_items(300, 200, 0.15, seed=9)
+    m.data[:] = 1.0
+    model = ItemKNN(k=3, similarity=kind).fit(m, show_progress=False)
+    assert_matches_reference(model, m.toarray(), kind, 3)
+    ours = model.similar_items(np.arange(200), N=3)[0]
+    S = reference.similarity(m.toarray(), kind)
+    expected = reference.top_k_rows(S, 3)
+    assert all(ours[i].tolist() == expected[i].tolist() for i in range(200)), "ties break on the lower id"
