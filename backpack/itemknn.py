@@ -107,17 +107,19 @@ class ItemKNN:
         indptr, indices, data = csr_arrays(csr)
         n_items = csr.shape[1]
 
+        counts = np.bincount(indices, minlength=n_items).astype(np.int32)
+        order, scores = _fallback(counts)
+
         def build(progress):
             with core_errors():
-                return _core.item_neighbours(
+                return _core.fit_item_neighbours(
                     indptr, indices, data, n_items, self.similarity_kind, self.k,
-                    self.K1, self.B, self.num_threads, progress,
+                    self.K1, self.B, self.num_threads, progress, order, scores,
                 )
 
-        nb = run_with_progress(build, description=f"item-kNN ({self.similarity_kind})",
-                               show=show_progress, unit="item")
-        counts = np.bincount(indices, minlength=n_items).astype(np.int32)
-        self._install(nb, counts)
+        self._index = run_with_progress(build, description=f"item-kNN ({self.similarity_kind})",
+                                        show=show_progress, unit="item")
+        self._item_counts = counts
         return self
 
     def recommend(
@@ -245,12 +247,6 @@ class ItemKNN:
         return model
 
     # -- internals -----------------------------------------------------------
-
-    def _install(self, neighbours, counts: np.ndarray) -> None:
-        indptr, indices, data = neighbours
-        with core_errors():
-            self._index = _core.ItemNeighbours(indptr, indices, data, *_fallback(counts))
-        self._item_counts = counts
 
     def _fitted(self) -> _core.ItemNeighbours:
         if self._index is None:

@@ -27,10 +27,12 @@ using Out = nb::ndarray<nb::numpy, T>;
 
 namespace {
 
-template <class T>
-Out<T> to_numpy(std::vector<T> &&v, std::initializer_list<size_t> shape) {
-    auto *heap = new std::vector<T>(std::move(v));
-    nb::capsule owner(heap, [](void *p) noexcept { delete static_cast<std::vector<T> *>(p); });
+// Hands a vector's memory to NumPy without copying; the capsule frees it.
+template <class T, class Alloc>
+Out<T> to_numpy(std::vector<T, Alloc> &&v, std::initializer_list<size_t> shape) {
+    using Vec = std::vector<T, Alloc>;
+    auto *heap = new Vec(std::move(v));
+    nb::capsule owner(heap, [](void *p) noexcept { delete static_cast<Vec *>(p); });
     return Out<T>(heap->data(), shape, owner);
 }
 
@@ -207,6 +209,31 @@ NB_MODULE(_core, m) {
         nb::arg("k"), nb::arg("k1") = 1.2, nb::arg("b") = 0.75, nb::arg("threads") = 0,
         nb::arg("progress").none() = nb::none(),
         "Top-K neighbours of every item as CSR arrays (indptr, indices, data).");
+
+    m.def(
+        "fit_item_neighbours",
+        [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
+           int64_t n_cols, const std::string &kind, int k, double k1, double b, int threads,
+           Progress *progress, const In1<int32_t> &fallback_order, const In1<float> &fallback_scores) {
+            CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
+            SimilarityParams p;
+            p.kind = parse_similarity(kind);
+            p.k = k;
+            p.bm25_k1 = k1;
+            p.bm25_b = b;
+            p.threads = threads;
+            std::vector<int32_t> order(fallback_order.data(), fallback_order.data() + fallback_order.shape(0));
+            std::vector<float> scores(fallback_scores.data(), fallback_scores.data() + fallback_scores.shape(0));
+            nb::gil_scoped_release release;
+            validate_csr(v, "user_items");
+            return new ItemNeighbours(ItemNeighbours::Trusted{}, item_neighbours(v, p, progress),
+                                      std::move(order), std::move(scores));
+        },
+        nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("n_cols"), nb::arg("kind"),
+        nb::arg("k"), nb::arg("k1"), nb::arg("b"), nb::arg("threads"), nb::arg("progress").none(),
+        nb::arg("fallback_order"), nb::arg("fallback_scores"),
+        nb::rv_policy::take_ownership,
+        "Build the neighbour index directly (no copy of the result through NumPy).");
 
     nb::class_<ItemNeighbours>(m, "ItemNeighbours",
                                "A fitted neighbour matrix with its popularity fill order.")

@@ -9,7 +9,10 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <memory>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace backpack {
@@ -27,11 +30,36 @@ struct CsrView {
     int64_t row_end(int64_t r) const { return indptr[r + 1]; }
 };
 
+// Allocates without value-initialising: resize() on a Buffer leaves memory
+// untouched, so the pages of a large output are faulted in once, when the
+// kernel writes them, not once more to be zeroed.
+template <class T>
+struct DefaultInitAllocator : std::allocator<T> {
+    template <class U>
+    struct rebind {
+        using other = DefaultInitAllocator<U>;
+    };
+    DefaultInitAllocator() = default;
+    template <class U>
+    DefaultInitAllocator(const DefaultInitAllocator<U> &) noexcept {}
+    template <class U>
+    void construct(U *p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+        ::new (static_cast<void *>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U *p, Args &&...args) {
+        ::new (static_cast<void *>(p)) U(std::forward<Args>(args)...);
+    }
+};
+
+template <class T>
+using Buffer = std::vector<T, DefaultInitAllocator<T>>;
+
 // An owned CSR matrix (results of the similarity build, exports of bags).
 struct Csr {
-    std::vector<int64_t> indptr;
-    std::vector<int32_t> indices;
-    std::vector<float> data;
+    Buffer<int64_t> indptr;
+    Buffer<int32_t> indices;
+    Buffer<float> data;
     int64_t rows = 0;
     int64_t cols = 0;
 

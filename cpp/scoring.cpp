@@ -18,6 +18,18 @@ ItemNeighbours::ItemNeighbours(Csr neighbours, std::vector<int32_t> fallback_ord
         neighbours_.data.size() != neighbours_.indices.size())
         throw std::invalid_argument("neighbour matrix arrays have inconsistent lengths");
     validate_csr(neighbours_.view(), "neighbours");
+    check_fallback();
+}
+
+ItemNeighbours::ItemNeighbours(Trusted, Csr neighbours, std::vector<int32_t> fallback_order,
+                               std::vector<float> fallback_scores)
+    : neighbours_(std::move(neighbours)),
+      fallback_order_(std::move(fallback_order)),
+      fallback_scores_(std::move(fallback_scores)) {
+    check_fallback();
+}
+
+void ItemNeighbours::check_fallback() const {
     if (fallback_order_.size() != fallback_scores_.size())
         throw std::invalid_argument("fallback order and scores must have the same length");
     for (int32_t i : fallback_order_)
@@ -56,9 +68,17 @@ void ItemNeighbours::score_row(const CsrView &bags, int64_t row, const ScoreOpti
     const int64_t n_model = neighbours_.rows;
     const CsrView nb = neighbours_.view();
     s.touched.clear();
-    for (int64_t k = bags.row_begin(row); k < bags.row_end(row); ++k)
+    const int64_t k_end = bags.row_end(row);
+    for (int64_t k = bags.row_begin(row); k < k_end; ++k)
         if (bags.indices[k] < n_model) s.owned[bags.indices[k]] = epoch;
-    for (int64_t k = bags.row_begin(row); k < bags.row_end(row); ++k) {
+    for (int64_t k = bags.row_begin(row); k < k_end; ++k) {
+        // A long bag visits neighbour rows all over the matrix: start loading
+        // the next ones while this one is added.
+        if (k + 4 < k_end && bags.indices[k + 4] < n_model) {
+            const int64_t ahead = nb.row_begin(bags.indices[k + 4]);
+            __builtin_prefetch(&nb.indices[ahead]);
+            __builtin_prefetch(&nb.data[ahead]);
+        }
         const int32_t i = bags.indices[k];
         if (i >= n_model) continue;
         const float weight = bags.data[k];

@@ -35,6 +35,11 @@ public:
     // popularity fill from a neighbour score, which is >= 0).
     ItemNeighbours(Csr neighbours, std::vector<int32_t> fallback_order,
                    std::vector<float> fallback_scores);
+    // For a matrix the similarity build just produced: nothing to re-check
+    // in it, so its ~K * items entries are neither copied nor scanned again.
+    struct Trusted {};
+    ItemNeighbours(Trusted, Csr neighbours, std::vector<int32_t> fallback_order,
+                   std::vector<float> fallback_scores);
 
     // Scores each row of `bags` (columns beyond the model's items are ignored:
     // items the model has never seen have no neighbours).
@@ -48,6 +53,7 @@ public:
     int64_t n_items() const { return neighbours_.rows; }
 
 private:
+    void check_fallback() const;
     struct Scratch {
         // Score and "seen in this row" stamp side by side: one miss per neighbour.
         struct Cell {

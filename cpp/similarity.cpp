@@ -133,9 +133,14 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
     const Layout l = build_layout(m, w);
     const bool jaccard = p.kind == Similarity::Jaccard;
 
-    // Fixed K slots per item: the result never holds more than items * K pairs.
-    std::vector<int32_t> slot_ids(n_items * k_max);
-    std::vector<float> slot_scores(n_items * k_max);
+    // Fixed K slots per item, written in place and compacted in place at the
+    // end, so the result is the only buffer of its size: O(items * K) memory.
+    Csr out;
+    out.rows = out.cols = n_items;
+    out.indices.resize(n_items * k_max);
+    out.data.resize(n_items * k_max);
+    int32_t *slot_ids = out.indices.data();
+    float *slot_scores = out.data.data();
     std::vector<int32_t> slot_count(n_items, 0);
 
     const int threads = resolve_threads(p.threads);
@@ -228,16 +233,17 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
         }
     });
 
-    Csr out;
-    out.rows = out.cols = n_items;
-    out.indptr.resize(n_items + 1, 0);
+    out.indptr.resize(n_items + 1);
+    out.indptr[0] = 0;
     for (int64_t i = 0; i < n_items; ++i) out.indptr[i + 1] = out.indptr[i] + slot_count[i];
+    // Row i moves from i * K to indptr[i] <= i * K: front to back never overwrites
+    // a row that has yet to move.
+    for (int64_t i = 0; i < n_items; ++i) {
+        std::copy_n(&slot_ids[i * k_max], slot_count[i], &slot_ids[out.indptr[i]]);
+        std::copy_n(&slot_scores[i * k_max], slot_count[i], &slot_scores[out.indptr[i]]);
+    }
     out.indices.resize(out.indptr[n_items]);
     out.data.resize(out.indptr[n_items]);
-    for (int64_t i = 0; i < n_items; ++i) {
-        std::copy_n(&slot_ids[i * k_max], slot_count[i], &out.indices[out.indptr[i]]);
-        std::copy_n(&slot_scores[i * k_max], slot_count[i], &out.data[out.indptr[i]]);
-    }
     return out;
 }
 
