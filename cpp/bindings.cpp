@@ -77,11 +77,38 @@ Similarity parse_similarity(const std::string &name) {
                                 "' (choose cosine, bm25, tfidf, jaccard or cooccurrence)");
 }
 
+SimilarityParams make_params(const std::string &kind, int k, double k1, double b, int threads) {
+    SimilarityParams p;
+    p.kind = parse_similarity(kind);
+    p.k = k;
+    p.bm25_k1 = k1;
+    p.bm25_b = b;
+    p.threads = threads;
+    return p;
+}
+
+template <class T>
+std::vector<T> to_vector(const In1<T> &a) {
+    return std::vector<T>(a.data(), a.data() + a.shape(0));
+}
+
 const uint8_t *optional_mask(const std::optional<In1<uint8_t>> &mask, int64_t n, const char *name) {
     if (!mask) return nullptr;
     if (static_cast<int64_t>(mask->shape(0)) != n)
         throw std::invalid_argument(std::string(name) + " mask must have one entry per item");
     return mask->data();
+}
+
+ScoreOptions score_options(const ItemNeighbours &index, int64_t n, bool filter_owned,
+                           const std::optional<In1<uint8_t>> &allowed,
+                           const std::optional<In1<uint8_t>> &denied, int threads) {
+    ScoreOptions o;
+    o.n = n;
+    o.filter_owned = filter_owned;
+    o.allowed = optional_mask(allowed, index.n_items(), "allowed");
+    o.denied = optional_mask(denied, index.n_items(), "denied");
+    o.threads = threads;
+    return o;
 }
 
 std::tuple<Out<int32_t>, Out<float>> top_n_to_numpy(TopN &&t) {
@@ -191,12 +218,7 @@ NB_MODULE(_core, m) {
            int64_t n_cols, const std::string &kind, int k, double k1, double b, int threads,
            Progress *progress) {
             CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
-            SimilarityParams p;
-            p.kind = parse_similarity(kind);
-            p.k = k;
-            p.bm25_k1 = k1;
-            p.bm25_b = b;
-            p.threads = threads;
+            SimilarityParams p = make_params(kind, k, k1, b, threads);
             Csr out;
             {
                 nb::gil_scoped_release release;
@@ -216,14 +238,9 @@ NB_MODULE(_core, m) {
            int64_t n_cols, const std::string &kind, int k, double k1, double b, int threads,
            Progress *progress, const In1<int32_t> &fallback_order, const In1<float> &fallback_scores) {
             CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
-            SimilarityParams p;
-            p.kind = parse_similarity(kind);
-            p.k = k;
-            p.bm25_k1 = k1;
-            p.bm25_b = b;
-            p.threads = threads;
-            std::vector<int32_t> order(fallback_order.data(), fallback_order.data() + fallback_order.shape(0));
-            std::vector<float> scores(fallback_scores.data(), fallback_scores.data() + fallback_scores.shape(0));
+            SimilarityParams p = make_params(kind, k, k1, b, threads);
+            auto order = to_vector(fallback_order);
+            auto scores = to_vector(fallback_scores);
             nb::gil_scoped_release release;
             validate_csr(v, "user_items");
             return new ItemNeighbours(ItemNeighbours::Trusted{}, item_neighbours(v, p, progress),
@@ -243,11 +260,8 @@ NB_MODULE(_core, m) {
                 const In1<float> &fallback_scores) {
                  const int64_t n = static_cast<int64_t>(indptr.shape(0)) - 1;
                  Csr m = copy_csr(make_view(indptr, indices, data, n, "neighbours"));
-                 std::vector<int32_t> order(fallback_order.data(),
-                                            fallback_order.data() + fallback_order.shape(0));
-                 std::vector<float> scores(fallback_scores.data(),
-                                           fallback_scores.data() + fallback_scores.shape(0));
-                 new (self) ItemNeighbours(std::move(m), std::move(order), std::move(scores));
+                 new (self) ItemNeighbours(std::move(m), to_vector(fallback_order),
+                                           to_vector(fallback_scores));
              })
         .def(
             "recommend",
@@ -256,12 +270,7 @@ NB_MODULE(_core, m) {
                std::optional<In1<uint8_t>> allowed, std::optional<In1<uint8_t>> denied,
                int threads) {
                 CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
-                ScoreOptions o;
-                o.n = n;
-                o.filter_owned = filter_owned;
-                o.allowed = optional_mask(allowed, self.n_items(), "allowed");
-                o.denied = optional_mask(denied, self.n_items(), "denied");
-                o.threads = threads;
+                ScoreOptions o = score_options(self, n, filter_owned, allowed, denied, threads);
                 TopN t;
                 {
                     nb::gil_scoped_release release;
@@ -277,11 +286,7 @@ NB_MODULE(_core, m) {
             [](const ItemNeighbours &self, const In1<int32_t> &items, int64_t n,
                std::optional<In1<uint8_t>> allowed, std::optional<In1<uint8_t>> denied,
                int threads) {
-                ScoreOptions o;
-                o.n = n;
-                o.allowed = optional_mask(allowed, self.n_items(), "allowed");
-                o.denied = optional_mask(denied, self.n_items(), "denied");
-                o.threads = threads;
+                ScoreOptions o = score_options(self, n, true, allowed, denied, threads);
                 TopN t;
                 {
                     nb::gil_scoped_release release;
