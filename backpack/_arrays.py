@@ -25,6 +25,8 @@ def as_user_items(matrix, name: str = "user_items", *, allow_zero: bool = False)
         return matrix
     if not sp.issparse(matrix):
         if isinstance(matrix, np.ndarray) and matrix.ndim == 2:
+            if matrix.dtype == bool or not np.issubdtype(matrix.dtype, np.number):
+                raise InvalidInputError(f"{name} must hold real numbers, got dtype {matrix.dtype}")
             matrix = sp.csr_matrix(matrix)
         else:
             raise InvalidInputError(f"{name} must be a scipy.sparse matrix (users x items), got {type(matrix).__name__}")
@@ -80,13 +82,37 @@ def item_mask(ids, n_items: int, name: str) -> np.ndarray | None:
     return mask
 
 
-def check_count(value, name: str) -> int:
-    """A non-negative integer count such as N or K."""
+# Largest N (results per query) or K (neighbours per item) accepted, and the
+# largest result one call may return, so a typo cannot ask for terabytes.
+MAX_COUNT = 100_000
+MAX_RESULT_CELLS = 1 << 28
+
+
+def check_count(value, name: str, upper: int = MAX_COUNT) -> int:
+    """A non-negative integer count such as N or K, at most ``upper``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise InvalidInputError(f"{name} must be an integer, got {value!r}")
     if value < 0:
         raise InvalidInputError(f"{name} must be >= 0, got {value}")
+    if value > upper:
+        raise InvalidInputError(f"{name} must be <= {upper:,}, got {value:,}")
     return int(value)
+
+
+def check_result_size(rows: int, n: int) -> None:
+    """Refuse a batch whose (rows x n) result would not fit in memory sensibly."""
+    if rows * n > MAX_RESULT_CELLS:
+        raise InvalidInputError(
+            f"{rows:,} queries x N={n:,} is more than {MAX_RESULT_CELLS:,} results: split the batch")
+
+
+def as_float_array(values, name: str) -> np.ndarray:
+    """A 1-D float64 array from a scalar or sequence of numbers (typed error otherwise)."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be numbers, got {values!r:.80}") from None
+    return arr
 
 
 class _CoreErrors:

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _core
-from ._arrays import as_user_items, core_errors, csr_arrays
+from ._arrays import as_float_array, as_user_items, core_errors, csr_arrays
 from .errors import InvalidInputError
 
 
@@ -54,16 +54,15 @@ class Bags:
 
     def to_csr(self) -> sp.csr_matrix:
         """A consistent snapshot of all bags as a users x items CSR matrix."""
-        indptr, indices, data = self._store.export_all()
-        return sp.csr_matrix((data, indices, indptr), shape=(indptr.size - 1, self.n_items))
+        indptr, indices, data, n_items = self._store.export_all()
+        return sp.csr_matrix((data, indices, indptr), shape=(indptr.size - 1, n_items))
 
     def rows(self, user_indices: np.ndarray) -> sp.csr_matrix:
         """Bags of the given user indices (-1 gives an empty bag) as CSR rows."""
         idx = np.ascontiguousarray(user_indices, dtype=np.int32)
         with core_errors():
-            indptr, indices, data = self._store.export_rows(idx)
-        n_cols = int(indices.max()) + 1 if indices.size else 0
-        return sp.csr_matrix((data, indices, indptr), shape=(idx.size, max(n_cols, self.n_items)))
+            indptr, indices, data, n_items = self._store.export_rows(idx)
+        return sp.csr_matrix((data, indices, indptr), shape=(idx.size, n_items))
 
     def bag(self, user: str) -> dict[str, float]:
         """One user's bag as {item id: weight} (empty for an unknown user)."""
@@ -116,7 +115,7 @@ class Bags:
 
     def _write(self, users, items, weights, replace: bool) -> None:
         users, items = _id_lists(users, items)
-        w = np.asarray(weights, dtype=np.float64)
+        w = as_float_array(weights, "weights")
         if w.ndim == 0:
             w = np.full(len(users), float(w))
         w = w.reshape(-1)
@@ -137,7 +136,10 @@ def _check_id(value, what: str) -> str:
 def _check_ids(values, what: str) -> list[str]:
     if isinstance(values, str):
         raise InvalidInputError(f"{what} must be a sequence of ids, not a single string")
-    values = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    try:
+        values = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    except TypeError:
+        raise InvalidInputError(f"{what} must be a sequence of string ids, got {type(values).__name__}") from None
     for v in values:
         if not isinstance(v, str) or not v:
             raise InvalidInputError(f"{what} must be non-empty strings, got {v!r}")

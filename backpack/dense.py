@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._arrays import check_count, core_errors
+from ._arrays import check_count, check_result_size, core_errors
 from .errors import InvalidInputError
 
 METRICS = ("ip", "cosine")
@@ -36,6 +36,7 @@ class DenseIndex:
         q = np.asarray(queries)
         single = q.ndim == 1
         q = _as_matrix(q.reshape(1, -1) if single else q, "queries")
+        check_result_size(q.shape[0], k)
         if q.shape[1] != self.matrix.shape[1]:
             raise InvalidInputError(f"queries have {q.shape[1]} dimensions but the matrix has {self.matrix.shape[1]}")
         with core_errors():

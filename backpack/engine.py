@@ -59,8 +59,13 @@ class Engine:
         return self.bags.remove([user], [item]) == 1
 
     def load_matrix(self, user_items, user_ids: Sequence[str], item_ids: Sequence[str]) -> None:
-        """Replace all bags with a users x items matrix (bulk import)."""
+        """Replace all bags with a users x items matrix (bulk import).
+
+        Item indices change meaning, so the fitted model is dropped: call
+        ``fit`` again before asking for recommendations.
+        """
         self.bags.load(user_items, user_ids, item_ids)
+        self._model = None
 
     # -- fitting --------------------------------------------------------------
 

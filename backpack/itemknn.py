@@ -24,9 +24,11 @@ import scipy.sparse as sp
 
 from . import _core
 from ._arrays import (
+    as_float_array,
     as_index_array,
     as_user_items,
     check_count,
+    check_result_size,
     core_errors,
     csr_arrays,
     item_mask,
@@ -169,6 +171,7 @@ class ItemKNN:
         index = self._fitted()
         N = check_count(N, "N")
         itemids, scalar = as_index_array(itemid, "itemid", index.n_items)
+        check_result_size(itemids.size, N)
         allowed = item_mask(items, index.n_items, "items")
         denied = item_mask(filter_items, index.n_items, "filter_items")
         with core_errors():
@@ -180,9 +183,11 @@ class ItemKNN:
         """Top-``N`` for an ad-hoc bag that is not stored anywhere: item indices and weights."""
         index = self._fitted()
         item_ids, _ = as_index_array(items, "items", index.n_items)
-        w = np.ones(item_ids.size, np.float32) if weights is None else np.asarray(weights, np.float32).reshape(-1)
+        w = np.ones(item_ids.size) if weights is None else as_float_array(weights, "weights").reshape(-1)
         if w.shape != item_ids.shape:
             raise InvalidInputError("weights must have one entry per item")
+        if w.size and not (np.isfinite(w).all() and (w >= 0).all()):
+            raise InvalidInputError("bag weights must be finite and >= 0")
         row = sp.csr_matrix((w, item_ids, [0, item_ids.size]), shape=(1, index.n_items))
         ids, scores = self._score(as_user_items(row, "bag", allow_zero=True), check_count(N, "N"),
                                   filter_owned, allowed, denied)
@@ -255,6 +260,8 @@ class ItemKNN:
 
     def _score(self, csr: sp.csr_matrix, N: int, filter_owned: bool, allowed, denied, n_cols=None):
         index = self._fitted()
+        N = check_count(N, "N")
+        check_result_size(csr.shape[0], N)
         indptr, indices, data = csr_arrays(csr)
         allowed_mask = item_mask(allowed, index.n_items, "items")
         denied_mask = item_mask(denied, index.n_items, "filter_items")

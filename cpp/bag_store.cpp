@@ -1,6 +1,7 @@
 #include "bag_store.hpp"
 
 #include <cmath>
+#include <limits>
 #include <mutex>
 
 namespace backpack {
@@ -37,7 +38,10 @@ void BagStore::apply(int32_t user, int32_t item, float weight, WriteMode mode) {
     auto &row = rows_[user];
     auto it = std::lower_bound(row.begin(), row.end(), item, entry_less);
     if (it != row.end() && it->item == item) {
-        it->weight = mode == WriteMode::Accumulate ? it->weight + weight : weight;
+        // Weights saturate at the largest float instead of becoming inf.
+        it->weight = mode == WriteMode::Accumulate
+                         ? std::min(it->weight + weight, std::numeric_limits<float>::max())
+                         : weight;
         return;
     }
     row.insert(it, BagEntry{item, weight});
@@ -104,8 +108,14 @@ void BagStore::load(const CsrView &m, const std::vector<std::string> &users,
     for (int64_t r = 0; r < m.rows; ++r) {
         auto &row = rows[r];
         row.reserve(m.row_end(r) - m.row_begin(r));
-        for (int64_t k = m.row_begin(r); k < m.row_end(r); ++k)
-            row.push_back(BagEntry{m.indices[k], m.data[k]});
+        for (int64_t k = m.row_begin(r); k < m.row_end(r); ++k) {
+            // read once and checked as read (the caller's array, no GIL held)
+            const int32_t item = m.indices[k];
+            const float weight = m.data[k];
+            if (item < 0 || item >= m.cols || !(weight > 0.0f) || !std::isfinite(weight))
+                throw std::invalid_argument("user_items changed while being loaded");
+            row.push_back(BagEntry{item, weight});
+        }
         std::sort(row.begin(), row.end(),
                   [](const BagEntry &a, const BagEntry &b) { return a.item < b.item; });
         // Duplicate coordinates fold into one entry, as scipy's sum_duplicates does.

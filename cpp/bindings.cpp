@@ -45,6 +45,13 @@ CsrArrays csr_to_numpy(Csr &&m) {
             to_numpy(std::move(m.data), {nnz})};
 }
 
+// An export of bags: the arrays and the number of items when it was taken.
+std::tuple<Out<int64_t>, Out<int32_t>, Out<float>, int64_t> export_to_numpy(Csr &&m) {
+    const int64_t cols = m.cols;
+    auto [indptr, indices, data] = csr_to_numpy(std::move(m));
+    return {indptr, indices, data, cols};
+}
+
 CsrView make_view(const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
                   int64_t cols, const char *name) {
     if (indptr.shape(0) < 1) throw std::invalid_argument(std::string(name) + ": indptr is empty");
@@ -55,6 +62,24 @@ CsrView make_view(const In1<int64_t> &indptr, const In1<int32_t> &indices, const
     if (nnz < 0 || nnz > static_cast<int64_t>(indices.shape(0)))
         throw std::invalid_argument(std::string(name) + ": indptr[-1] exceeds the number of entries");
     return CsrView{indptr.data(), indices.data(), data.data(), rows, cols};
+}
+
+// A private copy of caller arrays, taken while the GIL is held: the kernels
+// then run without the GIL on memory no other thread can change. Sizes come
+// from the copied indptr, checked against the arrays' real lengths.
+Csr owned_csr(const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
+              int64_t cols, const char *name) {
+    make_view(indptr, indices, data, cols, name);  // shape checks with clear messages
+    Csr m;
+    m.rows = static_cast<int64_t>(indptr.shape(0)) - 1;
+    m.cols = cols;
+    m.indptr.assign(indptr.data(), indptr.data() + indptr.shape(0));
+    const int64_t nnz = m.indptr.back();
+    if (nnz < 0 || nnz > static_cast<int64_t>(indices.shape(0)))
+        throw std::invalid_argument(std::string(name) + ": indptr[-1] exceeds the number of entries");
+    m.indices.assign(indices.data(), indices.data() + nnz);
+    m.data.assign(data.data(), data.data() + nnz);
+    return m;
 }
 
 Csr copy_csr(const CsrView &v) {
@@ -149,10 +174,9 @@ NB_MODULE(_core, m) {
              [](BagStore &s, const In1<int64_t> &indptr, const In1<int32_t> &indices,
                 const In1<float> &data, const std::vector<std::string> &users,
                 const std::vector<std::string> &items) {
-                 CsrView v = make_view(indptr, indices, data, static_cast<int64_t>(items.size()),
-                                       "user_items");
+                 const Csr m = owned_csr(indptr, indices, data, static_cast<int64_t>(items.size()), "user_items");
                  nb::gil_scoped_release release;
-                 s.load(v, users, items);
+                 s.load(m.view(), users, items);
              })
         .def("export_all",
              [](const BagStore &s) {
@@ -161,7 +185,7 @@ NB_MODULE(_core, m) {
                      nb::gil_scoped_release release;
                      m = s.export_all();
                  }
-                 return csr_to_numpy(std::move(m));
+                 return export_to_numpy(std::move(m));
              })
         .def("export_rows",
              [](const BagStore &s, const In1<int32_t> &users) {
@@ -170,7 +194,7 @@ NB_MODULE(_core, m) {
                      nb::gil_scoped_release release;
                      m = s.export_rows(users.data(), users.shape(0));
                  }
-                 return csr_to_numpy(std::move(m));
+                 return export_to_numpy(std::move(m));
              })
         .def("find_users", [](const BagStore &s, const std::vector<std::string> &ids) {
             auto v = s.find_users(ids);
@@ -201,7 +225,8 @@ NB_MODULE(_core, m) {
     m.def("similarity_weights",
           [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
              int64_t n_cols, const std::string &kind, double k1, double b) {
-              CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
+              const Csr input = owned_csr(indptr, indices, data, n_cols, "user_items");
+              const CsrView v = input.view();
               validate_csr(v, "user_items");
               SimilarityParams p;
               p.kind = parse_similarity(kind);
@@ -217,13 +242,13 @@ NB_MODULE(_core, m) {
         [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
            int64_t n_cols, const std::string &kind, int k, double k1, double b, int threads,
            Progress *progress) {
-            CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
+            Csr input = owned_csr(indptr, indices, data, n_cols, "user_items");
             SimilarityParams p = make_params(kind, k, k1, b, threads);
             Csr out;
             {
                 nb::gil_scoped_release release;
-                validate_csr(v, "user_items");
-                out = item_neighbours(v, p, progress);
+                validate_csr(input.view(), "user_items");
+                out = item_neighbours(std::move(input), p, progress);
             }
             return csr_to_numpy(std::move(out));
         },
@@ -237,13 +262,14 @@ NB_MODULE(_core, m) {
         [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
            int64_t n_cols, const std::string &kind, int k, double k1, double b, int threads,
            Progress *progress, const In1<int32_t> &fallback_order, const In1<float> &fallback_scores) {
-            CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
+            Csr input = owned_csr(indptr, indices, data, n_cols, "user_items");
             SimilarityParams p = make_params(kind, k, k1, b, threads);
             auto order = to_vector(fallback_order);
             auto scores = to_vector(fallback_scores);
             nb::gil_scoped_release release;
-            validate_csr(v, "user_items");
-            return new ItemNeighbours(ItemNeighbours::Trusted{}, item_neighbours(v, p, progress),
+            validate_csr(input.view(), "user_items");
+            return new ItemNeighbours(ItemNeighbours::Trusted{},
+                                      item_neighbours(std::move(input), p, progress),
                                       std::move(order), std::move(scores));
         },
         nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("n_cols"), nb::arg("kind"),
@@ -259,7 +285,7 @@ NB_MODULE(_core, m) {
                 const In1<float> &data, const In1<int32_t> &fallback_order,
                 const In1<float> &fallback_scores) {
                  const int64_t n = static_cast<int64_t>(indptr.shape(0)) - 1;
-                 Csr m = copy_csr(make_view(indptr, indices, data, n, "neighbours"));
+                 Csr m = owned_csr(indptr, indices, data, n, "neighbours");
                  new (self) ItemNeighbours(std::move(m), to_vector(fallback_order),
                                            to_vector(fallback_scores));
              })
@@ -269,12 +295,12 @@ NB_MODULE(_core, m) {
                const In1<float> &data, int64_t n_cols, int64_t n, bool filter_owned,
                std::optional<In1<uint8_t>> allowed, std::optional<In1<uint8_t>> denied,
                int threads) {
-                CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
+                const Csr bags = owned_csr(indptr, indices, data, n_cols, "user_items");
                 ScoreOptions o = score_options(self, n, filter_owned, allowed, denied, threads);
                 TopN t;
                 {
                     nb::gil_scoped_release release;
-                    t = self.recommend(v, o);
+                    t = self.recommend(bags.view(), o);
                 }
                 return top_n_to_numpy(std::move(t));
             },

@@ -84,10 +84,20 @@ struct Cancelled : std::runtime_error {
     Cancelled() : std::runtime_error("cancelled") {}
 };
 
+// 0 means all cores; more than 4 threads per core only adds overhead, so
+// larger requests are capped there.
 inline int resolve_threads(int requested) {
-    if (requested > 0) return requested;
     unsigned hc = std::thread::hardware_concurrency();
-    return hc ? static_cast<int>(hc) : 1;
+    const int cores = hc ? static_cast<int>(hc) : 1;
+    if (requested <= 0) return cores;
+    return std::min(requested, 4 * cores);
+}
+
+// rows * cols as an element count, refusing sizes that would overflow.
+inline int64_t checked_size(int64_t rows, int64_t cols, const char *what) {
+    if (rows < 0 || cols < 0 || (cols > 0 && rows > (INT64_MAX / 8) / cols))
+        throw std::length_error(std::string(what) + " is too large");
+    return rows * cols;
 }
 
 // Runs body(begin, end, worker) over [0, n) in chunks that workers claim one at
@@ -121,7 +131,13 @@ void parallel_for(int64_t n, int threads, int64_t chunk, Body &&body) {
     };
     std::vector<std::thread> pool;
     pool.reserve(workers - 1);
-    for (int w = 1; w < workers; ++w) pool.emplace_back(work, w);
+    try {
+        for (int w = 1; w < workers; ++w) pool.emplace_back(work, w);
+    } catch (...) {  // the OS refused a thread: stop the ones started, then report
+        next.store(n);
+        for (auto &t : pool) t.join();
+        throw;
+    }
     work(0);
     for (auto &t : pool) t.join();
     if (error) std::rethrow_exception(error);

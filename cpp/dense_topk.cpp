@@ -47,8 +47,10 @@ TopN dense_topk(const float *queries, int64_t m, const float *matrix, int64_t n,
     TopN out;
     out.rows = m;
     out.n = k;
-    out.ids.assign(m * k, -1);
-    out.scores.assign(m * k, -std::numeric_limits<float>::infinity());
+    const int64_t cells = checked_size(m, k, "queries x k");
+    checked_size(m, std::max<int64_t>(resolve_threads(threads), 1) * std::min(k, n), "queries x k");
+    out.ids.assign(cells, -1);
+    out.scores.assign(cells, -std::numeric_limits<float>::infinity());
     if (k == 0 || m == 0) return out;
 
     const bool cosine = metric == DenseMetric::Cosine;
@@ -62,7 +64,8 @@ TopN dense_topk(const float *queries, int64_t m, const float *matrix, int64_t n,
     const int64_t parts = m < threads * kQueryBlock ? threads : 1;
     const int64_t query_blocks = (m + kQueryBlock - 1) / kQueryBlock;
     const int64_t rows_per_part = (n + parts - 1) / parts;
-    std::vector<BoundedTopK> best(m * parts, BoundedTopK(k));
+    // Each partial result holds at most min(k, n) entries.
+    std::vector<BoundedTopK> best(m * parts, BoundedTopK(std::min(k, n)));
 
     parallel_for(query_blocks * parts, threads, 1, [&](int64_t begin, int64_t end, int) {
         std::vector<float> block(kQueryBlock * kRowBlock);

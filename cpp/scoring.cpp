@@ -32,9 +32,16 @@ ItemNeighbours::ItemNeighbours(Trusted, Csr neighbours, std::vector<int32_t> fal
 void ItemNeighbours::check_fallback() const {
     if (fallback_order_.size() != fallback_scores_.size())
         throw std::invalid_argument("fallback order and scores must have the same length");
-    for (int32_t i : fallback_order_)
+    // A permutation of all items: the popularity fill can then always reach
+    // every eligible item (exactly N), and never lists one twice.
+    if (static_cast<int64_t>(fallback_order_.size()) != neighbours_.rows)
+        throw std::invalid_argument("the fallback order must list every item once");
+    std::vector<uint8_t> listed(neighbours_.rows, 0);
+    for (int32_t i : fallback_order_) {
         if (i < 0 || i >= neighbours_.rows)
             throw std::invalid_argument("fallback item " + std::to_string(i) + " out of range");
+        if (listed[i]++) throw std::invalid_argument("fallback item " + std::to_string(i) + " listed twice");
+    }
 }
 
 std::unique_ptr<ItemNeighbours::Scratch> ItemNeighbours::acquire() const {
@@ -69,18 +76,24 @@ void ItemNeighbours::score_row(const CsrView &bags, int64_t row, const ScoreOpti
     const CsrView nb = neighbours_.view();
     s.touched.clear();
     const int64_t k_end = bags.row_end(row);
-    for (int64_t k = bags.row_begin(row); k < k_end; ++k)
-        if (bags.indices[k] < n_model) s.owned[bags.indices[k]] = epoch;
+    // Each index is read once and checked as read: the caller's arrays are
+    // read without the GIL, so they must not be trusted twice.
+    for (int64_t k = bags.row_begin(row); k < k_end; ++k) {
+        const uint32_t i = static_cast<uint32_t>(bags.indices[k]);
+        if (i < static_cast<uint64_t>(n_model)) s.owned[i] = epoch;
+    }
     for (int64_t k = bags.row_begin(row); k < k_end; ++k) {
         // A long bag visits neighbour rows all over the matrix: start loading
         // the next ones while this one is added.
-        if (k + 4 < k_end && bags.indices[k + 4] < n_model) {
-            const int64_t ahead = nb.row_begin(bags.indices[k + 4]);
-            __builtin_prefetch(&nb.indices[ahead]);
-            __builtin_prefetch(&nb.data[ahead]);
+        if (k + 4 < k_end) {
+            const uint32_t ahead = static_cast<uint32_t>(bags.indices[k + 4]);
+            if (ahead < static_cast<uint64_t>(n_model)) {
+                __builtin_prefetch(&nb.indices[nb.row_begin(ahead)]);
+                __builtin_prefetch(&nb.data[nb.row_begin(ahead)]);
+            }
         }
-        const int32_t i = bags.indices[k];
-        if (i >= n_model) continue;
+        const uint32_t i = static_cast<uint32_t>(bags.indices[k]);
+        if (i >= static_cast<uint64_t>(n_model)) continue;
         const float weight = bags.data[k];
         for (int64_t e = nb.row_begin(i); e < nb.row_end(i); ++e) {
             const int32_t j = nb.indices[e];
@@ -140,8 +153,9 @@ TopN ItemNeighbours::recommend(const CsrView &bags, const ScoreOptions &o) const
     TopN out;
     out.rows = bags.rows;
     out.n = o.n;
-    out.ids.resize(bags.rows * o.n);
-    out.scores.resize(bags.rows * o.n);
+    const int64_t cells = checked_size(bags.rows, o.n, "rows x N");
+    out.ids.resize(cells);
+    out.scores.resize(cells);
     if (o.n == 0) return out;
     const int threads = static_cast<int>(std::min<int64_t>(resolve_threads(o.threads), bags.rows));
     std::vector<std::unique_ptr<Scratch>> scratch(std::max(threads, 1));

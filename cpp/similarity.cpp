@@ -14,9 +14,11 @@ namespace {
 // upside down.
 std::vector<double> user_idf(const CsrView &m) {
     std::vector<double> idf(m.rows);
-    const double log_n = std::log(static_cast<double>(std::max<int64_t>(m.cols, 1)));
+    // log(n / (1 + held)) rather than log(n) - log1p(held): the same value,
+    // but exactly 0 (not +-1e-16) for a user holding n - 1 items.
+    const double n = static_cast<double>(std::max<int64_t>(m.cols, 1));
     for (int64_t u = 0; u < m.rows; ++u)
-        idf[u] = std::max(0.0, log_n - std::log1p(static_cast<double>(m.row_end(u) - m.row_begin(u))));
+        idf[u] = std::max(0.0, std::log(n / (1.0 + static_cast<double>(m.row_end(u) - m.row_begin(u)))));
     return idf;
 }
 
@@ -125,20 +127,25 @@ std::vector<float> similarity_weights(const CsrView &m, const SimilarityParams &
     return w;
 }
 
-Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progress) {
+Csr item_neighbours(Csr input, const SimilarityParams &p, Progress *progress) {
     if (p.k < 1) throw std::invalid_argument("K must be >= 1");
-    const int64_t n_items = m.cols;
+    const int64_t n_items = input.cols;
     const int64_t k_max = std::min<int64_t>(p.k, std::max<int64_t>(n_items - 1, 0));
-    const std::vector<float> w = similarity_weights(m, p);
-    const Layout l = build_layout(m, w);
+    const Layout l = [&] {
+        const CsrView m = input.view();
+        const std::vector<float> w = similarity_weights(m, p);
+        return build_layout(m, w);
+    }();
+    input = Csr{};  // the layout holds everything the build needs
     const bool jaccard = p.kind == Similarity::Jaccard;
 
     // Fixed K slots per item, written in place and compacted in place at the
     // end, so the result is the only buffer of its size: O(items * K) memory.
     Csr out;
     out.rows = out.cols = n_items;
-    out.indices.resize(n_items * k_max);
-    out.data.resize(n_items * k_max);
+    const int64_t slots = checked_size(n_items, k_max, "items x K");
+    out.indices.resize(slots);
+    out.data.resize(slots);
     int32_t *slot_ids = out.indices.data();
     float *slot_scores = out.data.data();
     std::vector<int32_t> slot_count(n_items, 0);
@@ -146,8 +153,8 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
     const int threads = resolve_threads(p.threads);
     struct Scratch {
         // One float per item: half the cache footprint of (score, stamp)
-        // pairs. Every contribution is > 0, so 0 means "not touched yet";
-        // the candidate pass puts the zeros back.
+        // pairs. Contributions are >= 0, so 0 means "not touched yet"; the
+        // candidate pass puts the zeros back.
         std::vector<float> acc;
         std::vector<int32_t> touched;
         std::vector<Scored> candidates;
@@ -184,9 +191,13 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
                 for (int64_t b = 0; b < len; ++b) {
                     const int32_t j = row[b].item;
                     const float before = acc[j];
+                    const float after = before + wu * row[b].weight;
+                    // Contributions are >= 0, so a column goes from 0 to non-zero
+                    // at most once per row: that is when it is registered. A
+                    // product that underflows to 0 registers nothing.
                     touched[n_touched] = j;
-                    n_touched += before == 0.0f;
-                    acc[j] = before + wu * row[b].weight;
+                    n_touched += (before == 0.0f) & (after != 0.0f);
+                    acc[j] = after;
                 }
             }
             s.candidates.clear();
@@ -213,7 +224,7 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
             for (int64_t t = 0; t < n_touched; ++t) {
                 const int32_t j = touched[t];
                 const float score = score_of(j);
-                acc[j] = 0.0f;  // ready for the next row; a repeat of j now reads 0 and is skipped
+                acc[j] = 0.0f;  // ready for the next row
                 if (score > 0.0f && score >= cutoff && j != i)
                     s.candidates.push_back(Scored{score, l.original[j]});
             }

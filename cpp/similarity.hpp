@@ -20,8 +20,9 @@ struct SimilarityParams {
 // itself): the best K (ties broken by lower index) of those with a score > 0,
 // stored in no particular order within the row. Memory: O(items * K) plus one n_items accumulator
 // per thread.
-Csr item_neighbours(const CsrView &user_items, const SimilarityParams &params,
-                    Progress *progress);
+// Takes the (validated) input by value and frees it, with its weights, as soon
+// as the build has its own layout, so they do not add to the peak.
+Csr item_neighbours(Csr user_items, const SimilarityParams &params, Progress *progress);
 
 // The per-interaction weights each similarity puts on the user-item matrix
 // before pairs are multiplied (exposed so tests can check them on their own).

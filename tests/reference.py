@@ -17,7 +17,7 @@ def weights(X: np.ndarray, kind: str, K1: float = 1.2, B: float = 0.75) -> np.nd
         return held.astype(np.float64)
     if kind == "cosine":
         return _unit_columns(X)
-    idf = np.maximum(0.0, np.log(max(n_items, 1)) - np.log1p(held.sum(axis=1)))[:, None]
+    idf = np.maximum(0.0, np.log(max(n_items, 1) / (1.0 + held.sum(axis=1))))[:, None]
     if kind == "tfidf":
         return _unit_columns(np.sqrt(X) * idf * held)
     if kind == "bm25":

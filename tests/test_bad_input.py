@@ -107,3 +107,93 @@ def test_process_survives_a_thousand_bad_calls(fitted):
         with pytest.raises(InvalidInputError):
             model.similar_items(bad)
     assert model.similar_items(0, N=3)[0].size == 3
+
+
+def test_non_contiguous_and_odd_dtype_ids_give_the_same_result(fitted):
+    model, m = fitted
+    ids = np.arange(40)[::4]                      # a strided view
+    expected = model.recommend(ids.copy(), m, N=5)
+    for variant in (ids, ids.astype(np.int16), ids.astype(np.uint64), list(ids)):
+        got = model.recommend(variant, m, N=5)
+        np.testing.assert_array_equal(got[0], expected[0])
+    items = np.arange(20)[::-3]
+    np.testing.assert_array_equal(model.similar_items(items, N=4)[0],
+                                  model.similar_items(items.copy(), N=4)[0])
+
+
+def test_string_ids_are_rejected_by_the_index_api(fitted):
+    model, m = fitted
+    with pytest.raises(InvalidInputError):
+        model.recommend(np.array(["a", "b"]), m, N=3)
+    with pytest.raises(InvalidInputError):
+        model.similar_items("3")
+
+
+# -- regressions from review: each of these crashed or misbehaved once ----------
+
+def test_weights_whose_products_underflow_do_not_overrun_the_build():
+    n = 2000
+    m = sp.csr_matrix((np.full(2 * n, 1e-25, np.float32), np.tile([0, 1], n), np.arange(0, 2 * n + 1, 2)),
+                      shape=(n, 10))
+    for kind in ("bm25", "cosine"):
+        model = ItemKNN(k=10, similarity=kind).fit(m, show_progress=False)
+        assert model.similarity.shape == (10, 10)
+    tiny = sp.vstack([m, sp.csr_matrix(np.ones((1, 10), np.float32))]).tocsr()
+    ItemKNN(k=10, similarity="cosine").fit(tiny, show_progress=False)
+
+
+@pytest.mark.parametrize("n", [2**62, 10**12, 100_001])
+def test_huge_n_or_k_is_a_typed_error(fitted, n):
+    model, m = fitted
+    from backpack import DenseIndex, Engine
+    with pytest.raises(InvalidInputError):
+        model.recommend(np.arange(4), m, N=n)
+    with pytest.raises(InvalidInputError):
+        model.similar_items(np.arange(4), N=n)
+    with pytest.raises(InvalidInputError):
+        DenseIndex(np.ones((5, 3))).search(np.ones((4, 3)), k=n)
+    with pytest.raises(InvalidInputError):
+        ItemKNN(k=n)
+    e = Engine()
+    e.add_interactions(["a", "b"], ["x", "y"])
+    e.fit()
+    with pytest.raises(InvalidInputError):
+        e.recommend_batch(["a", "b"], n=n)
+
+
+def test_core_refuses_result_sizes_that_overflow():
+    model = ItemKNN(k=2).fit(random_user_items(10, 5, 0.5, seed=1), show_progress=False)
+    with pytest.raises(ValueError):
+        model._index.similar_items(np.arange(4, dtype=np.int32), 2**62, None, None, 0)
+    with pytest.raises(ValueError):
+        _core.dense_topk(np.ones((4, 3), np.float32), np.ones((5, 3), np.float32), 2**62, "ip", 0)
+
+
+def test_absurd_thread_counts_are_capped_not_fatal():
+    from backpack import dense_topk
+    ids, _ = dense_topk(np.ones((1, 2)), np.ones((20_000, 2)), k=1, num_threads=50_000)
+    assert ids.tolist() == [[0]]
+
+
+def test_fallback_order_must_be_a_permutation():
+    args = (np.array([0, 0, 0, 0], np.int64), np.array([], np.int32), np.array([], np.float32))
+    for order in ([0, 0, 0], [0, 1], [0, 1, 3]):
+        with pytest.raises(ValueError):
+            _core.ItemNeighbours(*args, np.array(order, np.int32), np.full(len(order), -1.0, np.float32))
+
+
+def test_untyped_errors_from_odd_arguments_are_now_typed():
+    from backpack import Bags, Engine
+    with pytest.raises(InvalidInputError):
+        Bags().add(5, ["x"])
+    with pytest.raises(InvalidInputError):
+        Bags().add(["a"], ["x"], ["abc"])
+    with pytest.raises(InvalidInputError):
+        ItemKNN().fit(np.array([[object(), 1]], dtype=object), show_progress=False)
+    e = Engine()
+    e.add_interactions(["a", "b"], ["x", "y"])
+    e.fit()
+    with pytest.raises(InvalidInputError):
+        e.recommend_batch(None)
+    with pytest.raises(InvalidInputError):
+        e.recommend_bag(["x"], weights=["q"])

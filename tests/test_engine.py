@@ -117,3 +117,23 @@ def test_reads_continue_during_refit(engine, catalogue):
     for t in threads:
         t.join()
     assert not errors and served and set(served) == {5}
+
+
+def test_load_matrix_drops_the_model_whose_indices_it_invalidates(catalogue):
+    e = Engine()
+    e.load_matrix(catalogue.user_items, catalogue.user_ids, catalogue.item_ids)
+    e.fit("itemknn", k=5)
+    e.load_matrix(catalogue.user_items[:, ::-1].tocsr(), catalogue.user_ids, catalogue.item_ids[::-1])
+    with pytest.raises(NotFittedError):
+        e.recommend(catalogue.user_ids[0])
+
+
+def test_accumulated_weights_saturate_instead_of_becoming_infinite():
+    e = Engine()
+    e.add_interaction("a", "x", 3e38)
+    e.add_interaction("a", "x", 3e38)
+    e.add_interaction("b", "x", 1.0)
+    e.add_interaction("b", "y", 1.0)
+    assert np.isfinite(e.bags.bag("a")["x"])
+    e.fit("itemknn", k=5)
+    assert [r.item for r in e.recommend("a", n=1)] == ["y"]

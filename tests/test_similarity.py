@@ -116,3 +116,10 @@ def test_long_rows_with_ties_at_the_cutoff(kind):
     S = reference.similarity(m.toarray(), kind)
     expected = reference.top_k_rows(S, 3)
     assert all(ours[i].tolist() == expected[i].tolist() for i in range(200)), "ties break on the lower id"
+
+
+def test_users_holding_all_but_one_item_get_exactly_zero_idf():
+    # idf = log(n / (1 + held)) is exactly 0 here; log(n) - log1p(held) was 1e-16
+    m = sp.csr_matrix(np.array([[1, 1, 1, 0], [0, 0, 1, 1]], np.float32))
+    w = _core.similarity_weights(*csr_arrays(m), 4, "tfidf", 1.2, 0.75)
+    assert (w[:3] == 0).all()
