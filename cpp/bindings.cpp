@@ -117,6 +117,20 @@ std::vector<T> to_vector(const In1<T> &a) {
     return std::vector<T>(a.data(), a.data() + a.shape(0));
 }
 
+// The similarity build reads the caller's arrays while the GIL is held (they
+// are checked, then laid out privately) and releases it for the heavy part:
+// no copy of the input, and no window for another thread to change it.
+Csr build_neighbours(const In1<int64_t> &indptr, const In1<int32_t> &indices,
+                     const In1<float> &data, int64_t n_cols, const SimilarityParams &p,
+                     Progress *progress) {
+    const CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
+    validate_csr(v, "user_items");
+    std::optional<nb::gil_scoped_release> release;
+    Csr out = item_neighbours(v, p, progress, [&] { release.emplace(); });
+    release.reset();
+    return out;
+}
+
 const uint8_t *optional_mask(const std::optional<In1<uint8_t>> &mask, int64_t n, const char *name) {
     if (!mask) return nullptr;
     if (static_cast<int64_t>(mask->shape(0)) != n)
@@ -242,14 +256,8 @@ NB_MODULE(_core, m) {
         [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
            int64_t n_cols, const std::string &kind, int k, double k1, double b, int threads,
            Progress *progress) {
-            Csr input = owned_csr(indptr, indices, data, n_cols, "user_items");
-            SimilarityParams p = make_params(kind, k, k1, b, threads);
-            Csr out;
-            {
-                nb::gil_scoped_release release;
-                validate_csr(input.view(), "user_items");
-                out = item_neighbours(std::move(input), p, progress);
-            }
+            Csr out = build_neighbours(indptr, indices, data, n_cols,
+                                       make_params(kind, k, k1, b, threads), progress);
             return csr_to_numpy(std::move(out));
         },
         nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("n_cols"), nb::arg("kind"),
@@ -262,15 +270,11 @@ NB_MODULE(_core, m) {
         [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
            int64_t n_cols, const std::string &kind, int k, double k1, double b, int threads,
            Progress *progress, const In1<int32_t> &fallback_order, const In1<float> &fallback_scores) {
-            Csr input = owned_csr(indptr, indices, data, n_cols, "user_items");
-            SimilarityParams p = make_params(kind, k, k1, b, threads);
-            auto order = to_vector(fallback_order);
-            auto scores = to_vector(fallback_scores);
-            nb::gil_scoped_release release;
-            validate_csr(input.view(), "user_items");
-            return new ItemNeighbours(ItemNeighbours::Trusted{},
-                                      item_neighbours(std::move(input), p, progress),
-                                      std::move(order), std::move(scores));
+            Csr out = build_neighbours(indptr, indices, data, n_cols,
+                                       make_params(kind, k, k1, b, threads), progress);
+            nb::gil_scoped_release release;  // the index checks the fallback order
+            return new ItemNeighbours(ItemNeighbours::Trusted{}, std::move(out),
+                                      to_vector(fallback_order), to_vector(fallback_scores));
         },
         nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("n_cols"), nb::arg("kind"),
         nb::arg("k"), nb::arg("k1"), nb::arg("b"), nb::arg("threads"), nb::arg("progress").none(),

@@ -127,16 +127,13 @@ std::vector<float> similarity_weights(const CsrView &m, const SimilarityParams &
     return w;
 }
 
-Csr item_neighbours(Csr input, const SimilarityParams &p, Progress *progress) {
+Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progress,
+                    const std::function<void()> &inputs_read) {
     if (p.k < 1) throw std::invalid_argument("K must be >= 1");
-    const int64_t n_items = input.cols;
+    const int64_t n_items = m.cols;
     const int64_t k_max = std::min<int64_t>(p.k, std::max<int64_t>(n_items - 1, 0));
-    const Layout l = [&] {
-        const CsrView m = input.view();
-        const std::vector<float> w = similarity_weights(m, p);
-        return build_layout(m, w);
-    }();
-    input = Csr{};  // the layout holds everything the build needs
+    const Layout l = build_layout(m, similarity_weights(m, p));
+    if (inputs_read) inputs_read();
     const bool jaccard = p.kind == Similarity::Jaccard;
 
     // Fixed K slots per item, written in place and compacted in place at the

@@ -2,6 +2,8 @@
 // from the user-item matrix without ever forming the dense item x item matrix.
 #pragma once
 
+#include <functional>
+
 #include "common.hpp"
 
 namespace backpack {
@@ -20,9 +22,11 @@ struct SimilarityParams {
 // itself): the best K (ties broken by lower index) of those with a score > 0,
 // stored in no particular order within the row. Memory: O(items * K) plus one n_items accumulator
 // per thread.
-// Takes the (validated) input by value and frees it, with its weights, as soon
-// as the build has its own layout, so they do not add to the peak.
-Csr item_neighbours(Csr user_items, const SimilarityParams &params, Progress *progress);
+// The input is read only until the build has made its own layout of it; then
+// `inputs_read` is called (the bindings release the GIL there), and the
+// heavy part runs on private memory.
+Csr item_neighbours(const CsrView &user_items, const SimilarityParams &params, Progress *progress,
+                    const std::function<void()> &inputs_read = {});
 
 // The per-interaction weights each similarity puts on the user-item matrix
 // before pairs are multiplied (exposed so tests can check them on their own).
