@@ -1,6 +1,7 @@
 #include "similarity.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 
 #include "topk.hpp"
@@ -85,6 +86,21 @@ Layout build_layout(const CsrView &m, const std::vector<float> &w) {
     return l;
 }
 
+// A positive float's bits order like the float, so (score desc, id asc) packs
+// into one integer and selection compares single integers.
+inline uint64_t rank_key(float score, int32_t id) {
+    uint32_t bits;
+    std::memcpy(&bits, &score, sizeof bits);
+    return (static_cast<uint64_t>(bits) << 32) | (0xFFFFFFFFu - static_cast<uint32_t>(id));
+}
+inline int32_t key_id(uint64_t key) { return static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(key)); }
+inline float key_score(uint64_t key) {
+    const uint32_t bits = static_cast<uint32_t>(key >> 32);
+    float score;
+    std::memcpy(&score, &bits, sizeof score);
+    return score;
+}
+
 }  // namespace
 
 std::vector<float> similarity_weights(const CsrView &m, const SimilarityParams &p) {
@@ -154,7 +170,7 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
         // candidate pass puts the zeros back.
         std::vector<float> acc;
         std::vector<int32_t> touched;
-        std::vector<Scored> candidates;
+        std::vector<uint64_t> candidates;  // rank_key(score, original id)
         std::vector<float> sample;
     };
     std::vector<Scratch> scratch(threads);
@@ -223,15 +239,20 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
                 const float score = score_of(j);
                 acc[j] = 0.0f;  // ready for the next row
                 if (score > 0.0f && score >= cutoff && j != i)
-                    s.candidates.push_back(Scored{score, l.original[j]});
+                    s.candidates.push_back(rank_key(score, l.original[j]));
             }
             // Rows stay in selection order: scoring re-ranks anyway, and sorting
             // 200k rows of K would cost as much as finding them.
-            const int64_t kept = select_top_unordered(s.candidates, k_max);
+            int64_t kept = static_cast<int64_t>(s.candidates.size());
+            if (kept > k_max) {
+                std::nth_element(s.candidates.begin(), s.candidates.begin() + k_max, s.candidates.end(),
+                                 std::greater<uint64_t>());
+                kept = k_max;
+            }
             const int64_t row = l.original[i];
             for (int64_t c = 0; c < kept; ++c) {
-                slot_ids[row * k_max + c] = s.candidates[c].id;
-                slot_scores[row * k_max + c] = s.candidates[c].score;
+                slot_ids[row * k_max + c] = key_id(s.candidates[c]);
+                slot_scores[row * k_max + c] = key_score(s.candidates[c]);
             }
             slot_count[row] = static_cast<int32_t>(kept);
         }
