@@ -196,7 +196,12 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
                 // few users ahead (and their offsets further ahead) so the
                 // loads overlap instead of stalling one by one.
                 if (a + 8 < a_end) __builtin_prefetch(&l.user_ptr[l.item_users[a + 8]]);
-                if (a + 4 < a_end) __builtin_prefetch(&l.user_rows[l.user_ptr[l.item_users[a + 4]]]);
+                if (a + 4 < a_end) {
+                    const int32_t ahead = l.item_users[a + 4];
+                    const Layout::Entry *next = &l.user_rows[l.user_ptr[ahead]];
+                    __builtin_prefetch(next);
+                    if (l.user_ptr[ahead + 1] - l.user_ptr[ahead] > 8) __builtin_prefetch(next + 8);
+                }
                 const int32_t u = l.item_users[a];
                 const float wu = l.item_weights[a];
                 const Layout::Entry *row = &l.user_rows[l.user_ptr[u]];
