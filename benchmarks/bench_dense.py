@@ -45,8 +45,8 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|")
     for m in (1, 100, 2_000):
         q = rng.normal(size=(m, args.dim)).astype(np.float32)
-        ours = best_of(lambda: index.search(q, args.k))
-        theirs = best_of(lambda: numpy_topk(q, x, args.k))
+        ours = best_of(lambda q=q: index.search(q, args.k))
+        theirs = best_of(lambda q=q: numpy_topk(q, x, args.k))
         same = np.mean(index.search(q, args.k)[0] == numpy_topk(q, x, args.k)[0])
         print(f"| {m:,} | {ours:.4f} | {theirs:.4f} | {theirs / ours:.2f}x | {same:.4f} |")
 
