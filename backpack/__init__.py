@@ -27,12 +27,16 @@ from .errors import (
     UnknownItemError,
     UnknownUserError,
 )
+from .hookspecs import hookimpl
 from .itemknn import BM25Recommender, CosineRecommender, ItemKNN, TFIDFRecommender
+from .plugins import PluginConflictError, PluginError, Plugins, get_plugins
+from .recommender import Recommender
 
 __version__ = "0.1.0"
 
 __all__ = [
     "_core", "Bags", "DenseIndex", "dense_topk", "Engine", "Recommendation", "ItemKNN", "CosineRecommender",
     "BM25Recommender", "TFIDFRecommender", "BackpackError", "CancelledError", "InvalidInputError",
-    "ModelFileError", "NotFittedError", "UnknownItemError", "UnknownUserError",
+    "ModelFileError", "NotFittedError", "UnknownItemError", "UnknownUserError", "hookimpl",
+    "Plugins", "get_plugins", "PluginConflictError", "PluginError", "Recommender",
 ]

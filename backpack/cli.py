@@ -1,15 +1,17 @@
-"""The ``backpack`` command."""
+"""The ``backpack`` command. Subcommands from plugins are added to it."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from . import __version__
 from .errors import BackpackError
+from .plugins import Plugins, call_plugin, get_plugins
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(plugins: Plugins) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backpack", description="Backpack recommendation engine")
     parser.add_argument("--version", action="version", version=f"backpack {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -23,17 +25,51 @@ def _parser() -> argparse.ArgumentParser:
                       choices=["cosine", "bm25", "tfidf", "jaccard", "cooccurrence"])
     demo.add_argument("--threads", type=int, default=0, help="0 = all cores")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    listing = commands.add_parser("plugins", help="list plugins, where they come from and what they add")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+
+    for name, reg in sorted(plugins.registry("commands").items()):
+        if name in commands.choices:
+            plugins.info[reg.plugin].errors.append(f"command {name!r} clashes with a built-in command")
+            continue
+        configure, run = reg.value, reg.extra.get("args", (None,))[0]
+        sub = commands.add_parser(name, help=reg.extra.get("help", reg.description) or f"(from plugin {reg.plugin})")
+        if configure is not None:
+            call_plugin(reg, f"configuring command {name!r}", configure, sub)
+        sub.set_defaults(plugin_command=(reg, run))
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _print_plugins(plugins: Plugins, as_json: bool) -> int:
+    described = plugins.describe()
+    if as_json:
+        print(json.dumps(described, indent=2))
+    else:
+        for p in described:
+            origin = p["distribution"] and f"{p['distribution']} {p['version']}" or p["source"]
+            print(f"{p['name']}  ({origin}; {p['module']})")
+            for kind, names in sorted(p["registered"].items()):
+                print(f"    {kind}: {', '.join(names)}")
+            for error in p["errors"]:
+                print(f"    ERROR: {error}")
+    return 1 if any(p["errors"] for p in described) else 0
+
+
+def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> int:
+    plugins = plugins if plugins is not None else get_plugins()
     try:
+        args = _parser(plugins).parse_args(argv)
         if args.command == "demo":
             from . import demo
 
             demo.run(args.size, seed=args.seed, k=args.k, similarity=args.similarity,
                      threads=args.threads, show_progress=not args.no_progress)
+        elif args.command == "plugins":
+            return _print_plugins(plugins, args.json)
+        elif hasattr(args, "plugin_command"):
+            reg, run = args.plugin_command
+            return int(call_plugin(reg, f"command {args.command!r}", run, args) or 0)
     except BackpackError as exc:
         print(f"backpack: error [{exc.code}]: {exc}", file=sys.stderr)
         return 2

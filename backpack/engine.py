@@ -8,13 +8,16 @@ model in with one assignment: readers never wait for it.
 
 from __future__ import annotations
 
+import inspect
+import time
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from .bags import Bags
 from .errors import InvalidInputError, NotFittedError, UnknownItemError
-from .itemknn import ItemKNN
+from .plugins import Plugins, call_plugin, get_plugins
+from .recommender import Recommender
 
 DEFAULT_KIND_WEIGHTS = {"view": 1.0, "visit": 2.0, "like": 3.0, "equip": 5.0, "purchase": 8.0}
 
@@ -32,22 +35,28 @@ class Engine:
     """Recommendation engine over string ids; safe to share between threads.
 
     ``kind_weights`` maps interaction kinds (view, like, ...) to weights for
-    calls that pass ``kind=`` instead of a weight.
+    calls that pass ``kind=`` instead of a weight. Algorithms come from
+    ``plugins`` (by default every installed plugin, see ``backpack plugins``).
     """
 
-    ALGORITHMS = {"itemknn": ItemKNN}
-
-    def __init__(self, *, kind_weights: dict[str, float] | None = None, num_threads: int = 0):
+    def __init__(self, *, kind_weights: dict[str, float] | None = None, num_threads: int = 0,
+                 plugins: Plugins | None = None):
         self.bags = Bags()
         self.kind_weights = dict(DEFAULT_KIND_WEIGHTS if kind_weights is None else kind_weights)
         self.num_threads = num_threads
-        self._model: ItemKNN | None = None
+        self.plugins = plugins if plugins is not None else get_plugins()
+        self._model: Recommender | None = None
 
     # -- interactions ---------------------------------------------------------
 
     def add_interactions(self, users: Sequence[str], items: Sequence[str], weights=None, *, kinds=None) -> None:
         """Record many interactions at once (weights default to 1, or come from ``kinds``)."""
-        self.bags.add(users, items, self._weights(len(users), weights, kinds))
+        w = self._weights(len(users), weights, kinds)
+        self.bags.add(users, items, w)
+        if self.plugins.observes("interactions_recorded"):
+            n = len(users)
+            self.plugins.notify("interactions_recorded", engine=self, users=list(users), items=list(items),
+                                weights=np.broadcast_to(np.asarray(w, np.float32), (n,)).tolist())
 
     def add_interaction(self, user: str, item: str, weight: float | None = None, *, kind: str | None = None) -> None:
         """Record one interaction; it counts in ``user``'s next recommendation."""
@@ -69,21 +78,29 @@ class Engine:
 
     # -- fitting --------------------------------------------------------------
 
-    def fit(self, algorithm: str = "itemknn", *, show_progress: bool = False, **params) -> ItemKNN:
-        """Fit ``algorithm`` on a snapshot of the bags and swap it in."""
-        try:
-            factory = self.ALGORITHMS[algorithm]
-        except KeyError:
+    def fit(self, algorithm: str = "itemknn", *, show_progress: bool = False, **params) -> Recommender:
+        """Fit ``algorithm`` (a name registered by a plugin) on a snapshot of the bags and swap it in.
+
+        If the fit fails the model in service stays; a plugin's own failure is
+        a :class:`~backpack.plugins.PluginError` naming the plugin.
+        """
+        registration = self.plugins.algorithm(algorithm)
+        if _accepts(registration.value, "num_threads"):
+            params.setdefault("num_threads", self.num_threads)
+        model = call_plugin(registration, "creating the model", registration.value, **params)
+        if not isinstance(model, Recommender):
             raise InvalidInputError(
-                f"unknown algorithm {algorithm!r}; available: {', '.join(sorted(self.ALGORITHMS))}") from None
-        params.setdefault("num_threads", self.num_threads)
-        model = factory(**params)
-        model.fit(self.bags.to_csr(), show_progress=show_progress)
+                f"algorithm {algorithm!r} from plugin {registration.plugin!r} did not return a "
+                "backpack.Recommender")
+        start = time.perf_counter()
+        call_plugin(registration, "fit", model.fit, self.bags.to_csr(), show_progress=show_progress)
         self._model = model  # one reference swap: concurrent readers see old or new
+        self.plugins.notify("fit_finished", engine=self, algorithm=algorithm, model=model,
+                            seconds=time.perf_counter() - start)
         return model
 
     @property
-    def model(self) -> ItemKNN:
+    def model(self) -> Recommender:
         """The model in service."""
         if self._model is None:
             raise NotFittedError("the engine has no model yet: call engine.fit() first")
@@ -103,7 +120,7 @@ class Engine:
         model = self.model
         rows = self.bags.rows(self.bags.user_indices(users))
         allowed, denied = self._item_filter(model, items), self._item_filter(model, exclude)
-        ids, scores = model._score(rows, n, filter_owned, allowed, denied)
+        ids, scores = model.recommend_rows(rows, n, filter_owned, allowed, denied)
         return self._named(ids, scores)
 
     def recommend_bag(self, items: Sequence[str], weights=None, n: int = 10, *,
@@ -139,7 +156,7 @@ class Engine:
             raise InvalidInputError(f"got {count} interactions but {len(kinds)} kinds")
         return np.array([self.kind_weights[k] for k in kinds], dtype=np.float32)
 
-    def _known_items(self, model: ItemKNN, items: Sequence[str]) -> np.ndarray:
+    def _known_items(self, model: Recommender, items: Sequence[str]) -> np.ndarray:
         idx = self.bags.item_indices(items)
         unknown = [it for it, i in zip(items, idx.tolist()) if i < 0 or i >= model.n_items]
         if unknown:
@@ -147,7 +164,7 @@ class Engine:
                 f"unknown item(s) {unknown[:5]}: not seen before the last fit (refit to include new items)")
         return idx
 
-    def _item_filter(self, model: ItemKNN, items: Sequence[str] | None) -> np.ndarray | None:
+    def _item_filter(self, model: Recommender, items: Sequence[str] | None) -> np.ndarray | None:
         if items is None:
             return None
         idx = self.bags.item_indices(items)
@@ -162,3 +179,12 @@ class Engine:
             out.append([Recommendation(next(names), s, "neighbours" if s >= 0 else "popular")
                         for i, s in zip(row_ids, row_scores) if i >= 0])
         return out
+
+
+def _accepts(factory, name: str) -> bool:
+    """Whether ``factory`` takes a keyword argument ``name`` (or any keyword)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)

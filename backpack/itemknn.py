@@ -35,12 +35,13 @@ from ._arrays import (
 )
 from .errors import InvalidInputError, ModelFileError, NotFittedError
 from .progress import run_with_progress
+from .recommender import Recommender
 
 SIMILARITIES = ("cosine", "bm25", "tfidf", "jaccard", "cooccurrence")
 _FORMAT_VERSION = 1
 
 
-class ItemKNN:
+class ItemKNN(Recommender):
     """Top-K item-item neighbours, scored as ``bag x neighbours``.
 
     Parameters
@@ -258,7 +259,11 @@ class ItemKNN:
             raise NotFittedError("this model is not fitted yet: call fit(user_items) first")
         return self._index
 
-    def _score(self, csr: sp.csr_matrix, N: int, filter_owned: bool, allowed, denied, n_cols=None):
+    def recommend_rows(self, rows: sp.csr_matrix, N: int, filter_owned: bool = True, allowed=None, denied=None):
+        """Top-``N`` for each row of bags (see :class:`Recommender`)."""
+        return self._score(rows, N, filter_owned, allowed, denied)
+
+    def _score(self, csr: sp.csr_matrix, N: int, filter_owned: bool, allowed, denied):
         index = self._fitted()
         N = check_count(N, "N")
         check_result_size(csr.shape[0], N)
@@ -266,8 +271,8 @@ class ItemKNN:
         allowed_mask = item_mask(allowed, index.n_items, "items")
         denied_mask = item_mask(denied, index.n_items, "filter_items")
         with core_errors():
-            return index.recommend(indptr, indices, data, csr.shape[1] if n_cols is None else n_cols,
-                                   N, bool(filter_owned), allowed_mask, denied_mask, self.num_threads)
+            return index.recommend(indptr, indices, data, csr.shape[1], N, bool(filter_owned),
+                                   allowed_mask, denied_mask, self.num_threads)
 
 
 class CosineRecommender(ItemKNN):

@@ -1,0 +1,95 @@
+"""Backpack's extension points: every hook a plugin may implement.
+
+A plugin is a module (or object) with functions marked ``@backpack.hookimpl``
+and named like the hooks below, registered through the entry-point group
+``backpack``. Registration hooks receive a ``register`` callable and call it
+once per thing they add; Backpack records which plugin registered what, so a
+clash or a failure can be reported by plugin name. Event hooks are called
+after the fact and their return value is ignored; a plugin that raises in one
+is reported and the engine carries on.
+
+Only algorithms, commands and the events are consumed by this version of the
+engine; the other registries (backends, tasks, vocabularies, mappers, stores)
+are collected and listed by ``backpack plugins`` so plugins can target them
+now, and the features that use them read from the same registry.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("backpack")
+hookimpl = pluggy.HookimplMarker("backpack")
+
+
+@hookspec
+def register_algorithms(register):
+    """Add recommendation algorithms.
+
+    Call ``register(name, factory, description="")`` for each; ``factory(**params)``
+    returns an unfitted :class:`backpack.Recommender`. ``Engine.fit(name, **params)``
+    and ``backpack fit --algorithm name`` find it by ``name``.
+    """
+
+
+@hookspec
+def register_model_backends(register):
+    """Add model-serving backends (ONNX Runtime, IREE, ...).
+
+    Call ``register(name, factory, description="")``; ``factory()`` returns a
+    backend that loads models and runs them.
+    """
+
+
+@hookspec
+def register_model_tasks(register):
+    """Add model tasks (text embedding, object detection, ...).
+
+    Call ``register(name, factory, description="")``; a task owns its pre- and
+    post-processing and runs on any backend.
+    """
+
+
+@hookspec
+def register_vocabularies(register):
+    """Add JSON-LD contexts, served offline.
+
+    Call ``register(iri, document, description="")`` with the context's IRI and
+    its JSON document (a dict).
+    """
+
+
+@hookspec
+def register_mappers(register):
+    """Add JSON-LD mappers that turn documents into interactions, items or users.
+
+    Call ``register(name, factory, description="")``.
+    """
+
+
+@hookspec
+def register_stores(register):
+    """Add storage backends for users, items, interactions and snapshots.
+
+    Call ``register(name, factory, description="")``.
+    """
+
+
+@hookspec
+def register_commands(register):
+    """Add ``backpack`` subcommands.
+
+    Call ``register(name, configure, run, help="")``: ``configure(parser)`` adds
+    arguments to an ``argparse`` sub-parser, ``run(args)`` does the work and
+    returns an exit code (or None for 0).
+    """
+
+
+@hookspec
+def interactions_recorded(engine, users, items, weights):
+    """Called after ``engine`` stored a batch of interactions (lists of equal length)."""
+
+
+@hookspec
+def fit_finished(engine, algorithm, model, seconds):
+    """Called after ``engine`` fitted ``algorithm`` and put ``model`` in service."""

@@ -1,0 +1,127 @@
+"""The plugin system: discovery, isolation of broken plugins, conflicts, events, commands."""
+
+import importlib.metadata as metadata
+
+import pytest
+from plugin_samples import observer
+
+from backpack import Engine, InvalidInputError, PluginConflictError, PluginError, Plugins, cli, get_plugins
+
+
+def entry_points(*modules):
+    return [metadata.EntryPoint(name=m, value=f"plugin_samples.{m}", group="backpack") for m in modules]
+
+
+def loaded(*modules) -> Plugins:
+    plugins = Plugins(load_entry_points=False)
+    plugins.load_entry_points(entry_points(*modules))
+    return plugins
+
+
+def small_engine(plugins) -> Engine:
+    engine = Engine(plugins=plugins)
+    engine.add_interactions(["a", "a", "b", "b", "c"], ["x", "y", "y", "z", "x"])
+    return engine
+
+
+def test_builtin_itemknn_is_found_through_its_entry_point():
+    described = {p["name"]: p for p in get_plugins().describe()}
+    itemknn = described["itemknn"]
+    assert itemknn["source"] == "entry point" and itemknn["distribution"] == "backpack-engine"
+    assert itemknn["version"] and itemknn["registered"] == {"algorithms": ["itemknn"]}
+    assert not itemknn["errors"]
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_skipped():
+    plugins = loaded("broken_import", "jaccard_a")
+    info = {p["name"]: p for p in plugins.describe()}
+    assert "import failed: ModuleNotFoundError" in info["broken_import"]["errors"][0]
+    assert plugins.algorithm("jaccard-knn").plugin == "jaccard_a"
+
+
+def test_a_plugin_raising_in_a_hook_is_reported_and_its_registrations_dropped():
+    plugins = loaded("raises_in_hook", "jaccard_a")
+    info = {p["name"]: p for p in plugins.describe()}
+    assert "register_algorithms raised RuntimeError: boom while registering" in info["raises_in_hook"]["errors"]
+    with pytest.raises(InvalidInputError):
+        plugins.algorithm("half-registered")
+    assert "jaccard-knn" in plugins.registry("algorithms")
+
+
+def test_a_plugin_with_an_unknown_hook_is_rejected_by_name():
+    plugins = loaded("unknown_hook")
+    (info,) = plugins.describe()
+    assert info["name"] == "unknown_hook" and "register_teleporters" in info["errors"][0]
+
+
+def test_two_plugins_claiming_one_name_is_an_error_naming_both():
+    plugins = loaded("jaccard_a", "jaccard_b")
+    with pytest.raises(PluginConflictError) as err:
+        plugins.algorithm("shared")
+    assert "'jaccard_a'" in str(err.value) and "'jaccard_b'" in str(err.value)
+    assert err.value.code == "plugin_conflict"
+    assert plugins.algorithm("jaccard-knn").plugin == "jaccard_a"  # the rest still works
+
+
+def test_engine_fits_and_serves_a_plugin_algorithm_by_name():
+    plugins = loaded("jaccard_a")
+    engine = small_engine(plugins)
+    model = engine.fit("jaccard-knn", k=5)
+    assert model.similarity_kind == "jaccard"
+    assert [r.item for r in engine.recommend("c", n=2)][0] == "y"
+    with pytest.raises(InvalidInputError) as err:
+        engine.fit("itemknn")  # this manager has no built-ins loaded
+    assert "jaccard-knn" in str(err.value)
+
+
+def test_a_crashing_algorithm_gives_a_typed_error_and_the_old_model_stays():
+    plugins = loaded("jaccard_a", "crashing_algorithm")
+    engine = small_engine(plugins)
+    engine.fit("jaccard-knn", k=5)
+    before = engine.recommend("c", n=2)
+    with pytest.raises(PluginError) as err:
+        engine.fit("crashing")
+    assert "crashing_algorithm" in str(err.value) and "ZeroDivisionError" in str(err.value)
+    with pytest.raises(InvalidInputError):
+        engine.fit("not-a-recommender")
+    assert engine.recommend("c", n=2) == before
+
+
+def test_events_reach_observers_and_a_raising_observer_breaks_nothing():
+    observer.EVENTS.clear()
+    plugins = loaded("observer", "raising_observer", "jaccard_a")
+    engine = small_engine(plugins)
+    engine.add_interaction("d", "z", kind="like")
+    engine.fit("jaccard-knn", k=3)
+    recorded = [e for e in observer.EVENTS if e[0] == "recorded"]
+    assert recorded[0][1:] == (["a", "a", "b", "b", "c"], ["x", "y", "y", "z", "x"], [1.0] * 5)
+    assert recorded[1][1:] == (["d"], ["z"], [3.0])
+    fits = [e for e in observer.EVENTS if e[0] == "fit"]
+    assert fits[0][1] == "jaccard-knn" and fits[0][2] >= 0
+    info = {p["name"]: p for p in plugins.describe()}
+    assert "interactions_recorded raised ValueError: observer exploded" in info["raising_observer"]["errors"]
+    assert engine.bags.bag("d") == {"z": 3.0}
+
+
+def test_cli_lists_plugins_and_runs_plugin_commands(capsys):
+    plugins = loaded("command", "broken_import")
+    assert cli.main(["hello", "--name", "godot"], plugins=plugins) == 3
+    assert "hello godot" in capsys.readouterr().out
+    assert cli.main(["plugins"], plugins=plugins) == 1  # a broken plugin makes the listing fail
+    out = capsys.readouterr().out
+    assert "commands: hello" in out and "ERROR: import failed" in out
+
+
+def test_cli_plugins_json_lists_the_builtins(capsys):
+    assert cli.main(["plugins", "--json"]) == 0
+    import json
+
+    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert listed["itemknn"]["registered"] == {"algorithms": ["itemknn"]}
+    assert listed["itemknn"]["distribution"] == "backpack-engine"
+
+
+def test_registry_kinds_are_checked():
+    with pytest.raises(InvalidInputError):
+        Plugins(load_entry_points=False).registry("teleporters")
+    assert Plugins(load_entry_points=False).registry("model_backends") == {}
