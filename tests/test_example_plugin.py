@@ -1,0 +1,63 @@
+"""The example third-party plugin: installed for real, then discovered, fitted and served by name."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "backpack-plugin-example"
+BACKPACK = Path(sys.executable).with_name("backpack")
+
+
+def pip(*args):
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def installed_example():
+    result = pip("install", "--no-deps", "--quiet", str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    yield
+    pip("uninstall", "--yes", "--quiet", "backpack-plugin-example")
+
+
+def python(code: str) -> str:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd="/")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_the_installed_example_is_listed_with_what_it_registered(installed_example):
+    result = subprocess.run([str(BACKPACK), "plugins", "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    listed = {p["name"]: p for p in json.loads(result.stdout)}
+    example = listed["example"]
+    assert example["distribution"] == "backpack-plugin-example" and example["version"] == "0.1.0"
+    assert example["registered"] == {"algorithms": ["most-popular"], "commands": ["top-items"]}
+    assert not example["errors"] and "itemknn" in listed
+
+
+def test_the_example_algorithm_is_fitted_and_served_by_name(installed_example):
+    out = python(
+        "import backpack\n"
+        "e = backpack.Engine()\n"
+        "e.add_interactions(['a', 'b', 'b', 'c', 'c', 'c'], ['hat', 'hat', 'cape', 'hat', 'cape', 'boots'])\n"
+        "model = e.fit('most-popular')\n"
+        "print(type(model).__module__)\n"
+        "print([r.item for r in e.recommend('a', n=2)])\n"
+        "print([r.item for r in e.similar_items('hat', n=5)])\n")
+    module, for_a, like_hat = out.splitlines()
+    assert module == "backpack_plugin_example"
+    assert for_a == "['cape', 'boots']"      # hat is owned; cape (2 users) before boots (1)
+    assert like_hat == "['cape', 'boots']"   # never the item itself
+
+
+def test_the_example_command_runs(installed_example):
+    result = subprocess.run([str(BACKPACK), "top-items", "--n", "3"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(line.endswith("users") for line in lines)
+    counts = [int(line.split("\t")[1].split()[0]) for line in lines]
+    assert counts == sorted(counts, reverse=True)
