@@ -26,6 +26,20 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=int, default=0, help="0 = all cores")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
+    evaluate = commands.add_parser("evaluate", help="compare algorithms on one train/test split")
+    evaluate.add_argument("--algorithms", default="itemknn",
+                          help="comma-separated algorithm names (see `backpack plugins`)")
+    evaluate.add_argument("--size", choices=["tiny", "small", "default"], default="small",
+                          help="synthetic catalogue to evaluate on")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--split", choices=["holdout"], default="holdout",
+                          help="per-user random hold-out (time-based splits need timestamps: Python API)")
+    evaluate.add_argument("--test-fraction", type=float, default=0.2)
+    evaluate.add_argument("--k", type=int, default=10, help="cut-off of the metrics")
+    evaluate.add_argument("-p", "--param", action="append", default=[], metavar="ALGO.NAME=VALUE",
+                          help="algorithm parameter, e.g. -p itemknn.k=50 (repeatable)")
+    evaluate.add_argument("--json", action="store_true", help="machine-readable output")
+
     listing = commands.add_parser("plugins", help="list plugins, where they come from and what they add")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -67,6 +81,10 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
                      threads=args.threads, show_progress=not args.no_progress)
         elif args.command == "plugins":
             return _print_plugins(plugins, args.json)
+        elif args.command == "evaluate":
+            from .evaluate_command import run_evaluate
+
+            return run_evaluate(args, plugins)
         elif hasattr(args, "plugin_command"):
             reg, run = args.plugin_command
             return int(call_plugin(reg, f"command {args.command!r}", run, args) or 0)

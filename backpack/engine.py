@@ -16,7 +16,7 @@ import numpy as np
 
 from .bags import Bags
 from .errors import InvalidInputError, NotFittedError, UnknownItemError
-from .plugins import Plugins, call_plugin, get_plugins
+from .plugins import Plugins, call_plugin, create_algorithm, get_plugins
 from .recommender import Recommender
 
 DEFAULT_KIND_WEIGHTS = {"view": 1.0, "visit": 2.0, "like": 3.0, "equip": 5.0, "purchase": 8.0}
@@ -87,11 +87,7 @@ class Engine:
         registration = self.plugins.algorithm(algorithm)
         if _accepts(registration.value, "num_threads"):
             params.setdefault("num_threads", self.num_threads)
-        model = call_plugin(registration, "creating the model", registration.value, **params)
-        if not isinstance(model, Recommender):
-            raise InvalidInputError(
-                f"algorithm {algorithm!r} from plugin {registration.plugin!r} did not return a "
-                "backpack.Recommender")
+        model = create_algorithm(registration, params)
         start = time.perf_counter()
         call_plugin(registration, "fit", model.fit, self.bags.to_csr(), show_progress=show_progress)
         self._model = model  # one reference swap: concurrent readers see old or new

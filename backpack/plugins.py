@@ -176,16 +176,8 @@ class Plugins:
         found: dict[str, Registration] = {}
         for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
             added: list[Registration] = []
-
-            def register(name, value, *args, description: str = "", **extra):
-                if not isinstance(name, str) or not name:
-                    raise InvalidInputError(f"{kind} names must be non-empty strings, got {name!r}")
-                if args:  # register(name, configure, run) for commands
-                    extra["args"] = args
-                added.append(Registration(kind, name, value, impl.plugin_name, description, extra))
-
             try:
-                impl.function(register)
+                impl.function(_registrar(kind, impl.plugin_name, added))
             except Exception as exc:  # noqa: BLE001 - a raising plugin is skipped, not fatal
                 self._fail(self.info[impl.plugin_name], f"{hook_name} raised {type(exc).__name__}: {exc}")
                 continue
@@ -224,6 +216,19 @@ class Plugins:
         return [info.as_dict() for info in sorted(self.info.values(), key=lambda i: i.name)]
 
 
+def _registrar(kind: str, plugin: str, added: list[Registration]) -> Callable:
+    """The ``register`` callable one plugin's registration hook receives."""
+
+    def register(name, value, *args, description: str = "", **extra):
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"{kind} names must be non-empty strings, got {name!r}")
+        if args:  # register(name, configure, run) for commands
+            extra["args"] = args
+        added.append(Registration(kind, name, value, plugin, description, extra))
+
+    return register
+
+
 _default: Plugins | None = None
 _default_lock = threading.Lock()
 
@@ -235,6 +240,18 @@ def get_plugins() -> Plugins:
         if _default is None:
             _default = Plugins()
         return _default
+
+
+def create_algorithm(registration: Registration, params: dict):
+    """An unfitted model from an algorithm registration, checked to be a Recommender."""
+    from .recommender import Recommender
+
+    model = call_plugin(registration, "creating the model", registration.value, **params)
+    if not isinstance(model, Recommender):
+        raise InvalidInputError(
+            f"algorithm {registration.name!r} from plugin {registration.plugin!r} did not return a "
+            "backpack.Recommender")
+    return model
 
 
 def call_plugin(registration: Registration, what: str, fn: Callable, *args, **kwargs):

@@ -1,0 +1,149 @@
+"""Offline evaluation: train/test splits and ranking metrics at k.
+
+Metrics are computed vectorised over all users at once (NumPy/SciPy) and are
+checked in the tests against a plain per-user reference. Relevance is binary:
+an item is relevant to a user if it is in the user's test set. Averages are
+over users with at least one test item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._arrays import as_user_items, check_count
+from .errors import InvalidInputError
+
+METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage", "popularity_bias")
+
+
+@dataclass
+class Split:
+    """Train and test interactions over the same users x items shape."""
+
+    train: sp.csr_matrix
+    test: sp.csr_matrix
+
+
+# -- splits -------------------------------------------------------------------
+
+def holdout_split(user_items, test_fraction: float = 0.2, *, seed: int = 0, min_items: int = 2) -> Split:
+    """Per user, hold out a random ``test_fraction`` of the items (at least one).
+
+    Users with fewer than ``min_items`` items keep everything in train.
+    """
+    m = as_user_items(user_items)
+    if not 0 < test_fraction < 1:
+        raise InvalidInputError("test_fraction must be between 0 and 1")
+    rng = np.random.default_rng(seed)
+    counts = np.diff(m.indptr)
+    n_test = np.where(counts >= min_items, np.maximum(1, np.round(counts * test_fraction)), 0).astype(np.int64)
+    n_test = np.minimum(n_test, np.maximum(counts - 1, 0))  # keep at least one item in train
+    # a random rank within each row: the n_test lowest ranks go to test
+    keys = rng.random(m.nnz)
+    rows = np.repeat(np.arange(m.shape[0]), counts)
+    order = np.lexsort((keys, rows))
+    rank = np.empty(m.nnz, np.int64)
+    rank[order] = np.arange(m.nnz) - np.repeat(m.indptr[:-1], counts)
+    return _split_by(m, rank < np.repeat(n_test, counts))
+
+
+def leave_last_out(user_items, timestamps, n: int = 1, *, min_items: int = 2) -> Split:
+    """Per user, hold out the ``n`` most recent items.
+
+    ``timestamps`` is aligned with ``user_items`` in canonical CSR order (one
+    per stored interaction, like ``user_items.data``); ties go by item id.
+    """
+    m = as_user_items(user_items)
+    t = _aligned(timestamps, m)
+    n = check_count(n, "n")
+    counts = np.diff(m.indptr)
+    n_test = np.where(counts >= min_items, np.minimum(n, counts - 1), 0)
+    rows = np.repeat(np.arange(m.shape[0]), counts)
+    order = np.lexsort((-m.indices, -t, rows))  # newest first within each row
+    rank = np.empty(m.nnz, np.int64)
+    rank[order] = np.arange(m.nnz) - np.repeat(m.indptr[:-1], counts)
+    return _split_by(m, rank < np.repeat(n_test, counts))
+
+
+def time_cut(user_items, timestamps, cut) -> Split:
+    """Everything at or after ``cut`` goes to test, everything before to train."""
+    m = as_user_items(user_items)
+    return _split_by(m, _aligned(timestamps, m) >= cut)
+
+
+def _aligned(timestamps, m: sp.csr_matrix) -> np.ndarray:
+    t = np.asarray(timestamps)
+    if t.shape != (m.nnz,):
+        raise InvalidInputError(f"timestamps must have one entry per interaction ({m.nnz}), got shape {t.shape}")
+    if not np.issubdtype(t.dtype, np.number) or (np.issubdtype(t.dtype, np.floating) and not np.isfinite(t).all()):
+        raise InvalidInputError("timestamps must be finite numbers")
+    return t
+
+
+def _split_by(m: sp.csr_matrix, to_test: np.ndarray) -> Split:
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+
+    def part(mask):
+        return sp.csr_matrix((m.data[mask], (rows[mask], m.indices[mask])), shape=m.shape, dtype=np.float32)
+
+    return Split(part(~to_test), part(to_test))
+
+
+# -- metrics ------------------------------------------------------------------
+
+def ranking_metrics(recommended: np.ndarray, test, k: int, *, train=None) -> dict[str, float]:
+    """All metrics at ``k`` for a (users x >=k) array of recommended ids (-1 = none).
+
+    ``train`` (users x items) gives item popularity for ``popularity_bias``:
+    the mean popularity of recommended items over the mean popularity of all
+    items (1.0 = as popular as the average item).
+    """
+    test = sp.csr_matrix(test)
+    k = check_count(k, "k")
+    if k < 1:
+        raise InvalidInputError("k must be >= 1")
+    ids = np.asarray(recommended)
+    if ids.ndim != 2 or ids.shape[0] != test.shape[0] or ids.shape[1] < k:
+        raise InvalidInputError(f"recommended must be (users={test.shape[0]}, >= k={k}), got {ids.shape}")
+    ids = ids[:, :k].astype(np.int64)
+    n_items = test.shape[1]
+    valid = (ids >= 0) & (ids < n_items)
+    users = np.repeat(np.arange(ids.shape[0]), k).reshape(ids.shape)
+    hits = np.zeros(ids.shape, bool)
+    hits[valid] = np.asarray(test[users[valid], ids[valid]]).ravel() != 0
+    n_relevant = np.diff(test.indptr)
+    evaluated = n_relevant > 0
+    if not evaluated.any():
+        raise InvalidInputError("no user has a test item: nothing to evaluate")
+    hits, n_rel = hits[evaluated], n_relevant[evaluated]
+
+    ranks = np.arange(1, k + 1)
+    discounts = 1.0 / np.log2(ranks + 1)
+    ideal = np.cumsum(discounts)[np.minimum(n_rel, k) - 1]
+    cum_hits = np.cumsum(hits, axis=1)
+    first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, 0)
+    out = {
+        "precision": hits.sum(axis=1) / k,
+        "recall": hits.sum(axis=1) / n_rel,
+        "ndcg": (hits * discounts).sum(axis=1) / ideal,
+        "map": (hits * cum_hits / ranks).sum(axis=1) / np.minimum(n_rel, k),
+        "mrr": np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0),
+        "hit_rate": hits.any(axis=1).astype(np.float64),
+    }
+    result = {name: float(values.mean()) for name, values in out.items()}
+    shown = ids[valid]
+    result["coverage"] = float(np.unique(shown).size / n_items) if n_items else 0.0
+    if train is not None:
+        popularity = np.bincount(sp.csr_matrix(train).indices, minlength=n_items).astype(np.float64)
+        mean_pop = popularity.mean() if n_items else 0.0
+        result["popularity_bias"] = float(popularity[shown].mean() / mean_pop) if shown.size and mean_pop else 0.0
+    return result
+
+
+def evaluate(model, split: Split, k: int = 10) -> dict[str, float]:
+    """Fit-free evaluation of a fitted :class:`backpack.Recommender` on ``split``: metrics at ``k``."""
+    ids, _ = model.recommend_rows(split.train, k, True)
+    return ranking_metrics(ids, split.test, k, train=split.train)

@@ -1,0 +1,145 @@
+"""Splits and ranking metrics against plain per-user reference code."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import random_user_items
+
+from backpack import InvalidInputError, ItemKNN
+from backpack.evaluation import evaluate, holdout_split, leave_last_out, ranking_metrics, time_cut
+
+
+def reference_metrics(recommended, test_sets, k, n_items, popularity):
+    per_user = {name: [] for name in ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")}
+    for recs, relevant in zip(recommended, test_sets):
+        if not relevant:
+            continue
+        recs = [int(r) for r in recs[:k]]
+        hits = [r in relevant for r in recs]
+        per_user["precision"].append(sum(hits) / k)
+        per_user["recall"].append(sum(hits) / len(relevant))
+        dcg = sum(1 / math.log2(i + 2) for i, h in enumerate(hits) if h)
+        idcg = sum(1 / math.log2(i + 2) for i in range(min(len(relevant), k)))
+        per_user["ndcg"].append(dcg / idcg)
+        precisions = [sum(hits[: i + 1]) / (i + 1) for i, h in enumerate(hits) if h]
+        per_user["map"].append(sum(precisions) / min(len(relevant), k))
+        per_user["mrr"].append(next((1 / (i + 1) for i, h in enumerate(hits) if h), 0.0))
+        per_user["hit_rate"].append(float(any(hits)))
+    out = {name: sum(v) / len(v) for name, v in per_user.items()}
+    shown = [int(r) for recs in recommended for r in recs[:k] if r >= 0]
+    out["coverage"] = len(set(shown)) / n_items
+    out["popularity_bias"] = (sum(popularity[r] for r in shown) / len(shown)) / (sum(popularity) / n_items)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [1, 5, 10])
+def test_metrics_match_the_reference(seed, k):
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 40, 30
+    test = random_user_items(n_users, n_items, 0.1, seed=seed)
+    train = random_user_items(n_users, n_items, 0.2, seed=seed + 100)
+    recommended = np.array([rng.permutation(n_items)[:k] for _ in range(n_users)], dtype=np.int32)
+    recommended[rng.random(recommended.shape) < 0.1] = -1  # some padding
+    got = ranking_metrics(recommended, test, k, train=train)
+    test_sets = [set(test[u].indices.tolist()) for u in range(n_users)]
+    popularity = np.bincount(train.indices, minlength=n_items)
+    want = reference_metrics(recommended, test_sets, k, n_items, popularity)
+    assert got.keys() == want.keys()
+    for name in want:
+        assert got[name] == pytest.approx(want[name], rel=1e-9, abs=1e-12), name
+
+
+def test_perfect_and_useless_recommendations():
+    test = sp.csr_matrix(np.array([[0, 1, 1, 0], [1, 0, 0, 0]], np.float32))
+    perfect = ranking_metrics(np.array([[1, 2], [0, 3]]), test, 2)
+    assert perfect["ndcg"] == pytest.approx(1.0) and perfect["hit_rate"] == 1.0 and perfect["mrr"] == 1.0
+    useless = ranking_metrics(np.array([[0, 3], [1, 2]]), test, 2)
+    assert useless["ndcg"] == 0 and useless["recall"] == 0 and useless["map"] == 0
+
+
+def test_holdout_split_partitions_every_user():
+    m = random_user_items(200, 50, 0.1, seed=1)
+    split = holdout_split(m, 0.25, seed=3)
+    assert (split.train + split.test != m).nnz == 0
+    assert split.train.multiply(split.test).nnz == 0
+    counts, held = np.diff(m.indptr), np.diff(split.test.indptr)
+    eligible = counts >= 2
+    assert (held[eligible] == np.minimum(np.maximum(1, np.round(counts[eligible] * 0.25)), counts[eligible] - 1)).all()
+    assert (held[~eligible] == 0).all() and (np.diff(split.train.indptr) >= 1)[counts > 0].all()
+    again = holdout_split(m, 0.25, seed=3)
+    assert (again.test != split.test).nnz == 0  # seeded
+
+
+def test_leave_last_out_holds_out_the_newest():
+    m = random_user_items(60, 40, 0.15, seed=2)
+    t = np.random.default_rng(0).integers(0, 10**6, m.nnz)
+    split = leave_last_out(m, t, n=2)
+    stamps = sp.csr_matrix((t.astype(np.float64) + 1, m.indices, m.indptr), shape=m.shape)
+    for u in range(m.shape[0]):
+        items = m[u].indices
+        if items.size < 2:
+            assert split.test[u].nnz == 0
+            continue
+        newest_first = items[np.lexsort((-items, -stamps[u, items].toarray().ravel()))]
+        assert set(split.test[u].indices) == set(newest_first[: min(2, items.size - 1)])
+
+
+def test_time_cut():
+    m = random_user_items(50, 30, 0.2, seed=4)
+    t = np.arange(m.nnz)
+    split = time_cut(m, t, cut=m.nnz // 2)
+    assert split.test.nnz == m.nnz - m.nnz // 2 and split.train.nnz == m.nnz // 2
+
+
+def test_evaluate_a_model_on_a_split():
+    from backpack import synthetic
+
+    cat = synthetic.generate_size("tiny", seed=2)
+    split = holdout_split(cat.user_items, 0.2, seed=0)
+    model = ItemKNN(k=50).fit(split.train, show_progress=False)
+    result = evaluate(model, split, k=10)
+    # topic structure makes item-kNN clearly better than chance (10 of 1,000 items)
+    assert result["hit_rate"] > 0.2 and 0 < result["ndcg"] <= 1 and 0 < result["coverage"] <= 1
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: holdout_split(m, 1.5),
+    lambda m: leave_last_out(m, np.zeros(3)),
+    lambda m: time_cut(m, np.full(m.nnz, np.nan), 0),
+    lambda m: ranking_metrics(np.zeros((2, 2)), m, 3),
+    lambda m: ranking_metrics(np.zeros((m.shape[0], 2)), m, 0),
+    lambda m: ranking_metrics(np.zeros((m.shape[0], 2)), sp.csr_matrix(m.shape), 2),
+])
+def test_bad_arguments(call):
+    with pytest.raises(InvalidInputError):
+        call(random_user_items(10, 8, 0.3, seed=5))
+
+
+def test_evaluate_command_json_equals_the_python_api(capsys):
+    import json
+
+    from backpack import cli, synthetic
+
+    assert cli.main(["evaluate", "--size", "tiny", "--json", "--algorithms", "itemknn",
+                     "-p", "itemknn.k=20", "-p", "itemknn.similarity=bm25"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (row,) = report["results"]
+    assert row["params"] == {"k": 20, "similarity": "bm25"}
+    split = holdout_split(synthetic.generate_size("tiny").user_items, 0.2, seed=0)
+    expected = evaluate(ItemKNN(k=20, similarity="bm25").fit(split.train, show_progress=False), split, 10)
+    for name, value in expected.items():
+        assert row[name] == pytest.approx(value)
+
+
+def test_evaluate_command_table_and_errors(capsys):
+    from backpack import cli
+
+    assert cli.main(["evaluate", "--size", "tiny", "--algorithms", "itemknn"]) == 0
+    out = capsys.readouterr().out
+    assert "| algorithm | fit s | precision |" in out and "| itemknn |" in out
+    for bad in (["--algorithms", "nope"], ["-p", "k=5"], ["-p", "other.k=5"], ["--algorithms", " , "]):
+        assert cli.main(["evaluate", "--size", "tiny", *bad]) == 2
+        assert "error [" in capsys.readouterr().err
