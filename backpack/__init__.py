@@ -28,7 +28,7 @@ from .errors import (
     UnknownUserError,
 )
 from .hookspecs import hookimpl
-from .itemknn import BM25Recommender, CosineRecommender, ItemKNN, TFIDFRecommender
+from .itemknn import BM25Recommender, CosineRecommender, ItemKNN, RP3Beta, TFIDFRecommender
 from .plugins import PluginConflictError, PluginError, Plugins, get_plugins
 from .recommender import Recommender
 
@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "_core", "Bags", "DenseIndex", "dense_topk", "Engine", "Recommendation", "ItemKNN", "CosineRecommender",
-    "BM25Recommender", "TFIDFRecommender", "BackpackError", "CancelledError", "InvalidInputError",
+    "BM25Recommender", "TFIDFRecommender", "RP3Beta", "BackpackError", "CancelledError", "InvalidInputError",
     "ModelFileError", "NotFittedError", "UnknownItemError", "UnknownUserError", "hookimpl",
     "Plugins", "get_plugins", "PluginConflictError", "PluginError", "Recommender",
 ]

@@ -37,7 +37,7 @@ from .errors import InvalidInputError, ModelFileError, NotFittedError
 from .progress import run_with_progress
 from .recommender import Recommender
 
-SIMILARITIES = ("cosine", "bm25", "tfidf", "jaccard", "cooccurrence")
+SIMILARITIES = ("cosine", "bm25", "tfidf", "jaccard", "cooccurrence", "rp3beta")
 _FORMAT_VERSION = 1
 
 
@@ -47,8 +47,11 @@ class ItemKNN(Recommender):
     Parameters
     ----------
     k : neighbours kept per item (``K`` is accepted as an alias, as in implicit).
-    similarity : ``"cosine"``, ``"bm25"``, ``"tfidf"``, ``"jaccard"`` or ``"cooccurrence"``.
+    similarity : ``"cosine"``, ``"bm25"``, ``"tfidf"``, ``"jaccard"``, ``"cooccurrence"``
+        or ``"rp3beta"``.
     K1, B : BM25 parameters.
+    alpha, beta : RP3beta parameters (exponent on the walk's probabilities;
+        popularity penalty ``score / popularity ** beta``).
     num_threads : threads for ``fit`` and batch calls; 0 means all cores.
     """
 
@@ -60,6 +63,8 @@ class ItemKNN(Recommender):
         K: int | None = None,
         K1: float = 1.2,
         B: float = 0.75,
+        alpha: float = 1.0,
+        beta: float = 0.6,
         num_threads: int = 0,
     ):
         if K is not None:
@@ -71,10 +76,14 @@ class ItemKNN(Recommender):
             raise InvalidInputError(f"unknown similarity {similarity!r}; choose one of {', '.join(SIMILARITIES)}")
         if not (np.isfinite(K1) and K1 >= 0 and np.isfinite(B) and 0 <= B <= 1):
             raise InvalidInputError("BM25 needs K1 >= 0 and 0 <= B <= 1")
+        if not (np.isfinite(alpha) and alpha > 0 and np.isfinite(beta)):
+            raise InvalidInputError("RP3beta needs alpha > 0 and a finite beta")
         self.k = k
         self.similarity_kind = similarity
         self.K1 = float(K1)
         self.B = float(B)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
         self.num_threads = check_count(num_threads, "num_threads")
         self._index: _core.ItemNeighbours | None = None
         self._item_counts: np.ndarray | None = None
@@ -117,7 +126,7 @@ class ItemKNN(Recommender):
             with core_errors():
                 return _core.fit_item_neighbours(
                     indptr, indices, data, n_items, self.similarity_kind, self.k,
-                    self.K1, self.B, self.num_threads, progress, order, scores,
+                    self.K1, self.B, self.alpha, self.beta, self.num_threads, progress, order, scores,
                 )
 
         self._index = run_with_progress(build, description=f"item-kNN ({self.similarity_kind})",
@@ -208,6 +217,7 @@ class ItemKNN(Recommender):
                     f, format=np.int64(_FORMAT_VERSION), kind=np.array("itemknn"),
                     similarity=np.array(self.similarity_kind), k=np.int64(self.k),
                     K1=np.float64(self.K1), B=np.float64(self.B),
+                    alpha=np.float64(self.alpha), beta=np.float64(self.beta),
                     indptr=indptr, indices=indices, data=data, item_counts=self._item_counts,
                 )
                 f.flush()
@@ -227,8 +237,13 @@ class ItemKNN(Recommender):
                     raise ModelFileError(f"{path} is not a Backpack item-kNN model")
                 if int(f["format"]) != _FORMAT_VERSION:
                     raise ModelFileError(f"{path} has format {int(f['format'])}; this version reads {_FORMAT_VERSION}")
-                model = cls(k=int(f["k"]), similarity=str(f["similarity"]), K1=float(f["K1"]),
-                            B=float(f["B"]), num_threads=num_threads)
+                # the subclasses (CosineRecommender, ...) have their own __init__
+                # signatures: build through ItemKNN's so any of them loads
+                model = cls.__new__(cls)
+                ItemKNN.__init__(model, k=int(f["k"]), similarity=str(f["similarity"]),
+                                 K1=float(f["K1"]), B=float(f["B"]),
+                                 alpha=float(f["alpha"]) if "alpha" in f else 1.0,
+                                 beta=float(f["beta"]) if "beta" in f else 0.6, num_threads=num_threads)
                 arrays = {name: f[name] for name in ("indptr", "indices", "data", "item_counts")}
         except ModelFileError:
             raise
@@ -294,6 +309,17 @@ class TFIDFRecommender(ItemKNN):
 
     def __init__(self, K: int = 20, num_threads: int = 0):
         super().__init__(k=K, similarity="tfidf", num_threads=num_threads)
+
+
+class RP3Beta(ItemKNN):
+    """RP3beta (Paudel et al.): a popularity-penalised item -> user -> item random walk.
+
+    One of the strongest simple baselines in recent reproducibility studies;
+    served through the same neighbour index as item-kNN.
+    """
+
+    def __init__(self, k: int = 100, alpha: float = 1.0, beta: float = 0.6, num_threads: int = 0):
+        super().__init__(k=k, similarity="rp3beta", alpha=alpha, beta=beta, num_threads=num_threads)
 
 
 def fallback_scores(counts: np.ndarray) -> np.ndarray:

@@ -98,16 +98,20 @@ Similarity parse_similarity(const std::string &name) {
     if (name == "tfidf") return Similarity::TFIDF;
     if (name == "jaccard") return Similarity::Jaccard;
     if (name == "cooccurrence") return Similarity::Cooccurrence;
+    if (name == "rp3beta") return Similarity::RP3Beta;
     throw std::invalid_argument("unknown similarity '" + name +
-                                "' (choose cosine, bm25, tfidf, jaccard or cooccurrence)");
+                                "' (choose cosine, bm25, tfidf, jaccard, cooccurrence or rp3beta)");
 }
 
-SimilarityParams make_params(const std::string &kind, int k, double k1, double b, int threads) {
+SimilarityParams make_params(const std::string &kind, int k, double k1, double b, double alpha,
+                             double beta, int threads) {
     SimilarityParams p;
     p.kind = parse_similarity(kind);
     p.k = k;
     p.bm25_k1 = k1;
     p.bm25_b = b;
+    p.rp3_alpha = alpha;
+    p.rp3_beta = beta;
     p.threads = threads;
     return p;
 }
@@ -238,47 +242,47 @@ NB_MODULE(_core, m) {
 
     m.def("similarity_weights",
           [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
-             int64_t n_cols, const std::string &kind, double k1, double b) {
+             int64_t n_cols, const std::string &kind, double k1, double b, double alpha, double beta) {
               const Csr input = owned_csr(indptr, indices, data, n_cols, "user_items");
               const CsrView v = input.view();
               validate_csr(v, "user_items");
-              SimilarityParams p;
-              p.kind = parse_similarity(kind);
-              p.bm25_k1 = k1;
-              p.bm25_b = b;
-              auto w = similarity_weights(v, p);
+              auto w = similarity_weights(v, make_params(kind, 1, k1, b, alpha, beta, 1));
               size_t n = w.size();
               return to_numpy(std::move(w), {n});
-          });
+          },
+          nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("n_cols"), nb::arg("kind"),
+          nb::arg("k1") = 1.2, nb::arg("b") = 0.75, nb::arg("alpha") = 1.0, nb::arg("beta") = 0.6);
 
     m.def(
         "item_neighbours",
         [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
-           int64_t n_cols, const std::string &kind, int k, double k1, double b, int threads,
-           Progress *progress) {
+           int64_t n_cols, const std::string &kind, int k, double k1, double b, double alpha,
+           double beta, int threads, Progress *progress) {
             Csr out = build_neighbours(indptr, indices, data, n_cols,
-                                       make_params(kind, k, k1, b, threads), progress);
+                                       make_params(kind, k, k1, b, alpha, beta, threads), progress);
             return csr_to_numpy(std::move(out));
         },
         nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("n_cols"), nb::arg("kind"),
-        nb::arg("k"), nb::arg("k1") = 1.2, nb::arg("b") = 0.75, nb::arg("threads") = 0,
-        nb::arg("progress").none() = nb::none(),
+        nb::arg("k"), nb::arg("k1") = 1.2, nb::arg("b") = 0.75, nb::arg("alpha") = 1.0,
+        nb::arg("beta") = 0.6, nb::arg("threads") = 0, nb::arg("progress").none() = nb::none(),
         "Top-K neighbours of every item as CSR arrays (indptr, indices, data).");
 
     m.def(
         "fit_item_neighbours",
         [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
-           int64_t n_cols, const std::string &kind, int k, double k1, double b, int threads,
-           Progress *progress, const In1<int32_t> &fallback_order, const In1<float> &fallback_scores) {
+           int64_t n_cols, const std::string &kind, int k, double k1, double b, double alpha,
+           double beta, int threads, Progress *progress, const In1<int32_t> &fallback_order,
+           const In1<float> &fallback_scores) {
             Csr out = build_neighbours(indptr, indices, data, n_cols,
-                                       make_params(kind, k, k1, b, threads), progress);
+                                       make_params(kind, k, k1, b, alpha, beta, threads), progress);
             nb::gil_scoped_release release;  // the index checks the fallback order
             return new ItemNeighbours(ItemNeighbours::Trusted{}, std::move(out),
                                       to_vector(fallback_order), to_vector(fallback_scores));
         },
         nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("n_cols"), nb::arg("kind"),
-        nb::arg("k"), nb::arg("k1"), nb::arg("b"), nb::arg("threads"), nb::arg("progress").none(),
-        nb::arg("fallback_order"), nb::arg("fallback_scores"),
+        nb::arg("k"), nb::arg("k1"), nb::arg("b"), nb::arg("alpha"), nb::arg("beta"),
+        nb::arg("threads"), nb::arg("progress").none(), nb::arg("fallback_order"),
+        nb::arg("fallback_scores"),
         nb::rv_policy::take_ownership,
         "Build the neighbour index directly (no copy of the result through NumPy).");
 

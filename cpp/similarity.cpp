@@ -48,41 +48,50 @@ struct Layout {
     std::vector<int64_t> item_ptr;   // relabelled item -> its (user, weight)
     std::vector<int32_t> item_users;
     std::vector<float> item_weights;
+    std::vector<float> column_scale;  // relabelled; empty = 1
 };
 
 // Entries whose weight is 0 (an idf clamped at 0) add nothing to any score and
 // are left out, which lets the build treat "accumulator == 0" as "untouched".
-Layout build_layout(const CsrView &m, const std::vector<float> &w) {
+// Item lists carry the left weights, user rows the right ones.
+Layout build_layout(const CsrView &m, const PairWeights &pw) {
+    const std::vector<float> &left = pw.left;
+    const std::vector<float> &right = pw.right.empty() ? pw.left : pw.right;
     Layout l;
     std::vector<int64_t> degree(m.cols, 0);
     for (int64_t k = 0; k < m.nnz(); ++k)
-        if (w[k] > 0.0f) ++degree[m.indices[k]];
+        if (left[k] > 0.0f) ++degree[m.indices[k]];
     l.original.resize(m.cols);
     for (int64_t i = 0; i < m.cols; ++i) l.original[i] = static_cast<int32_t>(i);
     std::stable_sort(l.original.begin(), l.original.end(),
                      [&](int32_t a, int32_t b) { return degree[a] > degree[b]; });
     std::vector<int32_t> relabel(m.cols);
     for (int64_t i = 0; i < m.cols; ++i) relabel[l.original[i]] = static_cast<int32_t>(i);
+    if (!pw.column_scale.empty()) {
+        l.column_scale.resize(m.cols);
+        for (int64_t i = 0; i < m.cols; ++i) l.column_scale[i] = pw.column_scale[l.original[i]];
+    }
 
     l.user_ptr.assign(m.rows + 1, 0);
     l.user_rows.reserve(m.nnz());
     for (int64_t u = 0; u < m.rows; ++u) {
         for (int64_t k = m.row_begin(u); k < m.row_end(u); ++k)
-            if (w[k] > 0.0f) l.user_rows.push_back({relabel[m.indices[k]], w[k]});
+            if (right[k] > 0.0f) l.user_rows.push_back({relabel[m.indices[k]], right[k]});
         l.user_ptr[u + 1] = static_cast<int64_t>(l.user_rows.size());
     }
 
     l.item_ptr.assign(m.cols + 1, 0);
     for (int64_t i = 0; i < m.cols; ++i) l.item_ptr[i + 1] = l.item_ptr[i] + degree[l.original[i]];
-    l.item_users.resize(l.user_rows.size());
-    l.item_weights.resize(l.user_rows.size());
+    l.item_users.resize(l.item_ptr[m.cols]);
+    l.item_weights.resize(l.item_ptr[m.cols]);
     std::vector<int64_t> cursor(l.item_ptr.begin(), l.item_ptr.end() - 1);
     for (int64_t u = 0; u < m.rows; ++u)
-        for (int64_t k = l.user_ptr[u]; k < l.user_ptr[u + 1]; ++k) {
-            int64_t at = cursor[l.user_rows[k].item]++;
-            l.item_users[at] = static_cast<int32_t>(u);
-            l.item_weights[at] = l.user_rows[k].weight;
-        }
+        for (int64_t k = m.row_begin(u); k < m.row_end(u); ++k)
+            if (left[k] > 0.0f) {
+                int64_t at = cursor[relabel[m.indices[k]]]++;
+                l.item_users[at] = static_cast<int32_t>(u);
+                l.item_weights[at] = left[k];
+            }
     return l;
 }
 
@@ -103,10 +112,47 @@ inline float key_score(uint64_t key) {
 
 }  // namespace
 
+// RP3beta (Paudel et al.): a random walk item -> user -> item, where the first
+// step is uniform over the item's users and the second follows the user's
+// weights, each probability raised to alpha, and the arrival item's score
+// divided by its popularity to the power beta.
+static PairWeights rp3beta_weights(const CsrView &m, const SimilarityParams &p) {
+    PairWeights pw;
+    const int64_t nnz = m.nnz();
+    std::vector<int64_t> degree(m.cols, 0);
+    for (int64_t k = 0; k < nnz; ++k)
+        if (m.data[k] > 0.0f) ++degree[m.indices[k]];
+    pw.left.resize(nnz);
+    pw.right.resize(nnz);
+    for (int64_t u = 0; u < m.rows; ++u) {
+        double mass = 0;
+        for (int64_t k = m.row_begin(u); k < m.row_end(u); ++k) mass += m.data[k];
+        for (int64_t k = m.row_begin(u); k < m.row_end(u); ++k) {
+            const bool held = m.data[k] > 0.0f;
+            pw.left[k] = held ? static_cast<float>(std::pow(1.0 / double(degree[m.indices[k]]), p.rp3_alpha)) : 0.0f;
+            pw.right[k] = held ? static_cast<float>(std::pow(m.data[k] / mass, p.rp3_alpha)) : 0.0f;
+        }
+    }
+    pw.column_scale.resize(m.cols);
+    for (int64_t j = 0; j < m.cols; ++j)
+        pw.column_scale[j] = degree[j] ? static_cast<float>(std::pow(double(degree[j]), -p.rp3_beta)) : 0.0f;
+    return pw;
+}
+
+PairWeights pair_weights(const CsrView &m, const SimilarityParams &p) {
+    if (p.kind == Similarity::RP3Beta) return rp3beta_weights(m, p);
+    PairWeights pw;
+    pw.left = similarity_weights(m, p);
+    return pw;
+}
+
 std::vector<float> similarity_weights(const CsrView &m, const SimilarityParams &p) {
+    if (p.kind == Similarity::RP3Beta) return rp3beta_weights(m, p).left;
     const int64_t nnz = m.nnz();
     std::vector<float> w(nnz);
     switch (p.kind) {
+    case Similarity::RP3Beta:  // handled above: it has two sets of weights
+        break;
     case Similarity::Cooccurrence:
     case Similarity::Jaccard:
         std::fill(w.begin(), w.end(), 1.0f);
@@ -148,7 +194,7 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
     if (p.k < 1) throw std::invalid_argument("K must be >= 1");
     const int64_t n_items = m.cols;
     const int64_t k_max = std::min<int64_t>(p.k, std::max<int64_t>(n_items - 1, 0));
-    const Layout l = build_layout(m, similarity_weights(m, p));
+    const Layout l = build_layout(m, pair_weights(m, p));
     if (inputs_read) inputs_read();
     const bool jaccard = p.kind == Similarity::Jaccard;
 
@@ -223,6 +269,7 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
             auto score_of = [&](int32_t j) {
                 float score = acc[j];
                 if (jaccard) score /= deg_i + float(l.item_ptr[j + 1] - l.item_ptr[j]) - score;
+                if (!l.column_scale.empty()) score *= l.column_scale[j];
                 return score;
             };
             // Long rows: the K-th best of any K candidates bounds the true K-th

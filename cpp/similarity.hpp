@@ -8,13 +8,15 @@
 
 namespace backpack {
 
-enum class Similarity { Cosine, BM25, TFIDF, Jaccard, Cooccurrence };
+enum class Similarity { Cosine, BM25, TFIDF, Jaccard, Cooccurrence, RP3Beta };
 
 struct SimilarityParams {
     Similarity kind = Similarity::Cosine;
     int k = 100;
     double bm25_k1 = 1.2;
     double bm25_b = 0.75;
+    double rp3_alpha = 1.0;  // RP3beta: exponent on the transition probabilities
+    double rp3_beta = 0.6;   // RP3beta: popularity penalty, score(i, j) / pop(j)^beta
     int threads = 0;
 };
 
@@ -28,8 +30,17 @@ struct SimilarityParams {
 Csr item_neighbours(const CsrView &user_items, const SimilarityParams &params, Progress *progress,
                     const std::function<void()> &inputs_read = {});
 
-// The per-interaction weights each similarity puts on the user-item matrix
-// before pairs are multiplied (exposed so tests can check them on their own).
+// What a similarity multiplies: score(i, j) = column_scale[j] *
+// sum over users u holding both of left(u, i) * right(u, j). Symmetric
+// similarities leave `right` and `column_scale` empty (right = left, scale 1).
+struct PairWeights {
+    std::vector<float> left;          // one per stored interaction (CSR order)
+    std::vector<float> right;         // empty = same as left
+    std::vector<float> column_scale;  // one per item; empty = 1
+};
+PairWeights pair_weights(const CsrView &user_items, const SimilarityParams &params);
+
+// The left weights alone (exposed so tests can check them on their own).
 std::vector<float> similarity_weights(const CsrView &user_items, const SimilarityParams &params);
 
 }  // namespace backpack

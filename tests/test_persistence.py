@@ -41,3 +41,17 @@ def test_damaged_files_raise_model_file_error(tmp_path):
     for name in ["truncated", "garbage", "other", "corrupt", "missing"]:
         with pytest.raises(ModelFileError):
             ItemKNN.load(tmp_path / f"{name}.npz")
+
+
+def test_drop_in_classes_and_rp3beta_load_as_themselves(tmp_path):
+    from backpack import CosineRecommender, RP3Beta
+
+    m = random_user_items(40, 20, 0.2, seed=6)
+    CosineRecommender(K=5).fit(m, show_progress=False).save(tmp_path / "cos.npz")
+    loaded = CosineRecommender.load(tmp_path / "cos.npz")
+    assert type(loaded) is CosineRecommender and loaded.K == 5
+    rp3 = RP3Beta(k=6, alpha=0.8, beta=0.3).fit(m, show_progress=False)
+    rp3.save(tmp_path / "rp3.npz")
+    again = RP3Beta.load(tmp_path / "rp3.npz")
+    assert (again.alpha, again.beta, again.similarity_kind) == (0.8, 0.3, "rp3beta")
+    assert (again.similarity != rp3.similarity).nnz == 0

@@ -30,6 +30,8 @@ def test_builtin_itemknn_is_found_through_its_entry_point():
     assert itemknn["source"] == "entry point" and itemknn["distribution"] == "backpack-engine"
     assert itemknn["version"] and itemknn["registered"] == {"algorithms": ["itemknn"]}
     assert not itemknn["errors"]
+    assert described["rp3beta"]["registered"] == {"algorithms": ["rp3beta"]}
+    assert described["rp3beta"]["distribution"] == "backpack-engine"
 
 
 def test_a_plugin_that_fails_to_import_is_reported_and_skipped():

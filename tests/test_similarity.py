@@ -124,3 +124,24 @@ def test_users_holding_all_but_one_item_get_exactly_zero_idf():
     m = sp.csr_matrix(np.array([[1, 1, 1, 0], [0, 0, 1, 1]], np.float32))
     w = _core.similarity_weights(*csr_arrays(m), 4, "tfidf", 1.2, 0.75)
     assert (w[:3] == 0).all()
+
+
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.6), (0.5, 0.0), (1.5, 1.0)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rp3beta_matches_reference(alpha, beta, seed):
+    from backpack import RP3Beta
+
+    m = random_user_items(150, 70, 0.07, seed=seed)
+    model = RP3Beta(k=[5, 200][seed], alpha=alpha, beta=beta).fit(m, show_progress=False)
+    assert_matches_reference(model, m.toarray(), "rp3beta", [5, 200][seed], alpha=alpha, beta=beta)
+
+
+def test_rp3beta_is_asymmetric_and_penalises_popular_items():
+    from backpack import RP3Beta
+
+    m = random_user_items(300, 40, 0.1, seed=3)
+    S = RP3Beta(k=39, beta=1.0).fit(m, show_progress=False).similarity.toarray()
+    assert not np.allclose(S, S.T)
+    plain = RP3Beta(k=39, beta=0.0).fit(m, show_progress=False).similarity.toarray()
+    popularity = np.bincount(m.indices, minlength=40)
+    np.testing.assert_allclose(S, plain / np.where(popularity > 0, popularity, 1)[None, :], rtol=1e-5, atol=1e-9)
