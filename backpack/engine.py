@@ -23,8 +23,8 @@ DEFAULT_KIND_WEIGHTS = {"view": 1.0, "visit": 2.0, "like": 3.0, "equip": 5.0, "p
 
 
 class Recommendation(NamedTuple):
-    """One recommended item. ``source`` is ``"neighbours"`` for a personal
-    score, ``"popular"`` for the popularity fill (then ``score < 0``)."""
+    """One recommended item. ``source`` is ``"personal"`` when the model scored
+    it for this bag, ``"popular"`` when it fills the list by popularity."""
 
     item: str
     score: float
@@ -117,7 +117,7 @@ class Engine:
         rows = self.bags.rows(self.bags.user_indices(users))
         allowed, denied = self._item_filter(model, items), self._item_filter(model, exclude)
         ids, scores = model.recommend_rows(rows, n, filter_owned, allowed, denied)
-        return self._named(ids, scores)
+        return self._named(ids, scores, model)
 
     def recommend_bag(self, items: Sequence[str], weights=None, n: int = 10, *,
                       filter_owned: bool = True) -> list[Recommendation]:
@@ -126,7 +126,7 @@ class Engine:
         idx = self._known_items(model, items)
         w = np.ones(idx.size) if weights is None else weights
         ids, scores = model.recommend_bag(idx, w, n, filter_owned=filter_owned)
-        return self._named(ids[None, :], scores[None, :])[0]
+        return self._named(ids[None, :], scores[None, :], model)[0]
 
     def similar_items(self, item: str, n: int = 10, *, items: Sequence[str] | None = None,
                       exclude: Sequence[str] | None = None) -> list[Recommendation]:
@@ -135,7 +135,7 @@ class Engine:
         idx = self._known_items(model, [item])
         ids, scores = model.similar_items(idx, n, items=self._item_filter(model, items),
                                           filter_items=self._item_filter(model, exclude))
-        return self._named(ids, scores)[0]
+        return self._named(ids, scores, model)[0]
 
     # -- internals ------------------------------------------------------------
 
@@ -167,13 +167,14 @@ class Engine:
         # Items unknown to the model can never be recommended, so they filter nothing.
         return idx[(idx >= 0) & (idx < model.n_items)]
 
-    def _named(self, ids: np.ndarray, scores: np.ndarray) -> list[list[Recommendation]]:
+    def _named(self, ids: np.ndarray, scores: np.ndarray, model: Recommender) -> list[list[Recommendation]]:
         flat = ids.reshape(-1)
         names = iter(self.bags.item_ids(flat[flat >= 0]))
+        fills = model.is_fill(scores).tolist()
         out = []
-        for row_ids, row_scores in zip(ids.tolist(), scores.tolist()):
-            out.append([Recommendation(next(names), s, "neighbours" if s >= 0 else "popular")
-                        for i, s in zip(row_ids, row_scores) if i >= 0])
+        for row_ids, row_scores, row_fills in zip(ids.tolist(), scores.tolist(), fills):
+            out.append([Recommendation(next(names), s, "popular" if fill else "personal")
+                        for i, s, fill in zip(row_ids, row_scores, row_fills) if i >= 0])
         return out
 
 

@@ -15,7 +15,7 @@ class Recommender(ABC):
     :meth:`recommend_rows`, the engine-facing call. Every implementation keeps
     the two guarantees: with owned-item filtering an item of the bag never
     comes back, and a result holds exactly ``N`` items whenever ``N`` are
-    eligible (negative scores mark a popularity fill).
+    eligible (:meth:`is_fill` tells the popularity fill apart).
     """
 
     @abstractmethod
@@ -35,6 +35,15 @@ class Recommender(ABC):
         ``allowed`` / ``denied`` are item indices. Returns ``(ids, scores)``
         shaped (rows, N), padded with -1 / -inf.
         """
+
+    def is_fill(self, scores: np.ndarray) -> np.ndarray:
+        """Which of ``scores`` belong to the popularity fill rather than the model's own scoring.
+
+        Neighbour models score only what the bag reaches and mark the fill
+        with negative scores (the default here). A model that scores every
+        item (factor models) never fills and returns all False.
+        """
+        return np.asarray(scores) < 0
 
     @abstractmethod
     def recommend(self, userid, user_items, N: int = 10, filter_already_liked_items: bool = True,

@@ -2,10 +2,19 @@
 
 import importlib.metadata as metadata
 
+import numpy as np
 import pytest
 from plugin_samples import observer
 
-from backpack import Engine, InvalidInputError, PluginConflictError, PluginError, Plugins, cli, get_plugins
+from backpack import (
+    Engine,
+    InvalidInputError,
+    PluginConflictError,
+    PluginError,
+    Plugins,
+    cli,
+    get_plugins,
+)
 
 
 def entry_points(*modules):
@@ -127,3 +136,23 @@ def test_registry_kinds_are_checked():
     with pytest.raises(InvalidInputError):
         Plugins(load_entry_points=False).registry("teleporters")
     assert Plugins(load_entry_points=False).registry("model_backends") == {}
+
+
+def test_engine_asks_the_model_which_results_are_fill():
+    from backpack import ItemKNN, hookimpl
+
+    class ScoresEverything(ItemKNN):  # stands in for a factor model: negative scores are its own
+        def is_fill(self, scores):
+            return np.zeros(np.shape(scores), bool)
+
+    class Plugin:
+        @hookimpl
+        def register_algorithms(self, register):
+            register("scores-everything", ScoresEverything)
+
+    plugins = Plugins(load_entry_points=False)
+    plugins.register(Plugin(), name="test-plugin")
+    engine = small_engine(plugins)
+    engine.fit("scores-everything", k=3)
+    recs = engine.recommend("stranger", n=2)
+    assert all(r.score < 0 for r in recs) and {r.source for r in recs} == {"personal"}

@@ -13,7 +13,7 @@ def test_readme_example_runs():
     engine = namespace["engine"]
     # the last line gave bo the cape: it no longer comes back, the boots now have a real score
     recs = engine.recommend("bo", n=5)
-    assert [r.item for r in recs] == ["pirate-boots"] and recs[0].source == "neighbours"
+    assert [r.item for r in recs] == ["pirate-boots"] and recs[0].source == "personal"
 
 
 def test_readme_commands_match_ci():
