@@ -35,7 +35,7 @@ class Bags:
 
     def remove(self, users, items) -> int:
         """Remove (user, item) pairs; returns how many were held and removed."""
-        users, items = _id_lists(users, items)
+        users, items = id_lists(users, items)
         with core_errors():
             return self._store.remove(users, items)
 
@@ -114,7 +114,7 @@ class Bags:
         return self._store.memory_bytes()
 
     def _write(self, users, items, weights, replace: bool) -> None:
-        users, items = _id_lists(users, items)
+        users, items = id_lists(users, items)
         w = as_float_array(weights, "weights")
         if w.ndim == 0:
             w = np.full(len(users), float(w))
@@ -146,7 +146,8 @@ def _check_ids(values, what: str) -> list[str]:
     return values
 
 
-def _id_lists(users, items) -> tuple[list[str], list[str]]:
+def id_lists(users, items) -> tuple[list[str], list[str]]:
+    """Two equal-length lists of string ids from sequences (or a single pair of strings)."""
     if isinstance(users, str) and isinstance(items, str):
         return [users], [items]
     users, items = _check_ids(users, "users"), _check_ids(items, "items")

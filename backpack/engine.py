@@ -14,7 +14,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .bags import Bags
+from .bags import Bags, id_lists
 from .errors import InvalidInputError, NotFittedError, UnknownItemError
 from .plugins import Plugins, call_plugin, create_algorithm, get_plugins
 from .recommender import Recommender
@@ -51,12 +51,12 @@ class Engine:
 
     def add_interactions(self, users: Sequence[str], items: Sequence[str], weights=None, *, kinds=None) -> None:
         """Record many interactions at once (weights default to 1, or come from ``kinds``)."""
+        users, items = id_lists(users, items)
         w = self._weights(len(users), weights, kinds)
         self.bags.add(users, items, w)
         if self.plugins.observes("interactions_recorded"):
-            n = len(users)
-            self.plugins.notify("interactions_recorded", engine=self, users=list(users), items=list(items),
-                                weights=np.broadcast_to(np.asarray(w, np.float32), (n,)).tolist())
+            self.plugins.notify("interactions_recorded", engine=self, users=users, items=items,
+                                weights=np.broadcast_to(np.asarray(w, np.float32), (len(users),)).tolist())
 
     def add_interaction(self, user: str, item: str, weight: float | None = None, *, kind: str | None = None) -> None:
         """Record one interaction; it counts in ``user``'s next recommendation."""

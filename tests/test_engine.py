@@ -137,3 +137,13 @@ def test_accumulated_weights_saturate_instead_of_becoming_infinite():
     assert np.isfinite(e.bags.bag("a")["x"])
     e.fit("itemknn", k=5)
     assert [r.item for r in e.recommend("a", n=1)] == ["y"]
+
+
+def test_add_interactions_accepts_any_sequence_and_a_single_pair():
+    e = Engine()
+    e.add_interactions(("u%d" % i for i in range(3)), iter(["x", "y", "x"]), weights=[1, 2, 3])
+    assert e.bags.bag("u2") == {"x": 3.0}
+    e.add_interactions("ana", "hat")
+    assert e.bags.bag("ana") == {"hat": 1.0}
+    with pytest.raises(InvalidInputError):
+        e.add_interactions(42, ["x"])
