@@ -117,7 +117,9 @@ class Plugins:
     def _add(self, plugin, info: PluginInfo) -> None:
         with self._lock:
             if info.name in self.info and not self.info[info.name].errors:
-                self._fail(info, f"another plugin is already called {info.name!r}")
+                # shown on the plugin that is listed, so the skipped one is not invisible
+                self._fail(self.info[info.name],
+                           f"a second plugin named {info.name!r} ({info.module}) was skipped")
                 return
             try:
                 self.manager.register(plugin, name=info.name)

@@ -156,3 +156,12 @@ def test_engine_asks_the_model_which_results_are_fill():
     engine.fit("scores-everything", k=3)
     recs = engine.recommend("stranger", n=2)
     assert all(r.score < 0 for r in recs) and {r.source for r in recs} == {"personal"}
+
+
+def test_a_second_plugin_with_a_taken_name_is_reported():
+    plugins = Plugins(load_entry_points=False)
+    plugins.load_entry_points([metadata.EntryPoint(name="same", value="plugin_samples.jaccard_a", group="backpack"),
+                               metadata.EntryPoint(name="same", value="plugin_samples.command", group="backpack")])
+    (info,) = plugins.describe()
+    assert "a second plugin named 'same' (plugin_samples.command) was skipped" in info["errors"]
+    assert plugins.algorithm("jaccard-knn").plugin == "same"
