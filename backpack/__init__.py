@@ -15,8 +15,11 @@ except ImportError as exc:  # pragma: no cover - depends on how Python was start
         "`pip install .` and run Python outside the source tree (or use `pytest`, not "
         "`python -m pytest`, from the repository root)."
     ) from exc
+from .als import ALS
 from .bags import Bags
+from .bpr import BPR
 from .dense import DenseIndex, dense_topk
+from .ease import EASE
 from .engine import Engine, Recommendation
 from .errors import (
     BackpackError,
@@ -31,6 +34,7 @@ from .hookspecs import hookimpl
 from .itemknn import BM25Recommender, CosineRecommender, ItemKNN, RP3Beta, TFIDFRecommender
 from .plugins import PluginConflictError, PluginError, Plugins, get_plugins
 from .recommender import Recommender
+from .userknn import UserKNN
 
 __version__ = "0.1.0"
 
@@ -38,5 +42,5 @@ __all__ = [
     "_core", "Bags", "DenseIndex", "dense_topk", "Engine", "Recommendation", "ItemKNN", "CosineRecommender",
     "BM25Recommender", "TFIDFRecommender", "RP3Beta", "BackpackError", "CancelledError", "InvalidInputError",
     "ModelFileError", "NotFittedError", "UnknownItemError", "UnknownUserError", "hookimpl",
-    "Plugins", "get_plugins", "PluginConflictError", "PluginError", "Recommender",
+    "Plugins", "get_plugins", "PluginConflictError", "PluginError", "Recommender", "ALS", "BPR", "EASE", "UserKNN",
 ]

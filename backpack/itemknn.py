@@ -15,10 +15,6 @@ Differences a switching user should know (each is on purpose):
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -34,6 +30,7 @@ from ._arrays import (
     item_mask,
 )
 from .errors import InvalidInputError, ModelFileError, NotFittedError
+from .model_files import npz_path, open_npz, save_npz
 from .progress import run_with_progress
 from .recommender import Recommender
 
@@ -208,49 +205,24 @@ class ItemKNN(Recommender):
     def save(self, path) -> None:
         """Write the model to ``path`` (``.npz``) atomically: a crash leaves the old file."""
         indptr, indices, data = self._fitted().matrix()
-        path = _npz_path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f, format=np.int64(_FORMAT_VERSION), kind=np.array("itemknn"),
-                    similarity=np.array(self.similarity_kind), k=np.int64(self.k),
-                    K1=np.float64(self.K1), B=np.float64(self.B),
-                    alpha=np.float64(self.alpha), beta=np.float64(self.beta),
-                    indptr=indptr, indices=indices, data=data, item_counts=self._item_counts,
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_npz(path, "itemknn", _FORMAT_VERSION, similarity=np.array(self.similarity_kind), k=np.int64(self.k),
+                 K1=np.float64(self.K1), B=np.float64(self.B), alpha=np.float64(self.alpha),
+                 beta=np.float64(self.beta), indptr=indptr, indices=indices, data=data,
+                 item_counts=self._item_counts)
 
     @classmethod
     def load(cls, path, num_threads: int = 0) -> "ItemKNN":
         """Read a model written by :meth:`save`."""
-        path = _npz_path(path)
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                if "kind" not in f or str(f["kind"]) != "itemknn":
-                    raise ModelFileError(f"{path} is not a Backpack item-kNN model")
-                if int(f["format"]) != _FORMAT_VERSION:
-                    raise ModelFileError(f"{path} has format {int(f['format'])}; this version reads {_FORMAT_VERSION}")
-                # the subclasses (CosineRecommender, ...) have their own __init__
-                # signatures: build through ItemKNN's so any of them loads
-                model = cls.__new__(cls)
-                ItemKNN.__init__(model, k=int(f["k"]), similarity=str(f["similarity"]),
-                                 K1=float(f["K1"]), B=float(f["B"]),
-                                 alpha=float(f["alpha"]) if "alpha" in f else 1.0,
-                                 beta=float(f["beta"]) if "beta" in f else 0.6, num_threads=num_threads)
-                arrays = {name: f[name] for name in ("indptr", "indices", "data", "item_counts")}
-        except ModelFileError:
-            raise
-        except FileNotFoundError as exc:
-            raise ModelFileError(f"no model file at {path}") from exc
-        except Exception as exc:  # zip, pickle-refusal, missing keys: all mean "not a model"
-            raise ModelFileError(f"{path} is not a readable Backpack model: {exc}") from exc
+        path = npz_path(path)
+        with open_npz(path, "itemknn", _FORMAT_VERSION, "item-kNN") as f:
+            # the subclasses (CosineRecommender, ...) have their own __init__
+            # signatures: build through ItemKNN's so any of them loads
+            model = cls.__new__(cls)
+            ItemKNN.__init__(model, k=int(f["k"]), similarity=str(f["similarity"]),
+                             K1=float(f["K1"]), B=float(f["B"]),
+                             alpha=float(f["alpha"]) if "alpha" in f else 1.0,
+                             beta=float(f["beta"]) if "beta" in f else 0.6, num_threads=num_threads)
+            arrays = {name: f[name] for name in ("indptr", "indices", "data", "item_counts")}
         n = arrays["indptr"].size - 1
         if arrays["item_counts"].shape != (n,):
             raise ModelFileError(f"{path} is corrupt: item counts do not match the matrix")
@@ -346,7 +318,3 @@ def _unbatch(ids: np.ndarray, scores: np.ndarray, scalar: bool):
     keep = ids[0] >= 0
     return ids[0][keep], scores[0][keep]
 
-
-def _npz_path(path) -> Path:
-    path = Path(path)
-    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")

@@ -12,8 +12,10 @@
 
 #include "bag_store.hpp"
 #include "dense_topk.hpp"
+#include "factors.hpp"
 #include "scoring.hpp"
 #include "similarity.hpp"
+#include "user_knn.hpp"
 
 namespace nb = nanobind;
 using namespace backpack;
@@ -24,6 +26,8 @@ template <class T>
 using In2 = nb::ndarray<const T, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 template <class T>
 using Out = nb::ndarray<nb::numpy, T>;
+// Factor matrices a kernel updates in place (owned by the model object).
+using Mut2 = nb::ndarray<float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 
 namespace {
 
@@ -169,7 +173,9 @@ NB_MODULE(_core, m) {
         .def(nb::init<>())
         .def_prop_ro("done", [](const Progress &p) { return p.done.load(); })
         .def_prop_ro("total", [](const Progress &p) { return p.total.load(); })
-        .def("cancel", [](Progress &p) { p.cancelled.store(true); });
+        .def("cancel", [](Progress &p) { p.cancelled.store(true); })
+        .def("expect", [](Progress &p, int64_t total) { p.total.store(total); },
+             "Set the total for a call made of several kernel runs that each add to `done`.");
 
     nb::class_<BagStore>(m, "BagStore", "Thread-safe per-user bags with string ids.")
         .def(nb::init<>())
@@ -340,7 +346,8 @@ NB_MODULE(_core, m) {
     m.def(
         "dense_topk",
         [](const In2<float> &queries, const In2<float> &matrix, int64_t k, const std::string &metric,
-           int threads) {
+           int threads, std::optional<In1<int64_t>> exclude_indptr,
+           std::optional<In1<int32_t>> exclude_indices, std::optional<In1<uint8_t>> eligible) {
             if (queries.shape(1) != matrix.shape(1))
                 throw std::invalid_argument("queries have " + std::to_string(queries.shape(1)) +
                                             " dimensions but the matrix has " +
@@ -349,14 +356,153 @@ NB_MODULE(_core, m) {
             if (metric == "ip") dm = DenseMetric::InnerProduct;
             else if (metric == "cosine") dm = DenseMetric::Cosine;
             else throw std::invalid_argument("metric must be 'ip' or 'cosine'");
+            const int64_t n = matrix.shape(0);
+            DenseExclusions skip;
+            Csr excluded;
+            CsrView excluded_view;
+            if (exclude_indptr.has_value() != exclude_indices.has_value())
+                throw std::invalid_argument("exclusions need both indptr and indices");
+            if (exclude_indptr) {
+                // Copied under the GIL (with ones as data, which the CSR check wants).
+                std::vector<float> ones(exclude_indices->shape(0), 1.0f);
+                In1<float> data_view(ones.data(), {ones.size()});
+                excluded = owned_csr(*exclude_indptr, *exclude_indices, data_view, n, "exclusions");
+                excluded_view = excluded.view();
+                skip.per_query = &excluded_view;
+            }
+            skip.eligible = optional_mask(eligible, n, "eligible");
             TopN t;
             {
                 nb::gil_scoped_release release;
-                t = dense_topk(queries.data(), queries.shape(0), matrix.data(), matrix.shape(0),
-                               queries.shape(1), k, dm, threads);
+                t = dense_topk(queries.data(), queries.shape(0), matrix.data(), n, queries.shape(1), k,
+                               dm, threads, skip);
             }
             return top_n_to_numpy(std::move(t));
         },
         nb::arg("queries"), nb::arg("matrix"), nb::arg("k"), nb::arg("metric") = "ip",
-        nb::arg("threads") = 0);
+        nb::arg("threads") = 0, nb::arg("exclude_indptr").none() = nb::none(),
+        nb::arg("exclude_indices").none() = nb::none(), nb::arg("eligible").none() = nb::none());
+
+    m.def(
+        "gramian",
+        [](const In2<float> &factors, int threads) {
+            const int64_t d = factors.shape(1);
+            std::vector<double> g;
+            {
+                nb::gil_scoped_release release;
+                g = gramian(factors.data(), factors.shape(0), d, threads);
+            }
+            return to_numpy(std::move(g), {size_t(d), size_t(d)});
+        },
+        nb::arg("factors"), nb::arg("threads") = 0, "factors^T factors, accumulated in double.");
+
+    m.def(
+        "als_solve",
+        [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
+           const In2<float> &other, Mut2 target, std::optional<In2<double>> gram, double regularization,
+           int cg_steps, bool exact, int threads, Progress *progress) {
+            const int64_t d = other.shape(1);
+            const Csr conf = owned_csr(indptr, indices, data, other.shape(0), "confidence");
+            validate_csr(conf.view(), "confidence");
+            if (static_cast<int64_t>(target.shape(0)) != conf.rows || target.shape(1) != other.shape(1))
+                throw std::invalid_argument("target factors must be rows x factors of the other side");
+            if (gram && (static_cast<int64_t>(gram->shape(0)) != d || static_cast<int64_t>(gram->shape(1)) != d))
+                throw std::invalid_argument("gram must be factors x factors");
+            if (target.data() == other.data()) throw std::invalid_argument("target and other are the same array");
+            AlsSolveParams p;
+            p.regularization = regularization;
+            p.cg_steps = cg_steps;
+            p.exact = exact;
+            p.threads = threads;
+            nb::gil_scoped_release release;
+            als_solve(conf.view(), other.data(), d, target.data(), gram ? gram->data() : nullptr, p,
+                      progress);
+        },
+        nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("other"), nb::arg("target"),
+        nb::arg("gram").none(), nb::arg("regularization"), nb::arg("cg_steps"), nb::arg("exact"),
+        nb::arg("threads"), nb::arg("progress").none(),
+        "Recompute rows of `target` by implicit-feedback least squares (CG or exact).");
+
+    m.def(
+        "bpr_train",
+        [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data, Mut2 users,
+           Mut2 items, double learning_rate, double regularization, int epochs, uint64_t seed,
+           bool verify_negatives, int threads, Progress *progress) {
+            const int64_t d = static_cast<int64_t>(users.shape(1)) - 1;
+            const Csr m = owned_csr(indptr, indices, data, items.shape(0), "user_items");
+            validate_csr(m.view(), "user_items");
+            if (static_cast<int64_t>(users.shape(0)) != m.rows ||
+                static_cast<int64_t>(items.shape(1)) != d + 1 || d < 1)
+                throw std::invalid_argument("users must be rows x (d + 1) and items cols x (d + 1)");
+            if (users.data() == items.data()) throw std::invalid_argument("users and items are the same array");
+            if (verify_negatives)
+                for (int64_t r = 0; r < m.rows; ++r)
+                    for (int64_t k = m.indptr[r] + 1; k < m.indptr[r + 1]; ++k)
+                        if (m.indices[k - 1] >= m.indices[k])
+                            throw std::invalid_argument("user_items rows must have sorted, unique indices");
+            BprParams p;
+            p.learning_rate = learning_rate;
+            p.regularization = regularization;
+            p.epochs = epochs;
+            p.seed = seed;
+            p.verify_negatives = verify_negatives;
+            p.threads = threads;
+            nb::gil_scoped_release release;
+            return bpr_train(m.view(), users.data(), items.data(), d, p, progress);
+        },
+        nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("users"), nb::arg("items"),
+        nb::arg("learning_rate"), nb::arg("regularization"), nb::arg("epochs"), nb::arg("seed"),
+        nb::arg("verify_negatives"), nb::arg("threads"), nb::arg("progress").none(),
+        "BPR epochs by parallel SGD, updating users and items in place; returns the last epoch's accuracy.");
+
+    nb::class_<UserNeighbours>(m, "UserNeighbours", "Fitted users' bags, scored by user-user cosine.")
+        .def("__init__",
+             [](UserNeighbours *self, const In1<int64_t> &indptr, const In1<int32_t> &indices,
+                const In1<float> &data, int64_t n_items, int64_t k, const In1<int32_t> &fallback_order,
+                const In1<float> &fallback_scores) {
+                 Csr m = owned_csr(indptr, indices, data, n_items, "user_items");
+                 new (self) UserNeighbours(std::move(m), k, to_vector(fallback_order),
+                                           to_vector(fallback_scores));
+             })
+        .def(
+            "recommend",
+            [](const UserNeighbours &self, const In1<int64_t> &indptr, const In1<int32_t> &indices,
+               const In1<float> &data, int64_t n_cols, int64_t n, bool filter_owned,
+               std::optional<In1<uint8_t>> allowed, std::optional<In1<uint8_t>> denied, int threads) {
+                const Csr bags = owned_csr(indptr, indices, data, n_cols, "user_items");
+                ScoreOptions o;
+                o.n = n;
+                o.filter_owned = filter_owned;
+                o.allowed = optional_mask(allowed, self.n_items(), "allowed");
+                o.denied = optional_mask(denied, self.n_items(), "denied");
+                o.threads = threads;
+                TopN t;
+                {
+                    nb::gil_scoped_release release;
+                    t = self.recommend(bags.view(), o);
+                }
+                return top_n_to_numpy(std::move(t));
+            },
+            nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("n_cols"), nb::arg("n"),
+            nb::arg("filter_owned"), nb::arg("allowed").none(), nb::arg("denied").none(),
+            nb::arg("threads") = 0)
+        .def(
+            "similar_users",
+            [](const UserNeighbours &self, const In1<int64_t> &indptr, const In1<int32_t> &indices,
+               const In1<float> &data, int64_t n_cols, int64_t n, int threads) {
+                const Csr bags = owned_csr(indptr, indices, data, n_cols, "user_items");
+                TopN t;
+                {
+                    nb::gil_scoped_release release;
+                    t = self.similar_users(bags.view(), n, threads);
+                }
+                return top_n_to_numpy(std::move(t));
+            },
+            nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("n_cols"), nb::arg("n"),
+            nb::arg("threads") = 0)
+        .def("matrix",
+             [](const UserNeighbours &self) { return csr_to_numpy(copy_csr(self.user_items().view())); })
+        .def_prop_ro("n_users", &UserNeighbours::n_users)
+        .def_prop_ro("n_items", &UserNeighbours::n_items)
+        .def_prop_ro("k", &UserNeighbours::k);
 }

@@ -8,6 +8,7 @@ namespace {
 
 constexpr int64_t kQueryBlock = 8;   // queries sharing each matrix row while it is in L1
 constexpr int64_t kRowBlock = 512;
+constexpr float kExcluded = std::numeric_limits<float>::quiet_NaN();
 
 // Built twice, for AVX2+FMA and for baseline x86-64; the loader picks one at
 // run time, so the package stays portable without -march=native.
@@ -40,7 +41,13 @@ std::vector<float> inverse_norms(const float *v, int64_t rows, int64_t d) {
 }  // namespace
 
 TopN dense_topk(const float *queries, int64_t m, const float *matrix, int64_t n, int64_t d,
-                int64_t k, DenseMetric metric, int threads) {
+                int64_t k, DenseMetric metric, int threads, const DenseExclusions &skip) {
+    if (skip.per_query) {
+        if (skip.per_query->rows != m)
+            throw std::invalid_argument("exclusions must have one row per query");
+        validate_csr(*skip.per_query, "exclusions");
+        if (skip.per_query->cols > n) throw std::invalid_argument("exclusions name rows past the matrix");
+    }
     if (k < 0) throw std::invalid_argument("k must be >= 0");
     // Values are checked for finiteness by the Python layer, once per matrix;
     // here only sizes matter for memory safety, and the binding checks them.
@@ -77,11 +84,23 @@ TopN dense_topk(const float *queries, int64_t m, const float *matrix, int64_t n,
             for (int64_t r0 = r_begin; r0 < r_end; r0 += kRowBlock) {
                 const int64_t nr = std::min(kRowBlock, r_end - r0);
                 dot_block(queries + q0 * d, nq, matrix + r0 * d, nr, d, block.data());
+                // Excluded rows are marked NaN in the block (scores are
+                // finite otherwise) and never offered: a padded result then
+                // means "fewer eligible", never an excluded row.
+                if (skip.per_query) {
+                    const CsrView &ex = *skip.per_query;
+                    for (int64_t a = 0; a < nq; ++a)
+                        for (int64_t e = ex.row_begin(q0 + a); e < ex.row_end(q0 + a); ++e) {
+                            const int64_t r = ex.indices[e] - r0;
+                            if (r >= 0 && r < nr) block[a * nr + r] = kExcluded;
+                        }
+                }
                 for (int64_t a = 0; a < nq; ++a) {
                     BoundedTopK &b = best[(q0 + a) * parts + part];
                     const float qs = cosine ? query_inv[q0 + a] : 1.0f;
                     for (int64_t r = 0; r < nr; ++r) {
                         float s = block[a * nr + r];
+                        if (std::isnan(s) || (skip.eligible && !skip.eligible[r0 + r])) continue;
                         if (cosine) s *= qs * row_inv[r0 + r];
                         b.offer(s, static_cast<int32_t>(r0 + r));
                     }
