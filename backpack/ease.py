@@ -79,7 +79,8 @@ class EASE(BagScoringModel):
         diag = inverse.diagonal().copy()
         inverse /= -diag[None, :]
         inverse[np.diag_indices(n)] = 0.0
-        self.weights = inverse
+        # LAPACK hands back Fortran order; rows must be contiguous for bag x weights.
+        self.weights = np.ascontiguousarray(inverse)
         return self
 
     def save(self, path) -> None:

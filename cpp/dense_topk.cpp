@@ -10,22 +10,57 @@ constexpr int64_t kQueryBlock = 8;   // queries sharing each matrix row while it
 constexpr int64_t kRowBlock = 512;
 constexpr float kExcluded = std::numeric_limits<float>::quiet_NaN();
 
-// Built twice, for AVX2+FMA and for baseline x86-64; the loader picks one at
-// run time, so the package stays portable without -march=native.
+// Scores of up to kQueryBlock queries against nr rows. The queries arrive
+// transposed (qt: d x kQueryBlock, zero-padded), so one vector register holds
+// a feature of all the block's queries: each row feature is broadcast and
+// multiplied into it, four rows at a time. Independent accumulators, no
+// horizontal sums: this is what keeps the FMA units busy. Built twice, for
+// AVX2+FMA and for baseline x86-64; the loader picks one at run time, so the
+// package stays portable without -march=native.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 __attribute__((target_clones("avx2,fma", "default")))
 #endif
-void dot_block(const float *q, int64_t nq, const float *rows, int64_t nr, int64_t d, float *out) {
-    for (int64_t r = 0; r < nr; ++r) {
-        const float *x = rows + r * d;
+void dot_block(const float *qt, int64_t nq, const float *rows, int64_t nr, int64_t d, float *out) {
+    constexpr int64_t B = kQueryBlock;
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) {
+        float a0[B] = {}, a1[B] = {}, a2[B] = {}, a3[B] = {};
+        const float *x0 = rows + r * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
+        for (int64_t c = 0; c < d; ++c) {
+            const float *q = qt + c * B;
+            const float v0 = x0[c], v1 = x1[c], v2 = x2[c], v3 = x3[c];
+#pragma omp simd
+            for (int64_t j = 0; j < B; ++j) {
+                a0[j] += q[j] * v0;
+                a1[j] += q[j] * v1;
+                a2[j] += q[j] * v2;
+                a3[j] += q[j] * v3;
+            }
+        }
         for (int64_t a = 0; a < nq; ++a) {
-            const float *y = q + a * d;
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int64_t c = 0; c < d; ++c) sum += x[c] * y[c];
-            out[a * nr + r] = sum;
+            out[a * nr + r] = a0[a];
+            out[a * nr + r + 1] = a1[a];
+            out[a * nr + r + 2] = a2[a];
+            out[a * nr + r + 3] = a3[a];
         }
     }
+    for (; r < nr; ++r) {
+        float acc[B] = {};
+        const float *x = rows + r * d;
+        for (int64_t c = 0; c < d; ++c) {
+            const float *q = qt + c * B;
+#pragma omp simd
+            for (int64_t j = 0; j < B; ++j) acc[j] += q[j] * x[c];
+        }
+        for (int64_t a = 0; a < nq; ++a) out[a * nr + r] = acc[a];
+    }
+}
+
+// The block's queries transposed into qt (d x kQueryBlock), zero past nq.
+void transpose_queries(const float *q, int64_t nq, int64_t d, float *qt) {
+    std::fill(qt, qt + d * kQueryBlock, 0.0f);
+    for (int64_t a = 0; a < nq; ++a)
+        for (int64_t c = 0; c < d; ++c) qt[c * kQueryBlock + a] = q[a * d + c];
 }
 
 std::vector<float> inverse_norms(const float *v, int64_t rows, int64_t d) {
@@ -76,14 +111,16 @@ TopN dense_topk(const float *queries, int64_t m, const float *matrix, int64_t n,
 
     parallel_for(query_blocks * parts, threads, 1, [&](int64_t begin, int64_t end, int) {
         std::vector<float> block(kQueryBlock * kRowBlock);
+        std::vector<float> qt(d * kQueryBlock);
         for (int64_t task = begin; task < end; ++task) {
             const int64_t qb = task / parts, part = task % parts;
             const int64_t q0 = qb * kQueryBlock, nq = std::min(kQueryBlock, m - q0);
+            transpose_queries(queries + q0 * d, nq, d, qt.data());
             const int64_t r_begin = part * rows_per_part;
             const int64_t r_end = std::min(n, r_begin + rows_per_part);
             for (int64_t r0 = r_begin; r0 < r_end; r0 += kRowBlock) {
                 const int64_t nr = std::min(kRowBlock, r_end - r0);
-                dot_block(queries + q0 * d, nq, matrix + r0 * d, nr, d, block.data());
+                dot_block(qt.data(), nq, matrix + r0 * d, nr, d, block.data());
                 // Excluded rows are marked NaN in the block (scores are
                 // finite otherwise) and never offered: a padded result then
                 // means "fewer eligible", never an excluded row.
