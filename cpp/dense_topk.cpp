@@ -135,11 +135,16 @@ TopN dense_topk(const float *queries, int64_t m, const float *matrix, int64_t n,
                 for (int64_t a = 0; a < nq; ++a) {
                     BoundedTopK &b = best[(q0 + a) * parts + part];
                     const float qs = cosine ? query_inv[q0 + a] : 1.0f;
+                    // Rows arrive in increasing order, so a row that only ties
+                    // the worst kept one loses the tie: "> floor" is the whole
+                    // test for most rows (NaN, the excluded mark, fails it too).
+                    float floor = b.floor();
                     for (int64_t r = 0; r < nr; ++r) {
                         float s = block[a * nr + r];
-                        if (std::isnan(s) || (skip.eligible && !skip.eligible[r0 + r])) continue;
                         if (cosine) s *= qs * row_inv[r0 + r];
+                        if (!(s > floor) || (skip.eligible && !skip.eligible[r0 + r])) continue;
                         b.offer(s, static_cast<int32_t>(r0 + r));
+                        floor = b.floor();
                     }
                 }
             }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace backpack {
@@ -71,6 +72,12 @@ public:
             heap_.back() = c;
             std::push_heap(heap_.begin(), heap_.end(), ranks_before);
         }
+    }
+    // The score an offer must beat to get in (-inf until k are kept).
+    float floor() const {
+        return static_cast<int64_t>(heap_.size()) < k_ || k_ == 0
+                   ? (k_ == 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity())
+                   : heap_.front().score;
     }
     const std::vector<Scored> &unsorted() const { return heap_; }
     // Best first; the heap is consumed.
