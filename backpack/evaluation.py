@@ -113,7 +113,7 @@ def ranking_metrics(recommended: np.ndarray, test, k: int, *, train=None) -> dic
     valid = (ids >= 0) & (ids < n_items)
     users = np.repeat(np.arange(ids.shape[0]), k).reshape(ids.shape)
     hits = np.zeros(ids.shape, bool)
-    hits[valid] = np.asarray(test[users[valid], ids[valid]]).ravel() != 0
+    hits[valid] = _stored(test, users[valid], ids[valid]) != 0
     n_relevant = np.diff(test.indptr)
     evaluated = n_relevant > 0
     if not evaluated.any():
@@ -141,6 +141,16 @@ def ranking_metrics(recommended: np.ndarray, test, k: int, *, train=None) -> dic
         mean_pop = popularity.mean() if n_items else 0.0
         result["popularity_bias"] = float(popularity[shown].mean() / mean_pop) if shown.size and mean_pop else 0.0
     return result
+
+
+def _stored(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``m[rows[i], cols[i]]`` as a flat array, whatever SciPy returns for the index."""
+    if rows.size == 0:  # SciPy answers an empty index with a sparse matrix, not an array
+        return np.zeros(0, m.dtype)
+    values = m[rows, cols]
+    if sp.issparse(values):
+        values = values.toarray()
+    return np.asarray(values).ravel()
 
 
 def evaluate(model, split: Split, k: int = 10) -> dict[str, float]:

@@ -143,3 +143,10 @@ def test_evaluate_command_table_and_errors(capsys):
     for bad in (["--algorithms", "nope"], ["-p", "k=5"], ["-p", "other.k=5"], ["--algorithms", " , "]):
         assert cli.main(["evaluate", "--size", "tiny", *bad]) == 2
         assert "error [" in capsys.readouterr().err
+
+
+def test_a_model_that_recommends_nothing_scores_zero():
+    test = sp.csr_matrix(np.array([[0, 1, 1, 0], [1, 0, 0, 0]], np.float32))
+    got = ranking_metrics(np.full((2, 3), -1), test, 3, train=test)
+    assert all(value == 0.0 for value in got.values()), got
+    assert got.keys() == {"precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage", "popularity_bias"}
