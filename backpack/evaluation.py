@@ -110,7 +110,8 @@ def ranking_metrics(recommended: np.ndarray, test, k: int, *, train=None) -> dic
         raise InvalidInputError(f"recommended must be (users={test.shape[0]}, >= k={k}), got {ids.shape}")
     ids = ids[:, :k].astype(np.int64)
     n_items = test.shape[1]
-    valid = (ids >= 0) & (ids < n_items)
+    # an id repeated within a row is shown once: only its first slot can be a hit
+    valid = (ids >= 0) & (ids < n_items) & _first_occurrence(ids)
     users = np.repeat(np.arange(ids.shape[0]), k).reshape(ids.shape)
     hits = np.zeros(ids.shape, bool)
     hits[valid] = _stored(test, users[valid], ids[valid]) != 0
@@ -141,6 +142,17 @@ def ranking_metrics(recommended: np.ndarray, test, k: int, *, train=None) -> dic
         mean_pop = popularity.mean() if n_items else 0.0
         result["popularity_bias"] = float(popularity[shown].mean() / mean_pop) if shown.size and mean_pop else 0.0
     return result
+
+
+def _first_occurrence(ids: np.ndarray) -> np.ndarray:
+    """True where an id appears in its row for the first time (left to right)."""
+    order = np.argsort(ids, axis=1, kind="stable")  # equal ids stay in slot order
+    ranked = np.take_along_axis(ids, order, axis=1)
+    first_ranked = np.ones(ids.shape, bool)
+    first_ranked[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+    first = np.empty(ids.shape, bool)
+    np.put_along_axis(first, order, first_ranked, axis=1)
+    return first
 
 
 def _stored(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

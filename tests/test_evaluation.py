@@ -17,7 +17,7 @@ def reference_metrics(recommended, test_sets, k, n_items, popularity):
         if not relevant:
             continue
         recs = [int(r) for r in recs[:k]]
-        hits = [r in relevant for r in recs]
+        hits = [r in relevant and r not in recs[:i] for i, r in enumerate(recs)]  # a repeat is no new hit
         per_user["precision"].append(sum(hits) / k)
         per_user["recall"].append(sum(hits) / len(relevant))
         dcg = sum(1 / math.log2(i + 2) for i, h in enumerate(hits) if h)
@@ -28,7 +28,8 @@ def reference_metrics(recommended, test_sets, k, n_items, popularity):
         per_user["mrr"].append(next((1 / (i + 1) for i, h in enumerate(hits) if h), 0.0))
         per_user["hit_rate"].append(float(any(hits)))
     out = {name: sum(v) / len(v) for name, v in per_user.items()}
-    shown = [int(r) for recs in recommended for r in recs[:k] if r >= 0]
+    shown = [r for recs in recommended for i, r in enumerate(int(r) for r in recs[:k])
+             if r >= 0 and r not in [int(x) for x in recs[:i]]]
     out["coverage"] = len(set(shown)) / n_items
     out["popularity_bias"] = (sum(popularity[r] for r in shown) / len(shown)) / (sum(popularity) / n_items)
     return out
@@ -150,3 +151,16 @@ def test_a_model_that_recommends_nothing_scores_zero():
     got = ranking_metrics(np.full((2, 3), -1), test, 3, train=test)
     assert all(value == 0.0 for value in got.values()), got
     assert got.keys() == {"precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage", "popularity_bias"}
+
+
+def test_a_repeated_id_in_a_row_counts_once():
+    test = sp.csr_matrix(np.array([[0, 1, 1, 0], [1, 0, 0, 0]], np.float32))
+    recommended = np.array([[1, 1, 2], [0, 0, 0]])
+    got = ranking_metrics(recommended, test, 3, train=test)
+    assert got["recall"] == pytest.approx(1.0)  # not 3/2 and 3/1
+    assert got["precision"] == pytest.approx((2 / 3 + 1 / 3) / 2)
+    test_sets = [{1, 2}, {0}]
+    want = reference_metrics(recommended, test_sets, 3, 4, np.bincount(test.indices, minlength=4))
+    for name in want:
+        assert got[name] == pytest.approx(want[name]), name
+    assert 0 <= got["ndcg"] <= 1 and 0 <= got["map"] <= 1
