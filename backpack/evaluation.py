@@ -2,8 +2,9 @@
 
 Metrics are computed vectorised over all users at once (NumPy/SciPy) and are
 checked in the tests against a plain per-user reference. Relevance is binary:
-an item is relevant to a user if it is in the user's test set. Averages are
-over users with at least one test item.
+an item is relevant to a user if the test matrix holds a positive weight for
+it (stored zeros are not interactions). Averages are over users with at least
+one test item.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def ranking_metrics(recommended: np.ndarray, test, k: int, *, train=None) -> dic
     the mean popularity of recommended items over the mean popularity of all
     items (1.0 = as popular as the average item).
     """
-    test = sp.csr_matrix(test)
+    test = _positive(test, "test")
     k = check_count(k, "k")
     if k < 1:
         raise InvalidInputError("k must be >= 1")
@@ -138,10 +139,27 @@ def ranking_metrics(recommended: np.ndarray, test, k: int, *, train=None) -> dic
     shown = ids[valid]
     result["coverage"] = float(np.unique(shown).size / n_items) if n_items else 0.0
     if train is not None:
-        popularity = np.bincount(sp.csr_matrix(train).indices, minlength=n_items).astype(np.float64)
+        popularity = np.bincount(_positive(train, "train").indices, minlength=n_items).astype(np.float64)
         mean_pop = popularity.mean() if n_items else 0.0
         result["popularity_bias"] = float(popularity[shown].mean() / mean_pop) if shown.size and mean_pop else 0.0
     return result
+
+
+def _positive(matrix, name: str) -> sp.csr_matrix:
+    """A private canonical copy of ``matrix`` holding 1 where it holds a positive weight.
+
+    Stored zeros (and duplicates summing to zero or less) are not interactions,
+    and duplicates of one pair are one interaction; the caller's matrix is not
+    modified.
+    """
+    try:
+        m = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be a users x items matrix: {exc}") from None
+    m.sum_duplicates()
+    m.data = (m.data > 0).astype(np.float64)
+    m.eliminate_zeros()
+    return m
 
 
 def _first_occurrence(ids: np.ndarray) -> np.ndarray:

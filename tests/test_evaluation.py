@@ -164,3 +164,20 @@ def test_a_repeated_id_in_a_row_counts_once():
     for name in want:
         assert got[name] == pytest.approx(want[name]), name
     assert 0 <= got["ndcg"] <= 1 and 0 <= got["map"] <= 1
+
+
+def test_only_positive_entries_of_the_test_matrix_are_relevant():
+    # row 0 stores an explicit zero for item 3 and item 1 twice; row 1 holds only a zero
+    test = sp.csr_matrix((np.array([1.0, 0.0, 1.0, 1.0, 0.0], np.float32),
+                          np.array([1, 3, 1, 2, 0]), np.array([0, 4, 5])), shape=(2, 4))
+    before = (test.data.copy(), test.indices.copy(), test.indptr.copy())
+    got = ranking_metrics(np.array([[3, 1, 2], [0, 1, 2]]), test, 3, train=test)
+    # only row 0 is evaluated, with relevant items {1, 2}; item 3 is no hit
+    assert got["recall"] == pytest.approx(1.0) and got["precision"] == pytest.approx(2 / 3)
+    assert got["mrr"] == pytest.approx(0.5)
+    # popularity counts users holding an item: item 1 once, item 2 once, items 0 and 3 never
+    assert got["popularity_bias"] == pytest.approx((0 + 1 + 1 + 1 + 0 + 1) / 6 / (2 / 4))
+    for kept, now in zip(before, (test.data, test.indices, test.indptr)):
+        assert np.array_equal(kept, now)  # the caller's matrix is not touched
+    with pytest.raises(InvalidInputError):
+        ranking_metrics(np.zeros((2, 3)), sp.csr_matrix(([0.0], [1], [0, 1, 1]), shape=(2, 4)), 3)
