@@ -55,7 +55,8 @@ def leave_last_out(user_items, timestamps, n: int = 1, *, min_items: int = 2) ->
     """Per user, hold out the ``n`` most recent items.
 
     ``timestamps`` is aligned with ``user_items`` in canonical CSR order (one
-    per stored interaction, like ``user_items.data``); ties go by item id.
+    per stored interaction, like ``user_items.data``), of any real dtype.
+    Among equal timestamps the higher item id counts as the more recent.
     """
     m = as_user_items(user_items)
     t = _aligned(timestamps, m)
@@ -63,9 +64,11 @@ def leave_last_out(user_items, timestamps, n: int = 1, *, min_items: int = 2) ->
     counts = np.diff(m.indptr)
     n_test = np.where(counts >= min_items, np.minimum(n, counts - 1), 0)
     rows = np.repeat(np.arange(m.shape[0]), counts)
-    order = np.lexsort((-m.indices, -t, rows))  # newest first within each row
+    # Oldest first within each row, then ranked from the row's end, rather than
+    # sorting -t: negation wraps for unsigned integers and for INT64_MIN.
+    order = np.lexsort((m.indices, t, rows))
     rank = np.empty(m.nnz, np.int64)
-    rank[order] = np.arange(m.nnz) - np.repeat(m.indptr[:-1], counts)
+    rank[order] = np.repeat(m.indptr[1:], counts) - 1 - np.arange(m.nnz)  # 0 = newest
     return _split_by(m, rank < np.repeat(n_test, counts))
 
 

@@ -181,3 +181,15 @@ def test_only_positive_entries_of_the_test_matrix_are_relevant():
         assert np.array_equal(kept, now)  # the caller's matrix is not touched
     with pytest.raises(InvalidInputError):
         ranking_metrics(np.zeros((2, 3)), sp.csr_matrix(([0.0], [1], [0, 1, 1]), shape=(2, 4)), 3)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint32, np.uint64, np.int64])
+def test_leave_last_out_orders_timestamps_of_any_integer_type(dtype):
+    # -t would wrap: 0 for unsigned zero, and INT64_MIN stays INT64_MIN
+    low = np.iinfo(dtype).min
+    m = sp.csr_matrix(np.ones((2, 4), np.float32))
+    t = np.array([low, 5, 3, low, 7, 7, 7, low], dtype)
+    split = leave_last_out(m, t, n=2)
+    assert split.test[0].indices.tolist() == [1, 2]
+    assert split.test[1].indices.tolist() == [1, 2]  # a three-way tie at 7: higher ids count as newer
+    assert split.train[1].indices.tolist() == [0, 3]
