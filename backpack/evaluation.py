@@ -54,12 +54,11 @@ def holdout_split(user_items, test_fraction: float = 0.2, *, seed: int = 0, min_
 def leave_last_out(user_items, timestamps, n: int = 1, *, min_items: int = 2) -> Split:
     """Per user, hold out the ``n`` most recent items.
 
-    ``timestamps`` is aligned with ``user_items`` in canonical CSR order (one
-    per stored interaction, like ``user_items.data``), of any real dtype.
-    Among equal timestamps the higher item id counts as the more recent.
+    ``timestamps`` holds one number per stored entry of ``user_items``, in the
+    order the caller stored them (see :func:`time_cut`). Among equal
+    timestamps the higher item id counts as the more recent.
     """
-    m = as_user_items(user_items)
-    t = _aligned(timestamps, m)
+    m, t = _with_timestamps(user_items, timestamps)
     n = check_count(n, "n")
     counts = np.diff(m.indptr)
     n_test = np.where(counts >= min_items, np.minimum(n, counts - 1), 0)
@@ -73,18 +72,51 @@ def leave_last_out(user_items, timestamps, n: int = 1, *, min_items: int = 2) ->
 
 
 def time_cut(user_items, timestamps, cut) -> Split:
-    """Everything at or after ``cut`` goes to test, everything before to train."""
-    m = as_user_items(user_items)
-    return _split_by(m, _aligned(timestamps, m) >= cut)
+    """Everything at or after ``cut`` goes to test, everything before to train.
+
+    ``timestamps`` holds one number (any real dtype) per stored entry of
+    ``user_items``, in the order the caller stored them: the order of
+    ``user_items.data`` for a CSR, CSC or COO matrix (so a COO matrix built
+    straight from an interaction log takes the log's timestamps as they
+    are), or of the non-zeros in row-major order for a dense array. The
+    matrix need not be canonical: entries are sorted with their timestamps,
+    a pair stored more than once becomes one interaction with the summed
+    weight and the latest timestamp, and stored zeros are dropped with
+    theirs. Other sparse formats have no defined entry order and are refused.
+    """
+    m, t = _with_timestamps(user_items, timestamps)
+    return _split_by(m, t >= cut)
 
 
-def _aligned(timestamps, m: sp.csr_matrix) -> np.ndarray:
+def _with_timestamps(user_items, timestamps) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The canonical matrix to split and its timestamps, one per stored entry in its order."""
+    as_user_items(user_items)  # the same type and value checks as every other entry point
+    if sp.issparse(user_items) and user_items.format not in ("csr", "csc", "coo"):
+        raise InvalidInputError(
+            f"timestamps follow the stored entries of a CSR, CSC or COO matrix (or a dense array); "
+            f"convert the {user_items.format.upper()} matrix first")
+    entries = sp.coo_matrix(user_items)  # keeps the stored order of CSR, CSC and COO
     t = np.asarray(timestamps)
-    if t.shape != (m.nnz,):
-        raise InvalidInputError(f"timestamps must have one entry per interaction ({m.nnz}), got shape {t.shape}")
-    if not np.issubdtype(t.dtype, np.number) or (np.issubdtype(t.dtype, np.floating) and not np.isfinite(t).all()):
-        raise InvalidInputError("timestamps must be finite numbers")
-    return t
+    if t.shape != (entries.nnz,):
+        raise InvalidInputError(
+            f"timestamps must have one entry per stored interaction ({entries.nnz}), got shape {t.shape}")
+    if (not np.issubdtype(t.dtype, np.number) or np.issubdtype(t.dtype, np.complexfloating)
+            or (np.issubdtype(t.dtype, np.floating) and not np.isfinite(t).all())):
+        raise InvalidInputError("timestamps must be finite real numbers")
+    held = entries.data != 0  # a stored zero is no interaction: its timestamp goes with it
+    rows, cols, weights, t = entries.row[held], entries.col[held], entries.data[held], t[held]
+    order = np.lexsort((cols, rows))  # canonical CSR order; a repeated pair stays together
+    rows, cols, weights, t = rows[order], cols[order], weights[order].astype(np.float64), t[order]
+    if rows.size:  # one interaction per pair: summed weight, latest timestamp
+        first = np.flatnonzero(np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])])
+        weights, t = np.add.reduceat(weights, first).astype(np.float32), np.maximum.reduceat(t, first)
+        rows, cols = rows[first], cols[first]
+    keep = weights != 0
+    rows, cols, weights, t = rows[keep], cols[keep], weights[keep], t[keep]
+    indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=entries.shape[0]))]
+    # canonical, float32 and without zeros already: checked, neither copied nor reordered
+    m = as_user_items(sp.csr_matrix((weights.astype(np.float32), cols, indptr), shape=entries.shape))
+    return m, t
 
 
 def _split_by(m: sp.csr_matrix, to_test: np.ndarray) -> Split:

@@ -193,3 +193,33 @@ def test_leave_last_out_orders_timestamps_of_any_integer_type(dtype):
     assert split.test[0].indices.tolist() == [1, 2]
     assert split.test[1].indices.tolist() == [1, 2]  # a three-way tie at 7: higher ids count as newer
     assert split.train[1].indices.tolist() == [0, 3]
+
+
+def test_timestamps_follow_the_entries_as_the_caller_stored_them():
+    # an interaction log: user, item, time; item 1 of user 0 twice (latest at 50)
+    users = np.array([1, 0, 0, 1, 0, 0])
+    items = np.array([2, 1, 0, 0, 3, 1])
+    times = np.array([10, 20, 40, 30, 5, 50])
+    log = sp.coo_matrix((np.ones(6, np.float32), (users, items)), shape=(2, 4))
+    split = leave_last_out(log, times, n=1)
+    assert split.test[0].indices.tolist() == [1] and split.test[1].indices.tolist() == [0]
+    assert split.train[0].toarray().tolist() == [[1, 0, 0, 1]]  # duplicates were summed into the test entry
+    assert split.test[0].data.tolist() == [2.0]
+    assert time_cut(log, times, cut=45).test.nnz == 1  # user 0's item 1, last seen at 50
+
+    # a CSR matrix with unsorted indices: timestamps follow its .data, not a sorted copy
+    unsorted = sp.csr_matrix((np.ones(3, np.float32), np.array([2, 0, 1]), np.array([0, 3])), shape=(1, 3))
+    assert leave_last_out(unsorted, np.array([3, 1, 2]), n=1).test.indices.tolist() == [2]
+    assert time_cut(unsorted, np.array([3, 1, 2]), cut=2).test.indices.tolist() == [1, 2]
+    assert time_cut(unsorted.tocsc(), np.array([1, 2, 3]), cut=3).test.indices.tolist() == [2]
+
+    # a stored zero is no interaction: its timestamp goes with it
+    with_zero = sp.csr_matrix((np.array([1, 0, 1], np.float32), np.array([0, 1, 2]), np.array([0, 3])), shape=(1, 3))
+    split = leave_last_out(with_zero, np.array([1, 9, 2]), n=1)
+    assert split.test.indices.tolist() == [2] and split.train.indices.tolist() == [0]
+
+    # formats without a defined entry order are refused with a typed error
+    with pytest.raises(InvalidInputError):
+        leave_last_out(unsorted.tolil(), np.array([3, 1, 2]))
+    with pytest.raises(InvalidInputError):
+        time_cut(log, times[:5], cut=0)
