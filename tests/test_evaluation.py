@@ -68,7 +68,7 @@ def test_holdout_split_partitions_every_user():
     assert split.train.multiply(split.test).nnz == 0
     counts, held = np.diff(m.indptr), np.diff(split.test.indptr)
     eligible = counts >= 2
-    assert (held[eligible] == np.minimum(np.maximum(1, np.round(counts[eligible] * 0.25)), counts[eligible] - 1)).all()
+    assert (held[eligible] == np.minimum(np.maximum(1, np.floor(counts[eligible] * 0.25 + 0.5)), counts[eligible] - 1)).all()
     assert (held[~eligible] == 0).all() and (np.diff(split.train.indptr) >= 1)[counts > 0].all()
     again = holdout_split(m, 0.25, seed=3)
     assert (again.test != split.test).nnz == 0  # seeded
@@ -223,3 +223,10 @@ def test_timestamps_follow_the_entries_as_the_caller_stored_them():
         leave_last_out(unsorted.tolil(), np.array([3, 1, 2]))
     with pytest.raises(InvalidInputError):
         time_cut(log, times[:5], cut=0)
+
+
+def test_holdout_rounds_half_up():
+    dense = np.ones((3, 10), np.float32)
+    dense[1, 8:] = dense[2, 6:] = 0
+    m = sp.csr_matrix(dense)  # rows of 10, 8 and 6 items: 2.5, 2.0 and 1.5 to hold out at 25%
+    assert np.diff(holdout_split(m, 0.25).test.indptr).tolist() == [3, 2, 2]
