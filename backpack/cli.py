@@ -45,14 +45,27 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
 
     for name, reg in sorted(plugins.registry("commands").items()):
         if name in commands.choices:
-            plugins.info[reg.plugin].errors.append(f"command {name!r} clashes with a built-in command")
+            plugins.report_error(reg.plugin, f"command {name!r} clashes with a built-in command")
             continue
         configure, run = reg.value, reg.extra.get("args", (None,))[0]
         sub = commands.add_parser(name, help=reg.extra.get("help", reg.description) or f"(from plugin {reg.plugin})")
-        if configure is not None:
-            call_plugin(reg, f"configuring command {name!r}", configure, sub)
+        try:
+            if configure is not None:
+                call_plugin(reg, f"configuring command {name!r}", configure, sub)
+        except (BackpackError, SystemExit) as exc:  # SystemExit: e.g. parser.error() in configure
+            # One broken command must not break every other one, `backpack plugins` included.
+            plugins.report_error(reg.plugin, str(exc) if isinstance(exc, BackpackError) else
+                                 f"plugin {reg.plugin!r} exited while configuring command {name!r}")
+            _drop_subcommand(commands, name)
+            continue
         sub.set_defaults(plugin_command=(reg, run))
     return parser
+
+
+def _drop_subcommand(commands: argparse._SubParsersAction, name: str) -> None:
+    """Take back a sub-parser added by ``add_parser`` (argparse has no public way)."""
+    commands.choices.pop(name, None)
+    commands._choices_actions[:] = [a for a in commands._choices_actions if a.dest != name]
 
 
 def _print_plugins(plugins: Plugins, as_json: bool) -> int:

@@ -136,6 +136,14 @@ class Plugins:
             self.info[info.name] = info
             self._registries = None
 
+    def report_error(self, plugin: str, message: str) -> None:
+        """Record an error against ``plugin`` for ``backpack plugins``; a recurring one is listed once."""
+        with self._lock:
+            info = self.info[plugin]
+            if message not in info.errors:
+                info.errors.append(message)
+                log.warning("backpack plugin %r: %s", plugin, message)
+
     def _fail(self, info: PluginInfo, message: str) -> None:
         info.errors.append(message)
         self.info.setdefault(info.name, info)

@@ -165,3 +165,17 @@ def test_a_second_plugin_with_a_taken_name_is_reported():
     (info,) = plugins.describe()
     assert "a second plugin named 'same' (plugin_samples.command) was skipped" in info["errors"]
     assert plugins.algorithm("jaccard-knn").plugin == "same"
+
+
+def test_a_command_whose_configure_raises_is_reported_and_the_rest_still_run(capsys):
+    plugins = loaded("command", "configure_raises")
+    assert cli.main(["hello"], plugins=plugins) == 3
+    assert cli.main(["plugins"], plugins=plugins) == 1
+    out = capsys.readouterr().out
+    assert "commands: broken" in out and "ArgumentError" in out
+    errors = {p["name"]: p["errors"] for p in plugins.describe()}
+    assert len(errors["configure_raises"]) == 1 and "'broken'" in errors["configure_raises"][0]
+    assert errors["command"] == []
+    with pytest.raises(SystemExit):
+        cli.main(["broken"], plugins=plugins)  # not offered: argparse says it is no choice
+    assert "invalid choice: 'broken'" in capsys.readouterr().err
