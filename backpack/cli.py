@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import operator
 import sys
 
 from . import __version__
 from .errors import BackpackError
-from .plugins import Plugins, call_plugin, get_plugins
+from .plugins import PluginError, Plugins, call_plugin, get_plugins
 
 
 def _parser(plugins: Plugins) -> argparse.ArgumentParser:
@@ -68,6 +69,17 @@ def _drop_subcommand(commands: argparse._SubParsersAction, name: str) -> None:
     commands._choices_actions[:] = [a for a in commands._choices_actions if a.dest != name]
 
 
+def _exit_code(reg, name: str, code) -> int:
+    """What a plugin command's run() returned as an exit code: None is 0, an int is itself."""
+    if code is None:
+        return 0
+    try:
+        return operator.index(code)  # ints and NumPy integers, not floats or strings
+    except TypeError:
+        raise PluginError(f"plugin {reg.plugin!r}: command {name!r} returned {code!r:.80}; "
+                          "run(args) must return an int exit code or None") from None
+
+
 def _print_plugins(plugins: Plugins, as_json: bool) -> int:
     described = plugins.describe()
     if as_json:
@@ -100,7 +112,7 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
             return run_evaluate(args, plugins)
         elif hasattr(args, "plugin_command"):
             reg, run = args.plugin_command
-            return int(call_plugin(reg, f"command {args.command!r}", run, args) or 0)
+            return _exit_code(reg, args.command, call_plugin(reg, f"command {args.command!r}", run, args))
     except BackpackError as exc:
         print(f"backpack: error [{exc.code}]: {exc}", file=sys.stderr)
         return 2

@@ -179,3 +179,13 @@ def test_a_command_whose_configure_raises_is_reported_and_the_rest_still_run(cap
     with pytest.raises(SystemExit):
         cli.main(["broken"], plugins=plugins)  # not offered: argparse says it is no choice
     assert "invalid choice: 'broken'" in capsys.readouterr().err
+
+
+def test_a_command_returning_something_other_than_an_exit_code_is_a_plugin_error(capsys):
+    plugins = loaded("odd_exit_codes")
+    assert cli.main(["says-nothing"], plugins=plugins) == 0
+    assert cli.main(["says-four"], plugins=plugins) == 4
+    capsys.readouterr()
+    assert cli.main(["says-done"], plugins=plugins) == 2
+    err = capsys.readouterr().err
+    assert "[plugin_failed]" in err and "'odd_exit_codes'" in err and "'done'" in err
