@@ -189,3 +189,23 @@ def test_a_command_returning_something_other_than_an_exit_code_is_a_plugin_error
     assert cli.main(["says-done"], plugins=plugins) == 2
     err = capsys.readouterr().err
     assert "[plugin_failed]" in err and "'odd_exit_codes'" in err and "'done'" in err
+
+
+def test_a_conflict_in_any_kind_is_an_error_on_both_plugins_and_the_name_unusable(capsys):
+    plugins = loaded("command", "command_twin", "backend")
+    assert set(plugins.registry("model_backends")) == {"iree"}
+    assert "hello" not in plugins.registry("commands")
+    for kind, name, owners in [("model_backends", "onnx", ("command_twin", "backend")),
+                               ("commands", "hello", ("command", "command_twin"))]:
+        with pytest.raises(PluginConflictError) as err:
+            plugins.lookup(kind, name)
+        assert all(f"'{owner}'" in str(err.value) for owner in owners)
+    errors = {p["name"]: p["errors"] for p in plugins.describe()}
+    assert errors["command"] == ["command 'hello' is also registered by 'command_twin': neither is used"]
+    assert errors["backend"] == ["model backend 'onnx' is also registered by 'command_twin': neither is used"]
+    assert sorted(errors["command_twin"]) == ["command 'hello' is also registered by 'command': neither is used",
+                                              "model backend 'onnx' is also registered by 'backend': neither is used"]
+    assert cli.main(["plugins"], plugins=plugins) == 1
+    assert "ERROR: command 'hello' is also registered by" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["hello"], plugins=plugins)  # neither plugin's command is offered
