@@ -4,7 +4,9 @@ Plugins are found through the entry-point group ``backpack`` (Backpack's own
 built-ins are registered there by its ``pyproject.toml``, exactly as a
 third-party package would). Every plugin is loaded and called on its own, so
 one that fails to import, fails validation or raises in a hook is reported
-by name with its error and skipped; the rest keep working.
+by name with its error and skipped; the rest keep working. That includes
+``SystemExit`` (a plugin calling ``sys.exit`` must not end the host); only
+``KeyboardInterrupt`` gets through, since the user asked for it.
 """
 
 from __future__ import annotations
@@ -103,7 +105,9 @@ class Plugins:
                               version=dist.version if dist else None)
             try:
                 plugin = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure is reported, not raised
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - any import failure (sys.exit too) is reported
                 self._fail(info, f"import failed: {type(exc).__name__}: {exc}")
                 continue
             self._add(plugin, info)
@@ -123,7 +127,9 @@ class Plugins:
                 return
             try:
                 self.manager.register(plugin, name=info.name)
-            except Exception as exc:  # noqa: BLE001 - e.g. a malformed hook implementation
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - e.g. a malformed hook implementation
                 self._fail(info, f"rejected: {type(exc).__name__}: {exc}")
                 return
             # pluggy accepts hooks it has no specification for; a typo there
@@ -198,7 +204,9 @@ class Plugins:
             added: list[Registration] = []
             try:
                 impl.function(_registrar(kind, impl.plugin_name, added))
-            except Exception as exc:  # noqa: BLE001 - a raising plugin is skipped, not fatal
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a raising (or exiting) plugin is skipped, not fatal
                 self._fail(self.info[impl.plugin_name], f"{hook_name} raised {type(exc).__name__}: {exc}")
                 continue
             for reg in added:
@@ -224,7 +232,9 @@ class Plugins:
         for impl in getattr(self.manager.hook, event).get_hookimpls():
             try:
                 impl.function(*[kwargs[name] for name in impl.argnames])
-            except Exception as exc:  # noqa: BLE001 - observers never break the engine
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - observers never break (or end) the engine
                 message = f"{event} raised {type(exc).__name__}: {exc}"
                 info = self.info.get(impl.plugin_name)
                 if info is not None and message not in info.errors:

@@ -209,3 +209,15 @@ def test_a_conflict_in_any_kind_is_an_error_on_both_plugins_and_the_name_unusabl
     assert "ERROR: command 'hello' is also registered by" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["hello"], plugins=plugins)  # neither plugin's command is offered
+
+
+def test_sys_exit_in_plugin_code_is_reported_but_ctrl_c_gets_through():
+    plugins = loaded("exits_on_import", "exits_in_hooks", "jaccard_a")
+    engine = small_engine(plugins)  # the observer exits here
+    assert engine.fit("jaccard-knn", k=3).similarity_kind == "jaccard"
+    errors = {p["name"]: p["errors"] for p in plugins.describe()}
+    assert errors["exits_on_import"] == ["import failed: SystemExit: plugin wants out"]
+    assert sorted(errors["exits_in_hooks"]) == ["interactions_recorded raised SystemExit: observer quits",
+                                                "register_algorithms raised SystemExit: 4"]
+    with pytest.raises(KeyboardInterrupt):
+        loaded("interrupted").registry("algorithms")
