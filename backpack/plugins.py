@@ -210,11 +210,16 @@ class Plugins:
                 self._fail(self.info[impl.plugin_name], f"{hook_name} raised {type(exc).__name__}: {exc}")
                 continue
             for reg in added:
-                claims.setdefault(reg.name, []).append(reg)
+                claimed = claims.setdefault(reg.name, [])
+                if any(other.plugin == reg.plugin for other in claimed):
+                    self.report_error(reg.plugin, f"{_singular(kind)} {reg.name!r} registered more than once: "
+                                      "the first registration is used")
+                    continue
+                claimed.append(reg)
                 self.info[reg.plugin].registered.setdefault(kind, []).append(reg.name)
         found: dict[str, Registration] = {}
         for name, regs in claims.items():
-            owners = list(dict.fromkeys(reg.plugin for reg in regs))
+            owners = [reg.plugin for reg in regs]
             if len(owners) == 1:
                 found[name] = regs[0]
                 continue

@@ -221,3 +221,11 @@ def test_sys_exit_in_plugin_code_is_reported_but_ctrl_c_gets_through():
                                                 "register_algorithms raised SystemExit: 4"]
     with pytest.raises(KeyboardInterrupt):
         loaded("interrupted").registry("algorithms")
+
+
+def test_a_plugin_registering_one_name_twice_keeps_the_first_and_is_told():
+    plugins = loaded("registers_twice")
+    assert plugins.algorithm("twice").description == "the first"
+    (info,) = plugins.describe()
+    assert info["registered"] == {"algorithms": ["twice"]}
+    assert info["errors"] == ["algorithm 'twice' registered more than once: the first registration is used"]
