@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import operator
 import sys
 
 from . import __version__
 from .errors import BackpackError
-from .plugins import Plugins, call_plugin, get_plugins
+from .plugins import PluginError, Plugins, call_plugin, get_plugins
 
 
 def _parser(plugins: Plugins) -> argparse.ArgumentParser:
@@ -45,14 +46,38 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
 
     for name, reg in sorted(plugins.registry("commands").items()):
         if name in commands.choices:
-            plugins.info[reg.plugin].errors.append(f"command {name!r} clashes with a built-in command")
+            plugins.report_error(reg.plugin, f"command {name!r} clashes with a built-in command")
             continue
         configure, run = reg.value, reg.extra.get("args", (None,))[0]
         sub = commands.add_parser(name, help=reg.extra.get("help", reg.description) or f"(from plugin {reg.plugin})")
-        if configure is not None:
-            call_plugin(reg, f"configuring command {name!r}", configure, sub)
+        try:
+            if configure is not None:
+                call_plugin(reg, f"configuring command {name!r}", configure, sub)
+        except (BackpackError, SystemExit) as exc:  # SystemExit: e.g. parser.error() in configure
+            # One broken command must not break every other one, `backpack plugins` included.
+            plugins.report_error(reg.plugin, str(exc) if isinstance(exc, BackpackError) else
+                                 f"plugin {reg.plugin!r} exited while configuring command {name!r}")
+            _drop_subcommand(commands, name)
+            continue
         sub.set_defaults(plugin_command=(reg, run))
     return parser
+
+
+def _drop_subcommand(commands: argparse._SubParsersAction, name: str) -> None:
+    """Take back a sub-parser added by ``add_parser`` (argparse has no public way)."""
+    commands.choices.pop(name, None)
+    commands._choices_actions[:] = [a for a in commands._choices_actions if a.dest != name]
+
+
+def _exit_code(reg, name: str, code) -> int:
+    """What a plugin command's run() returned as an exit code: None is 0, an int is itself."""
+    if code is None:
+        return 0
+    try:
+        return operator.index(code)  # ints and NumPy integers, not floats or strings
+    except TypeError:
+        raise PluginError(f"plugin {reg.plugin!r}: command {name!r} returned {code!r:.80}; "
+                          "run(args) must return an int exit code or None") from None
 
 
 def _print_plugins(plugins: Plugins, as_json: bool) -> int:
@@ -87,7 +112,7 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
             return run_evaluate(args, plugins)
         elif hasattr(args, "plugin_command"):
             reg, run = args.plugin_command
-            return int(call_plugin(reg, f"command {args.command!r}", run, args) or 0)
+            return _exit_code(reg, args.command, call_plugin(reg, f"command {args.command!r}", run, args))
     except BackpackError as exc:
         print(f"backpack: error [{exc.code}]: {exc}", file=sys.stderr)
         return 2

@@ -2,8 +2,9 @@
 
 Metrics are computed vectorised over all users at once (NumPy/SciPy) and are
 checked in the tests against a plain per-user reference. Relevance is binary:
-an item is relevant to a user if it is in the user's test set. Averages are
-over users with at least one test item.
+an item is relevant to a user if the test matrix holds a positive weight for
+it (stored zeros are not interactions). Averages are over users with at least
+one test item.
 """
 
 from __future__ import annotations
@@ -32,14 +33,17 @@ class Split:
 def holdout_split(user_items, test_fraction: float = 0.2, *, seed: int = 0, min_items: int = 2) -> Split:
     """Per user, hold out a random ``test_fraction`` of the items (at least one).
 
-    Users with fewer than ``min_items`` items keep everything in train.
+    Users with fewer than ``min_items`` items keep everything in train. The
+    count held out is ``items * test_fraction`` rounded half up (10 items at
+    25% hold out 3), and at least one item always stays in train.
     """
     m = as_user_items(user_items)
     if not 0 < test_fraction < 1:
         raise InvalidInputError("test_fraction must be between 0 and 1")
     rng = np.random.default_rng(seed)
     counts = np.diff(m.indptr)
-    n_test = np.where(counts >= min_items, np.maximum(1, np.round(counts * test_fraction)), 0).astype(np.int64)
+    # half up, not np.round's half to even, which held out 2 of 10 at 25% but 4 of 14
+    n_test = np.where(counts >= min_items, np.maximum(1, np.floor(counts * test_fraction + 0.5)), 0).astype(np.int64)
     n_test = np.minimum(n_test, np.maximum(counts - 1, 0))  # keep at least one item in train
     # a random rank within each row: the n_test lowest ranks go to test
     keys = rng.random(m.nnz)
@@ -53,34 +57,69 @@ def holdout_split(user_items, test_fraction: float = 0.2, *, seed: int = 0, min_
 def leave_last_out(user_items, timestamps, n: int = 1, *, min_items: int = 2) -> Split:
     """Per user, hold out the ``n`` most recent items.
 
-    ``timestamps`` is aligned with ``user_items`` in canonical CSR order (one
-    per stored interaction, like ``user_items.data``); ties go by item id.
+    ``timestamps`` holds one number per stored entry of ``user_items``, in the
+    order the caller stored them (see :func:`time_cut`). Among equal
+    timestamps the higher item id counts as the more recent.
     """
-    m = as_user_items(user_items)
-    t = _aligned(timestamps, m)
+    m, t = _with_timestamps(user_items, timestamps)
     n = check_count(n, "n")
     counts = np.diff(m.indptr)
     n_test = np.where(counts >= min_items, np.minimum(n, counts - 1), 0)
     rows = np.repeat(np.arange(m.shape[0]), counts)
-    order = np.lexsort((-m.indices, -t, rows))  # newest first within each row
+    # Oldest first within each row, then ranked from the row's end, rather than
+    # sorting -t: negation wraps for unsigned integers and for INT64_MIN.
+    order = np.lexsort((m.indices, t, rows))
     rank = np.empty(m.nnz, np.int64)
-    rank[order] = np.arange(m.nnz) - np.repeat(m.indptr[:-1], counts)
+    rank[order] = np.repeat(m.indptr[1:], counts) - 1 - np.arange(m.nnz)  # 0 = newest
     return _split_by(m, rank < np.repeat(n_test, counts))
 
 
 def time_cut(user_items, timestamps, cut) -> Split:
-    """Everything at or after ``cut`` goes to test, everything before to train."""
-    m = as_user_items(user_items)
-    return _split_by(m, _aligned(timestamps, m) >= cut)
+    """Everything at or after ``cut`` goes to test, everything before to train.
+
+    ``timestamps`` holds one number (any real dtype) per stored entry of
+    ``user_items``, in the order the caller stored them: the order of
+    ``user_items.data`` for a CSR, CSC or COO matrix (so a COO matrix built
+    straight from an interaction log takes the log's timestamps as they
+    are), or of the non-zeros in row-major order for a dense array. The
+    matrix need not be canonical: entries are sorted with their timestamps,
+    a pair stored more than once becomes one interaction with the summed
+    weight and the latest timestamp, and stored zeros are dropped with
+    theirs. Other sparse formats have no defined entry order and are refused.
+    """
+    m, t = _with_timestamps(user_items, timestamps)
+    return _split_by(m, t >= cut)
 
 
-def _aligned(timestamps, m: sp.csr_matrix) -> np.ndarray:
+def _with_timestamps(user_items, timestamps) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The canonical matrix to split and its timestamps, one per stored entry in its order."""
+    as_user_items(user_items)  # the same type and value checks as every other entry point
+    if sp.issparse(user_items) and user_items.format not in ("csr", "csc", "coo"):
+        raise InvalidInputError(
+            f"timestamps follow the stored entries of a CSR, CSC or COO matrix (or a dense array); "
+            f"convert the {user_items.format.upper()} matrix first")
+    entries = sp.coo_matrix(user_items)  # keeps the stored order of CSR, CSC and COO
     t = np.asarray(timestamps)
-    if t.shape != (m.nnz,):
-        raise InvalidInputError(f"timestamps must have one entry per interaction ({m.nnz}), got shape {t.shape}")
-    if not np.issubdtype(t.dtype, np.number) or (np.issubdtype(t.dtype, np.floating) and not np.isfinite(t).all()):
-        raise InvalidInputError("timestamps must be finite numbers")
-    return t
+    if t.shape != (entries.nnz,):
+        raise InvalidInputError(
+            f"timestamps must have one entry per stored interaction ({entries.nnz}), got shape {t.shape}")
+    if (not np.issubdtype(t.dtype, np.number) or np.issubdtype(t.dtype, np.complexfloating)
+            or (np.issubdtype(t.dtype, np.floating) and not np.isfinite(t).all())):
+        raise InvalidInputError("timestamps must be finite real numbers")
+    held = entries.data != 0  # a stored zero is no interaction: its timestamp goes with it
+    rows, cols, weights, t = entries.row[held], entries.col[held], entries.data[held], t[held]
+    order = np.lexsort((cols, rows))  # canonical CSR order; a repeated pair stays together
+    rows, cols, weights, t = rows[order], cols[order], weights[order].astype(np.float64), t[order]
+    if rows.size:  # one interaction per pair: summed weight, latest timestamp
+        first = np.flatnonzero(np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])])
+        weights, t = np.add.reduceat(weights, first).astype(np.float32), np.maximum.reduceat(t, first)
+        rows, cols = rows[first], cols[first]
+    keep = weights != 0
+    rows, cols, weights, t = rows[keep], cols[keep], weights[keep], t[keep]
+    indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=entries.shape[0]))]
+    # canonical, float32 and without zeros already: checked, neither copied nor reordered
+    m = as_user_items(sp.csr_matrix((weights.astype(np.float32), cols, indptr), shape=entries.shape))
+    return m, t
 
 
 def _split_by(m: sp.csr_matrix, to_test: np.ndarray) -> Split:
@@ -101,7 +140,7 @@ def ranking_metrics(recommended: np.ndarray, test, k: int, *, train=None) -> dic
     the mean popularity of recommended items over the mean popularity of all
     items (1.0 = as popular as the average item).
     """
-    test = sp.csr_matrix(test)
+    test = _positive(test, "test")
     k = check_count(k, "k")
     if k < 1:
         raise InvalidInputError("k must be >= 1")
@@ -110,10 +149,11 @@ def ranking_metrics(recommended: np.ndarray, test, k: int, *, train=None) -> dic
         raise InvalidInputError(f"recommended must be (users={test.shape[0]}, >= k={k}), got {ids.shape}")
     ids = ids[:, :k].astype(np.int64)
     n_items = test.shape[1]
-    valid = (ids >= 0) & (ids < n_items)
+    # an id repeated within a row is shown once: only its first slot can be a hit
+    valid = (ids >= 0) & (ids < n_items) & _first_occurrence(ids)
     users = np.repeat(np.arange(ids.shape[0]), k).reshape(ids.shape)
     hits = np.zeros(ids.shape, bool)
-    hits[valid] = np.asarray(test[users[valid], ids[valid]]).ravel() != 0
+    hits[valid] = _stored(test, users[valid], ids[valid]) != 0
     n_relevant = np.diff(test.indptr)
     evaluated = n_relevant > 0
     if not evaluated.any():
@@ -137,10 +177,48 @@ def ranking_metrics(recommended: np.ndarray, test, k: int, *, train=None) -> dic
     shown = ids[valid]
     result["coverage"] = float(np.unique(shown).size / n_items) if n_items else 0.0
     if train is not None:
-        popularity = np.bincount(sp.csr_matrix(train).indices, minlength=n_items).astype(np.float64)
+        popularity = np.bincount(_positive(train, "train").indices, minlength=n_items).astype(np.float64)
         mean_pop = popularity.mean() if n_items else 0.0
         result["popularity_bias"] = float(popularity[shown].mean() / mean_pop) if shown.size and mean_pop else 0.0
     return result
+
+
+def _positive(matrix, name: str) -> sp.csr_matrix:
+    """A private canonical copy of ``matrix`` holding 1 where it holds a positive weight.
+
+    Stored zeros (and duplicates summing to zero or less) are not interactions,
+    and duplicates of one pair are one interaction; the caller's matrix is not
+    modified.
+    """
+    try:
+        m = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be a users x items matrix: {exc}") from None
+    m.sum_duplicates()
+    m.data = (m.data > 0).astype(np.float64)
+    m.eliminate_zeros()
+    return m
+
+
+def _first_occurrence(ids: np.ndarray) -> np.ndarray:
+    """True where an id appears in its row for the first time (left to right)."""
+    order = np.argsort(ids, axis=1, kind="stable")  # equal ids stay in slot order
+    ranked = np.take_along_axis(ids, order, axis=1)
+    first_ranked = np.ones(ids.shape, bool)
+    first_ranked[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
+    first = np.empty(ids.shape, bool)
+    np.put_along_axis(first, order, first_ranked, axis=1)
+    return first
+
+
+def _stored(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``m[rows[i], cols[i]]`` as a flat array, whatever SciPy returns for the index."""
+    if rows.size == 0:  # SciPy answers an empty index with a sparse matrix, not an array
+        return np.zeros(0, m.dtype)
+    values = m[rows, cols]
+    if sp.issparse(values):
+        values = values.toarray()
+    return np.asarray(values).ravel()
 
 
 def evaluate(model, split: Split, k: int = 10) -> dict[str, float]:

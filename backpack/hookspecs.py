@@ -81,7 +81,7 @@ def register_commands(register):
 
     Call ``register(name, configure, run, help="")``: ``configure(parser)`` adds
     arguments to an ``argparse`` sub-parser, ``run(args)`` does the work and
-    returns an exit code (or None for 0).
+    returns an int exit code (or None for 0; anything else is a ``PluginError``).
     """
 
 

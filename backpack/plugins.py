@@ -4,7 +4,9 @@ Plugins are found through the entry-point group ``backpack`` (Backpack's own
 built-ins are registered there by its ``pyproject.toml``, exactly as a
 third-party package would). Every plugin is loaded and called on its own, so
 one that fails to import, fails validation or raises in a hook is reported
-by name with its error and skipped; the rest keep working.
+by name with its error and skipped; the rest keep working. That includes
+``SystemExit`` (a plugin calling ``sys.exit`` must not end the host); only
+``KeyboardInterrupt`` gets through, since the user asked for it.
 """
 
 from __future__ import annotations
@@ -103,7 +105,9 @@ class Plugins:
                               version=dist.version if dist else None)
             try:
                 plugin = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure is reported, not raised
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - any import failure (sys.exit too) is reported
                 self._fail(info, f"import failed: {type(exc).__name__}: {exc}")
                 continue
             self._add(plugin, info)
@@ -123,7 +127,9 @@ class Plugins:
                 return
             try:
                 self.manager.register(plugin, name=info.name)
-            except Exception as exc:  # noqa: BLE001 - e.g. a malformed hook implementation
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - e.g. a malformed hook implementation
                 self._fail(info, f"rejected: {type(exc).__name__}: {exc}")
                 return
             # pluggy accepts hooks it has no specification for; a typo there
@@ -136,6 +142,14 @@ class Plugins:
             self.info[info.name] = info
             self._registries = None
 
+    def report_error(self, plugin: str, message: str) -> None:
+        """Record an error against ``plugin`` for ``backpack plugins``; a recurring one is listed once."""
+        with self._lock:
+            info = self.info[plugin]
+            if message not in info.errors:
+                info.errors.append(message)
+                log.warning("backpack plugin %r: %s", plugin, message)
+
     def _fail(self, info: PluginInfo, message: str) -> None:
         info.errors.append(message)
         self.info.setdefault(info.name, info)
@@ -144,24 +158,34 @@ class Plugins:
     # -- registries -----------------------------------------------------------
 
     def registry(self, kind: str) -> dict[str, Registration]:
-        """Everything of one kind (``"algorithms"``, ``"commands"``, ...) by name."""
+        """Everything of one kind (``"algorithms"``, ``"commands"``, ...) by name.
+
+        A name two plugins registered is left out: neither registration is
+        used (see :meth:`lookup`), and both plugins show the conflict as an error.
+        """
         if kind not in REGISTRATION_HOOKS:
             raise InvalidInputError(f"unknown registry {kind!r}; choose one of {', '.join(REGISTRATION_HOOKS)}")
         return self._collect()[kind]
 
     def algorithm(self, name: str) -> Registration:
         """The algorithm registered as ``name``; typed errors for unknown or contested names."""
-        return self._lookup("algorithms", name)
+        return self.lookup("algorithms", name)
 
-    def _lookup(self, kind: str, name: str) -> Registration:
+    def lookup(self, kind: str, name: str) -> Registration:
+        """The registration of ``name`` in registry ``kind``.
+
+        Raises :class:`PluginConflictError` naming the plugins if more than one
+        registered ``name``, and :class:`InvalidInputError` if none did.
+        """
         found = self.registry(kind)
         if (kind, name) in self._conflicts:
             owners = self._conflicts[kind, name]
             raise PluginConflictError(
-                f"{kind[:-1]} {name!r} is registered by both {owners[0]!r} and {owners[1]!r}: "
-                "uninstall or disable one of them")
+                f"{_singular(kind)} {name!r} is registered by {'both ' * (len(owners) == 2)}{_quoted(owners)}: "
+                "uninstall or disable all but one of them")
         if name not in found:
-            raise InvalidInputError(f"unknown {kind[:-1]} {name!r}; available: {', '.join(sorted(found)) or 'none'}")
+            raise InvalidInputError(
+                f"unknown {_singular(kind)} {name!r}; available: {', '.join(sorted(found)) or 'none'}")
         return found[name]
 
     def _collect(self) -> dict[str, dict[str, Registration]]:
@@ -175,21 +199,35 @@ class Plugins:
             return self._registries
 
     def _collect_kind(self, kind: str, hook_name: str) -> dict[str, Registration]:
-        found: dict[str, Registration] = {}
+        claims: dict[str, list[Registration]] = {}
         for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
             added: list[Registration] = []
             try:
                 impl.function(_registrar(kind, impl.plugin_name, added))
-            except Exception as exc:  # noqa: BLE001 - a raising plugin is skipped, not fatal
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a raising (or exiting) plugin is skipped, not fatal
                 self._fail(self.info[impl.plugin_name], f"{hook_name} raised {type(exc).__name__}: {exc}")
                 continue
             for reg in added:
-                if reg.name in found and found[reg.name].plugin != reg.plugin:
-                    self._conflicts[kind, reg.name] = [found[reg.name].plugin, reg.plugin]
-                    log.warning("backpack: %s %r is registered by both %r and %r", kind[:-1], reg.name,
-                                found[reg.name].plugin, reg.plugin)
-                found[reg.name] = reg
+                claimed = claims.setdefault(reg.name, [])
+                if any(other.plugin == reg.plugin for other in claimed):
+                    self.report_error(reg.plugin, f"{_singular(kind)} {reg.name!r} registered more than once: "
+                                      "the first registration is used")
+                    continue
+                claimed.append(reg)
                 self.info[reg.plugin].registered.setdefault(kind, []).append(reg.name)
+        found: dict[str, Registration] = {}
+        for name, regs in claims.items():
+            owners = [reg.plugin for reg in regs]
+            if len(owners) == 1:
+                found[name] = regs[0]
+                continue
+            # Neither is used: which one would win depends on installation order.
+            self._conflicts[kind, name] = owners
+            for owner in owners:
+                others = _quoted([o for o in owners if o != owner])
+                self.report_error(owner, f"{_singular(kind)} {name!r} is also registered by {others}: neither is used")
         return found
 
     # -- events ---------------------------------------------------------------
@@ -199,7 +237,9 @@ class Plugins:
         for impl in getattr(self.manager.hook, event).get_hookimpls():
             try:
                 impl.function(*[kwargs[name] for name in impl.argnames])
-            except Exception as exc:  # noqa: BLE001 - observers never break the engine
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - observers never break (or end) the engine
                 message = f"{event} raised {type(exc).__name__}: {exc}"
                 info = self.info.get(impl.plugin_name)
                 if info is not None and message not in info.errors:
@@ -216,6 +256,17 @@ class Plugins:
         """Every plugin, where it came from, its version, what it registered, its errors."""
         self._collect()
         return [info.as_dict() for info in sorted(self.info.values(), key=lambda i: i.name)]
+
+
+def _singular(kind: str) -> str:
+    """``"model_backends"`` -> ``"model backend"``, for messages."""
+    return {"vocabularies": "vocabulary"}.get(kind, kind[:-1]).replace("_", " ")
+
+
+def _quoted(names: list[str]) -> str:
+    """``'a'``, ``'a' and 'b'``, ``'a', 'b' and 'c'``."""
+    quoted = [repr(n) for n in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
 
 
 def _registrar(kind: str, plugin: str, added: list[Registration]) -> Callable:

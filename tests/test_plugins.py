@@ -165,3 +165,67 @@ def test_a_second_plugin_with_a_taken_name_is_reported():
     (info,) = plugins.describe()
     assert "a second plugin named 'same' (plugin_samples.command) was skipped" in info["errors"]
     assert plugins.algorithm("jaccard-knn").plugin == "same"
+
+
+def test_a_command_whose_configure_raises_is_reported_and_the_rest_still_run(capsys):
+    plugins = loaded("command", "configure_raises")
+    assert cli.main(["hello"], plugins=plugins) == 3
+    assert cli.main(["plugins"], plugins=plugins) == 1
+    out = capsys.readouterr().out
+    assert "commands: broken" in out and "ArgumentError" in out
+    errors = {p["name"]: p["errors"] for p in plugins.describe()}
+    assert len(errors["configure_raises"]) == 1 and "'broken'" in errors["configure_raises"][0]
+    assert errors["command"] == []
+    with pytest.raises(SystemExit):
+        cli.main(["broken"], plugins=plugins)  # not offered: argparse says it is no choice
+    assert "invalid choice: 'broken'" in capsys.readouterr().err
+
+
+def test_a_command_returning_something_other_than_an_exit_code_is_a_plugin_error(capsys):
+    plugins = loaded("odd_exit_codes")
+    assert cli.main(["says-nothing"], plugins=plugins) == 0
+    assert cli.main(["says-four"], plugins=plugins) == 4
+    capsys.readouterr()
+    assert cli.main(["says-done"], plugins=plugins) == 2
+    err = capsys.readouterr().err
+    assert "[plugin_failed]" in err and "'odd_exit_codes'" in err and "'done'" in err
+
+
+def test_a_conflict_in_any_kind_is_an_error_on_both_plugins_and_the_name_unusable(capsys):
+    plugins = loaded("command", "command_twin", "backend")
+    assert set(plugins.registry("model_backends")) == {"iree"}
+    assert "hello" not in plugins.registry("commands")
+    for kind, name, owners in [("model_backends", "onnx", ("command_twin", "backend")),
+                               ("commands", "hello", ("command", "command_twin"))]:
+        with pytest.raises(PluginConflictError) as err:
+            plugins.lookup(kind, name)
+        assert all(f"'{owner}'" in str(err.value) for owner in owners)
+    errors = {p["name"]: p["errors"] for p in plugins.describe()}
+    assert errors["command"] == ["command 'hello' is also registered by 'command_twin': neither is used"]
+    assert errors["backend"] == ["model backend 'onnx' is also registered by 'command_twin': neither is used"]
+    assert sorted(errors["command_twin"]) == ["command 'hello' is also registered by 'command': neither is used",
+                                              "model backend 'onnx' is also registered by 'backend': neither is used"]
+    assert cli.main(["plugins"], plugins=plugins) == 1
+    assert "ERROR: command 'hello' is also registered by" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["hello"], plugins=plugins)  # neither plugin's command is offered
+
+
+def test_sys_exit_in_plugin_code_is_reported_but_ctrl_c_gets_through():
+    plugins = loaded("exits_on_import", "exits_in_hooks", "jaccard_a")
+    engine = small_engine(plugins)  # the observer exits here
+    assert engine.fit("jaccard-knn", k=3).similarity_kind == "jaccard"
+    errors = {p["name"]: p["errors"] for p in plugins.describe()}
+    assert errors["exits_on_import"] == ["import failed: SystemExit: plugin wants out"]
+    assert sorted(errors["exits_in_hooks"]) == ["interactions_recorded raised SystemExit: observer quits",
+                                                "register_algorithms raised SystemExit: 4"]
+    with pytest.raises(KeyboardInterrupt):
+        loaded("interrupted").registry("algorithms")
+
+
+def test_a_plugin_registering_one_name_twice_keeps_the_first_and_is_told():
+    plugins = loaded("registers_twice")
+    assert plugins.algorithm("twice").description == "the first"
+    (info,) = plugins.describe()
+    assert info["registered"] == {"algorithms": ["twice"]}
+    assert info["errors"] == ["algorithm 'twice' registered more than once: the first registration is used"]
