@@ -151,9 +151,12 @@ class Plugins:
                 log.warning("backpack plugin %r: %s", plugin, message)
 
     def _fail(self, info: PluginInfo, message: str) -> None:
-        info.errors.append(message)
+        # Registries are rebuilt whenever a plugin is added, so the same
+        # failure can recur: it is listed (and logged) once.
         self.info.setdefault(info.name, info)
-        log.warning("backpack plugin %r skipped: %s", info.name, message)
+        if message not in info.errors:
+            info.errors.append(message)
+            log.warning("backpack plugin %r skipped: %s", info.name, message)
 
     # -- registries -----------------------------------------------------------
 
@@ -241,10 +244,10 @@ class Plugins:
                 raise
             except BaseException as exc:  # noqa: BLE001 - observers never break (or end) the engine
                 message = f"{event} raised {type(exc).__name__}: {exc}"
-                info = self.info.get(impl.plugin_name)
-                if info is not None and message not in info.errors:
-                    info.errors.append(message)
-                log.warning("backpack plugin %r: %s", impl.plugin_name, message)
+                if impl.plugin_name in self.info:
+                    self.report_error(impl.plugin_name, message)
+                else:
+                    log.warning("backpack plugin %r: %s", impl.plugin_name, message)
 
     def observes(self, event: str) -> bool:
         """Whether any plugin listens to ``event`` (lets hot paths skip building arguments)."""

@@ -229,3 +229,14 @@ def test_a_plugin_registering_one_name_twice_keeps_the_first_and_is_told():
     (info,) = plugins.describe()
     assert info["registered"] == {"algorithms": ["twice"]}
     assert info["errors"] == ["algorithm 'twice' registered more than once: the first registration is used"]
+
+
+def test_errors_are_listed_once_however_often_the_registries_are_rebuilt():
+    plugins = loaded("raises_in_hook", "jaccard_a", "jaccard_b", "registers_twice")
+    first = {p["name"]: p["errors"] for p in plugins.describe()}
+    for module in ("observer", "command"):  # each new plugin makes the registries rebuild
+        plugins.load_entry_points(entry_points(module))
+        assert plugins.registry("algorithms")
+    again = {p["name"]: p["errors"] for p in plugins.describe()}
+    assert again == {**first, "observer": [], "command": []}
+    assert all(len(errors) == 1 for errors in first.values())
