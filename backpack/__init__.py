@@ -27,6 +27,7 @@ from .errors import (
     InvalidInputError,
     ModelFileError,
     NotFittedError,
+    StaleModelError,
     UnknownItemError,
     UnknownUserError,
 )
@@ -41,6 +42,6 @@ __version__ = "0.1.0"
 __all__ = [
     "_core", "Bags", "DenseIndex", "dense_topk", "Engine", "Recommendation", "ItemKNN", "CosineRecommender",
     "BM25Recommender", "TFIDFRecommender", "RP3Beta", "BackpackError", "CancelledError", "InvalidInputError",
-    "ModelFileError", "NotFittedError", "UnknownItemError", "UnknownUserError", "hookimpl",
+    "ModelFileError", "NotFittedError", "StaleModelError", "UnknownItemError", "UnknownUserError", "hookimpl",
     "Plugins", "get_plugins", "PluginConflictError", "PluginError", "Recommender", "ALS", "BPR", "EASE", "UserKNN",
 ]

@@ -115,16 +115,9 @@ class Bags:
 
     def _write(self, users, items, weights, replace: bool) -> None:
         users, items = id_lists(users, items)
-        w = as_float_array(weights, "weights")
-        if w.ndim == 0:
-            w = np.full(len(users), float(w))
-        w = w.reshape(-1)
-        if w.size != len(users):
-            raise InvalidInputError(f"got {len(users)} interactions but {w.size} weights")
-        if w.size and not (np.isfinite(w).all() and (w > 0).all()):
-            raise InvalidInputError("weights must be finite and > 0 (remove an interaction to delete it)")
+        w = weight_array(weights, len(users))
         with core_errors():
-            self._store.write(users, items, np.ascontiguousarray(w, dtype=np.float32), replace)
+            self._store.write(users, items, w, replace)
 
 
 def _check_id(value, what: str) -> str:
@@ -144,6 +137,25 @@ def _check_ids(values, what: str) -> list[str]:
         if not isinstance(v, str) or not v:
             raise InvalidInputError(f"{what} must be non-empty strings, got {v!r}")
     return values
+
+
+def weight_array(weights, count: int) -> np.ndarray:
+    """``count`` interaction weights as a float32 vector: finite and > 0.
+
+    A scalar applies to every interaction. A column or row vector (``(count, 1)``
+    or ``(1, count)``, as NumPy and pandas hand them out) is flattened; any
+    other shape is refused rather than guessed at.
+    """
+    w = as_float_array(weights, "weights")
+    if w.ndim == 0:
+        w = np.full(count, float(w))
+    elif w.ndim == 2 and 1 in w.shape:
+        w = w.reshape(-1)
+    if w.shape != (count,):
+        raise InvalidInputError(f"got {count} interactions but weights of shape {w.shape}")
+    if w.size and not (np.isfinite(w).all() and (w > 0).all()):
+        raise InvalidInputError("weights must be finite and > 0 (remove an interaction to delete it)")
+    return np.ascontiguousarray(w, dtype=np.float32)
 
 
 def id_lists(users, items) -> tuple[list[str], list[str]]:

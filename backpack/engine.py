@@ -9,14 +9,15 @@ model in with one assignment: readers never wait for it.
 from __future__ import annotations
 
 import inspect
+import threading
 import time
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .bags import Bags, id_lists
-from .errors import InvalidInputError, NotFittedError, UnknownItemError
-from .plugins import Plugins, call_plugin, create_algorithm, get_plugins
+from .bags import Bags, id_lists, weight_array
+from .errors import InvalidInputError, NotFittedError, StaleModelError, UnknownItemError
+from .plugins import Plugins, Registration, call_plugin, create_algorithm, get_plugins
 from .recommender import Recommender
 
 DEFAULT_KIND_WEIGHTS = {"view": 1.0, "visit": 2.0, "like": 3.0, "equip": 5.0, "purchase": 8.0}
@@ -29,6 +30,14 @@ class Recommendation(NamedTuple):
     item: str
     score: float
     source: str
+
+
+class _Served(NamedTuple):
+    """The model in service with what serving needs to know about it, swapped in as one reference."""
+
+    model: Recommender
+    registration: Registration  # whose plugin to blame when the model raises
+    n_items: int  # asked once at install: the model's own property is plugin code too
 
 
 class Engine:
@@ -45,18 +54,26 @@ class Engine:
         self.kind_weights = dict(DEFAULT_KIND_WEIGHTS if kind_weights is None else kind_weights)
         self.num_threads = num_threads
         self.plugins = plugins if plugins is not None else get_plugins()
-        self._model: Recommender | None = None
+        self._served: _Served | None = None
+        # Writers (and a fit's snapshot) take _write_lock so a snapshot sees one
+        # consistent state; readers never take it. _model_lock is the small lock
+        # around the model swap: load_matrix bumps _generation under it, and a
+        # fit whose snapshot predates the bump is refused there.
+        self._write_lock = threading.Lock()
+        self._model_lock = threading.Lock()
+        self._generation = 0
 
     # -- interactions ---------------------------------------------------------
 
     def add_interactions(self, users: Sequence[str], items: Sequence[str], weights=None, *, kinds=None) -> None:
         """Record many interactions at once (weights default to 1, or come from ``kinds``)."""
         users, items = id_lists(users, items)
-        w = self._weights(len(users), weights, kinds)
-        self.bags.add(users, items, w)
+        # checked and shaped before anything is written, so a bad batch stores nothing
+        w = weight_array(self._weights(len(users), weights, kinds), len(users))
+        with self._write_lock:
+            self.bags.add(users, items, w)
         if self.plugins.observes("interactions_recorded"):
-            self.plugins.notify("interactions_recorded", engine=self, users=users, items=items,
-                                weights=np.broadcast_to(np.asarray(w, np.float32), (len(users),)).tolist())
+            self.plugins.notify("interactions_recorded", engine=self, users=users, items=items, weights=w.tolist())
 
     def add_interaction(self, user: str, item: str, weight: float | None = None, *, kind: str | None = None) -> None:
         """Record one interaction; it counts in ``user``'s next recommendation."""
@@ -65,16 +82,21 @@ class Engine:
 
     def remove_interaction(self, user: str, item: str) -> bool:
         """Remove a (user, item) pair from the bag; False if it was not there."""
-        return self.bags.remove([user], [item]) == 1
+        with self._write_lock:
+            return self.bags.remove([user], [item]) == 1
 
     def load_matrix(self, user_items, user_ids: Sequence[str], item_ids: Sequence[str]) -> None:
         """Replace all bags with a users x items matrix (bulk import).
 
         Item indices change meaning, so the fitted model is dropped: call
-        ``fit`` again before asking for recommendations.
+        ``fit`` again before asking for recommendations. A fit already running
+        on the old bags is refused when it finishes (:class:`StaleModelError`).
         """
-        self.bags.load(user_items, user_ids, item_ids)
-        self._model = None
+        with self._write_lock:
+            self.bags.load(user_items, user_ids, item_ids)
+            with self._model_lock:
+                self._generation += 1
+                self._served = None
 
     # -- fitting --------------------------------------------------------------
 
@@ -82,15 +104,27 @@ class Engine:
         """Fit ``algorithm`` (a name registered by a plugin) on a snapshot of the bags and swap it in.
 
         If the fit fails the model in service stays; a plugin's own failure is
-        a :class:`~backpack.plugins.PluginError` naming the plugin.
+        a :class:`~backpack.plugins.PluginError` naming the plugin. If
+        :meth:`load_matrix` replaced the bags while the fit ran, the new model
+        is refused with :class:`~backpack.errors.StaleModelError` (its item
+        indices would name other items).
         """
         registration = self.plugins.algorithm(algorithm)
         if _accepts(registration.value, "num_threads"):
             params.setdefault("num_threads", self.num_threads)
         model = create_algorithm(registration, params)
+        with self._write_lock:
+            generation = self._generation
+            user_items = self.bags.to_csr()
         start = time.perf_counter()
-        call_plugin(registration, "fit", model.fit, self.bags.to_csr(), show_progress=show_progress)
-        self._model = model  # one reference swap: concurrent readers see old or new
+        call_plugin(registration, "fit", model.fit, user_items, show_progress=show_progress)
+        served = _Served(model, registration, int(call_plugin(registration, "n_items", lambda: model.n_items)))
+        with self._model_lock:
+            if generation != self._generation:
+                raise StaleModelError(
+                    f"the bags were replaced (load_matrix) while {algorithm!r} was fitting: "
+                    "that model was fitted on the old items and was not put in service; fit again")
+            self._served = served  # one reference swap: concurrent readers see old or new
         self.plugins.notify("fit_finished", engine=self, algorithm=algorithm, model=model,
                             seconds=time.perf_counter() - start)
         return model
@@ -98,9 +132,13 @@ class Engine:
     @property
     def model(self) -> Recommender:
         """The model in service."""
-        if self._model is None:
+        return self._serving().model
+
+    def _serving(self) -> _Served:
+        served = self._served
+        if served is None:
             raise NotFittedError("the engine has no model yet: call engine.fit() first")
-        return self._model
+        return served
 
     # -- recommendations ------------------------------------------------------
 
@@ -113,29 +151,32 @@ class Engine:
                         items: Sequence[str] | None = None,
                         exclude: Sequence[str] | None = None) -> list[list[Recommendation]]:
         """Top-``n`` for each user, in one multi-threaded call."""
-        model = self.model
+        served = self._serving()
         rows = self.bags.rows(self.bags.user_indices(users))
-        allowed, denied = self._item_filter(model, items), self._item_filter(model, exclude)
-        ids, scores = model.recommend_rows(rows, n, filter_owned, allowed, denied)
-        return self._named(ids, scores, model)
+        allowed, denied = self._item_filter(served, items), self._item_filter(served, exclude)
+        ids, scores = call_plugin(served.registration, "recommend_rows", served.model.recommend_rows,
+                                  rows, n, filter_owned, allowed, denied)
+        return self._named(ids, scores, served)
 
     def recommend_bag(self, items: Sequence[str], weights=None, n: int = 10, *,
                       filter_owned: bool = True) -> list[Recommendation]:
         """Top-``n`` for an ad-hoc bag of item ids that belongs to no stored user."""
-        model = self.model
-        idx = self._known_items(model, items)
+        served = self._serving()
+        idx = self._known_items(served, items)
         w = np.ones(idx.size) if weights is None else weights
-        ids, scores = model.recommend_bag(idx, w, n, filter_owned=filter_owned)
-        return self._named(ids[None, :], scores[None, :], model)[0]
+        ids, scores = call_plugin(served.registration, "recommend_bag", served.model.recommend_bag,
+                                  idx, w, n, filter_owned=filter_owned)
+        return self._named(ids[None, :], scores[None, :], served)[0]
 
     def similar_items(self, item: str, n: int = 10, *, items: Sequence[str] | None = None,
                       exclude: Sequence[str] | None = None) -> list[Recommendation]:
         """The ``n`` items most like ``item`` (never ``item`` itself)."""
-        model = self.model
-        idx = self._known_items(model, [item])
-        ids, scores = model.similar_items(idx, n, items=self._item_filter(model, items),
-                                          filter_items=self._item_filter(model, exclude))
-        return self._named(ids, scores, model)[0]
+        served = self._serving()
+        idx = self._known_items(served, [item])
+        ids, scores = call_plugin(served.registration, "similar_items", served.model.similar_items,
+                                  idx, n, items=self._item_filter(served, items),
+                                  filter_items=self._item_filter(served, exclude))
+        return self._named(ids, scores, served)[0]
 
     # -- internals ------------------------------------------------------------
 
@@ -152,25 +193,25 @@ class Engine:
             raise InvalidInputError(f"got {count} interactions but {len(kinds)} kinds")
         return np.array([self.kind_weights[k] for k in kinds], dtype=np.float32)
 
-    def _known_items(self, model: Recommender, items: Sequence[str]) -> np.ndarray:
+    def _known_items(self, served: _Served, items: Sequence[str]) -> np.ndarray:
         idx = self.bags.item_indices(items)
-        unknown = [it for it, i in zip(items, idx.tolist()) if i < 0 or i >= model.n_items]
+        unknown = [it for it, i in zip(items, idx.tolist()) if i < 0 or i >= served.n_items]
         if unknown:
             raise UnknownItemError(
                 f"unknown item(s) {unknown[:5]}: not seen before the last fit (refit to include new items)")
         return idx
 
-    def _item_filter(self, model: Recommender, items: Sequence[str] | None) -> np.ndarray | None:
+    def _item_filter(self, served: _Served, items: Sequence[str] | None) -> np.ndarray | None:
         if items is None:
             return None
         idx = self.bags.item_indices(items)
         # Items unknown to the model can never be recommended, so they filter nothing.
-        return idx[(idx >= 0) & (idx < model.n_items)]
+        return idx[(idx >= 0) & (idx < served.n_items)]
 
-    def _named(self, ids: np.ndarray, scores: np.ndarray, model: Recommender) -> list[list[Recommendation]]:
+    def _named(self, ids: np.ndarray, scores: np.ndarray, served: _Served) -> list[list[Recommendation]]:
         flat = ids.reshape(-1)
         names = iter(self.bags.item_ids(flat[flat >= 0]))
-        fills = model.is_fill(scores).tolist()
+        fills = np.asarray(call_plugin(served.registration, "is_fill", served.model.is_fill, scores)).tolist()
         out = []
         for row_ids, row_scores, row_fills in zip(ids.tolist(), scores.tolist(), fills):
             out.append([Recommendation(next(names), s, "popular" if fill else "personal")

@@ -46,6 +46,15 @@ class ModelFileError(BackpackError, OSError):
     code = "bad_model_file"
 
 
+class StaleModelError(BackpackError, RuntimeError):
+    """A fit finished after the bags it was fitted on were replaced (``load_matrix``).
+
+    Its item indices mean other items now, so it was not put in service.
+    """
+
+    code = "stale_model"
+
+
 class CancelledError(BackpackError):
     """A long call was cancelled (Ctrl-C or an explicit cancel)."""
 
