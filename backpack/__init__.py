@@ -33,6 +33,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .itemknn import BM25Recommender, CosineRecommender, ItemKNN, RP3Beta, TFIDFRecommender
+from .popularity import Popularity
 from .plugins import PluginConflictError, PluginError, Plugins, get_plugins
 from .recommender import Recommender
 from .userknn import UserKNN
@@ -44,4 +45,5 @@ __all__ = [
     "BM25Recommender", "TFIDFRecommender", "RP3Beta", "BackpackError", "CancelledError", "InvalidInputError",
     "ModelFileError", "NotFittedError", "StaleModelError", "UnknownItemError", "UnknownUserError", "hookimpl",
     "Plugins", "get_plugins", "PluginConflictError", "PluginError", "Recommender", "ALS", "BPR", "EASE", "UserKNN",
+    "Popularity",
 ]

@@ -10,11 +10,35 @@ import sys
 from . import __version__
 from .errors import BackpackError
 from .plugins import PluginError, Plugins, call_plugin, get_plugins
+from .state_dir import default_data_dir
+
+
+_STATE_COMMANDS = ("import", "fit", "models", "recommend", "similar", "bench")
+
+#: exit codes: 0 done; 1 done, with problems to look at (e.g. broken plugins listed);
+#: 2 bad usage or input; 3 the data directory or a saved model is missing or unusable;
+#: 4 a plugin failed; 130 interrupted. A plugin command's own code is passed through.
+EXIT_USAGE, EXIT_STATE, EXIT_PLUGIN = 2, 3, 4
+
+
+def exit_code(exc: BackpackError) -> int:
+    """The exit code for an error: what a shell script can branch on."""
+    from .errors import ModelFileError, NotFittedError, StaleModelError
+    from .plugins import PluginConflictError
+    from .state_dir import DataDirError
+
+    if isinstance(exc, (DataDirError, ModelFileError, NotFittedError, StaleModelError)):
+        return EXIT_STATE
+    if isinstance(exc, (PluginError, PluginConflictError)):
+        return EXIT_PLUGIN
+    return EXIT_USAGE
 
 
 def _parser(plugins: Plugins) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backpack", description="Backpack recommendation engine")
     parser.add_argument("--version", action="version", version=f"backpack {__version__}")
+    parser.add_argument("--data-dir", default=None, metavar="DIR", help="data directory (see each command)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run the engine end to end on a synthetic catalogue")
@@ -25,21 +49,79 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
     demo.add_argument("--similarity", default="cosine",
                       choices=["cosine", "bm25", "tfidf", "jaccard", "cooccurrence"])
     demo.add_argument("--threads", type=int, default=0, help="0 = all cores")
-    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    demo.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS, help="hide progress bars")
 
-    evaluate = commands.add_parser("evaluate", help="compare algorithms on one train/test split")
+    # --data-dir and --no-progress work before or after the subcommand
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument("--data-dir", default=argparse.SUPPRESS, metavar="DIR",
+                       help="where imported data and models live (default: $BACKPACK_DATA_DIR or "
+                            f"{default_data_dir()})")
+    state.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS, help="hide progress bars")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="machine-readable output")
+
+    importing = commands.add_parser(
+        "import", parents=[state, output], help="import interactions (CSV, TSV, JSON Lines) and items (JSON-LD)",
+        description="Interaction files need user and item columns (CSV header or JSON keys) and may have "
+                    "weight, kind (view, like, ...) and timestamp (epoch seconds or ISO 8601). JSON-LD files "
+                    "(.jsonld) hold item nodes with @id and @type. An import is all or nothing.")
+    importing.add_argument("files", nargs="+", metavar="FILE")
+    importing.add_argument("--format", choices=["csv", "tsv", "jsonl", "jsonld"],
+                           help="file format (default: from each file's suffix)")
+    importing.add_argument("--replace", action="store_true",
+                           help="drop the stored interactions, items and models first")
+    importing.add_argument("--chunk-size", type=int, default=100_000, help=argparse.SUPPRESS)
+
+    fit = commands.add_parser("fit", parents=[state, output], help="fit an algorithm on the imported data")
+    fit.add_argument("algorithm", help="algorithm name (see `backpack plugins`)")
+    fit.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="algorithm parameter, e.g. -p factors=64 (repeatable)")
+    fit.add_argument("--label", help="save the model under this name (default: the algorithm's)")
+    fit.add_argument("--no-activate", action="store_true", help="save without making it the active model")
+    fit.add_argument("--threads", type=int, default=0, help="0 = all cores")
+
+    models = commands.add_parser("models", parents=[state, output], help="list the fitted models")
+    del models  # no options of its own
+
+    recommend = commands.add_parser("recommend", parents=[state, output], help="items for users")
+    recommend.add_argument("users", nargs="+", metavar="USER")
+    similar = commands.add_parser("similar", parents=[state, output], help="items like items")
+    similar.add_argument("items", nargs="+", metavar="ITEM")
+    for sub in (recommend, similar):
+        sub.add_argument("-n", type=int, default=10, help="how many (default 10)")
+        sub.add_argument("--model", help="label of the model to use (default: the active one)")
+        sub.add_argument("--item-kind", help="only items of this kind (from imported JSON-LD types)")
+        sub.add_argument("--threads", type=int, default=0, help="0 = all cores")
+    recommend.add_argument("--keep-owned", action="store_true", help="allow items already in the user's bag")
+
+    evaluate = commands.add_parser("evaluate", parents=[state, output],
+                                   help="compare algorithms (or settings of one) on one train/test split")
     evaluate.add_argument("--algorithms", default="itemknn",
-                          help="comma-separated algorithm names (see `backpack plugins`)")
-    evaluate.add_argument("--size", choices=["tiny", "small", "default"], default="small",
-                          help="synthetic catalogue to evaluate on")
+                          help="comma-separated NAME or LABEL=NAME entries, e.g. als,als-big=als")
+    source = evaluate.add_mutually_exclusive_group()
+    source.add_argument("--size", choices=["tiny", "small", "default"],
+                        help="evaluate on a synthetic catalogue instead of the data directory")
+    source.add_argument("--dataset", help="evaluate on a packaged public data set (see backpack.datasets)")
     evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--split", choices=["holdout"], default="holdout",
-                          help="per-user random hold-out (time-based splits need timestamps: Python API)")
-    evaluate.add_argument("--test-fraction", type=float, default=0.2)
+    evaluate.add_argument("--split", choices=["holdout", "last", "time"], default="holdout",
+                          help="random per-user hold-out, leave-last-n-out or a global time cut")
+    evaluate.add_argument("--test-fraction", type=float, default=0.2,
+                          help="hold-out share (holdout), or share after the default time cut (time)")
+    evaluate.add_argument("--last-n", type=int, default=1, help="items held out per user (--split last)")
+    evaluate.add_argument("--cut", help="time cut, epoch seconds or ISO 8601 (--split time)")
     evaluate.add_argument("--k", type=int, default=10, help="cut-off of the metrics")
-    evaluate.add_argument("-p", "--param", action="append", default=[], metavar="ALGO.NAME=VALUE",
+    evaluate.add_argument("-p", "--param", action="append", default=[], metavar="LABEL.NAME=VALUE",
                           help="algorithm parameter, e.g. -p itemknn.k=50 (repeatable)")
-    evaluate.add_argument("--json", action="store_true", help="machine-readable output")
+
+    bench = commands.add_parser("bench", parents=[state, output],
+                                help="fit time and serving latency of algorithms on this machine")
+    bench.add_argument("--algorithms", default="itemknn,als", help="comma-separated algorithm names")
+    bench.add_argument("--size", choices=["tiny", "small", "default"],
+                       help="a synthetic catalogue instead of the data directory")
+    bench.add_argument("--queries", type=int, default=1000, help="users (and items) queried")
+    bench.add_argument("-n", type=int, default=10, help="list length")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--threads", type=int, default=0, help="0 = all cores")
 
     listing = commands.add_parser("plugins", help="list plugins, where they come from and what they add")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
@@ -110,12 +192,16 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
             from .evaluate_command import run_evaluate
 
             return run_evaluate(args, plugins)
+        elif args.command in _STATE_COMMANDS:
+            from . import commands
+
+            return getattr(commands, f"run_{args.command}")(args, plugins)
         elif hasattr(args, "plugin_command"):
             reg, run = args.plugin_command
             return _exit_code(reg, args.command, call_plugin(reg, f"command {args.command!r}", run, args))
     except BackpackError as exc:
         print(f"backpack: error [{exc.code}]: {exc}", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     except KeyboardInterrupt:
         print("backpack: interrupted", file=sys.stderr)
         return 130

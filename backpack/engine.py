@@ -14,11 +14,15 @@ import time
 from typing import NamedTuple, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from .bags import Bags, id_lists, weight_array
 from .errors import InvalidInputError, NotFittedError, StaleModelError, UnknownItemError
+from .fitting import fit_model, wants_timestamps
+from .item_kinds import ItemKinds
 from .plugins import Plugins, Registration, call_plugin, create_algorithm, get_plugins
 from .recommender import Recommender
+from .timestamps import TimestampLog, timestamp_array
 
 DEFAULT_KIND_WEIGHTS = {"view": 1.0, "visit": 2.0, "like": 3.0, "equip": 5.0, "purchase": 8.0}
 
@@ -46,11 +50,16 @@ class Engine:
     ``kind_weights`` maps interaction kinds (view, like, ...) to weights for
     calls that pass ``kind=`` instead of a weight. Algorithms come from
     ``plugins`` (by default every installed plugin, see ``backpack plugins``).
+    ``timestamps`` holds when each pair last happened (for recency-aware
+    algorithms and time splits); ``item_kinds`` what each item is (for
+    ``item_kind=`` on every recommendation call).
     """
 
     def __init__(self, *, kind_weights: dict[str, float] | None = None, num_threads: int = 0,
                  plugins: Plugins | None = None):
         self.bags = Bags()
+        self.timestamps = TimestampLog()
+        self.item_kinds = ItemKinds()
         self.kind_weights = dict(DEFAULT_KIND_WEIGHTS if kind_weights is None else kind_weights)
         self.num_threads = num_threads
         self.plugins = plugins if plugins is not None else get_plugins()
@@ -65,38 +74,67 @@ class Engine:
 
     # -- interactions ---------------------------------------------------------
 
-    def add_interactions(self, users: Sequence[str], items: Sequence[str], weights=None, *, kinds=None) -> None:
-        """Record many interactions at once (weights default to 1, or come from ``kinds``)."""
+    def add_interactions(self, users: Sequence[str], items: Sequence[str], weights=None, *, kinds=None,
+                         timestamps=None) -> None:
+        """Record many interactions at once (weights default to 1, or come from ``kinds``).
+
+        ``timestamps`` (seconds since the epoch, ``datetime`` or None, one
+        per interaction or one for all) say when they happened; a pair keeps
+        its latest time.
+        """
         users, items = id_lists(users, items)
         # checked and shaped before anything is written, so a bad batch stores nothing
         w = weight_array(self._weights(len(users), weights, kinds), len(users))
+        t = None if timestamps is None else timestamp_array(timestamps, len(users))
         with self._write_lock:
             self.bags.add(users, items, w)
+            if t is not None:
+                self.timestamps.record(self.bags.user_indices(users), self.bags.item_indices(items), t)
         if self.plugins.observes("interactions_recorded"):
-            self.plugins.notify("interactions_recorded", engine=self, users=users, items=items, weights=w.tolist())
+            times = None if t is None else [None if x != x else x for x in t.tolist()]  # NaN -> None
+            self.plugins.notify("interactions_recorded", engine=self, users=users, items=items, weights=w.tolist(),
+                                timestamps=times)
 
-    def add_interaction(self, user: str, item: str, weight: float | None = None, *, kind: str | None = None) -> None:
+    def add_interaction(self, user: str, item: str, weight: float | None = None, *, kind: str | None = None,
+                        timestamp=None) -> None:
         """Record one interaction; it counts in ``user``'s next recommendation."""
         self.add_interactions([user], [item], None if weight is None else [weight],
-                              kinds=None if kind is None else [kind])
+                              kinds=None if kind is None else [kind],
+                              timestamps=None if timestamp is None else [timestamp])
 
     def remove_interaction(self, user: str, item: str) -> bool:
-        """Remove a (user, item) pair from the bag; False if it was not there."""
+        """Remove a (user, item) pair from the bag (and its time); False if it was not there."""
         with self._write_lock:
-            return self.bags.remove([user], [item]) == 1
+            removed = self.bags.remove([user], [item]) == 1
+            if removed:
+                self.timestamps.forget(self.bags.user_indices([user]), self.bags.item_indices([item]))
+            return removed
 
-    def load_matrix(self, user_items, user_ids: Sequence[str], item_ids: Sequence[str]) -> None:
+    def load_matrix(self, user_items, user_ids: Sequence[str], item_ids: Sequence[str], *,
+                    timestamps=None) -> None:
         """Replace all bags with a users x items matrix (bulk import).
 
-        Item indices change meaning, so the fitted model is dropped: call
-        ``fit`` again before asking for recommendations. A fit already running
-        on the old bags is refused when it finishes (:class:`StaleModelError`).
+        ``timestamps``, if given, holds one time per stored entry of
+        ``user_items`` in its stored order (a CSR, CSC or COO matrix), or is
+        a matrix of times with the same structure. Item indices change
+        meaning, so the fitted model is dropped: call ``fit`` again before
+        asking for recommendations. A fit already running on the old bags is
+        refused when it finishes (:class:`StaleModelError`).
         """
+        timed = None if timestamps is None else _timed_entries(user_items, timestamps)
         with self._write_lock:
             self.bags.load(user_items, user_ids, item_ids)
+            if timed is None:
+                self.timestamps.clear()
+            else:
+                self.timestamps.replace(*timed)
             with self._model_lock:
                 self._generation += 1
                 self._served = None
+
+    def set_item_kinds(self, items: Sequence[str], kinds: Sequence[str] | str) -> None:
+        """Say what ``items`` are (avatar, prop, world, ...), for ``item_kind=`` on recommendation calls."""
+        self.item_kinds.set(items, kinds)
 
     # -- fitting --------------------------------------------------------------
 
@@ -116,8 +154,9 @@ class Engine:
         with self._write_lock:
             generation = self._generation
             user_items = self.bags.to_csr()
+            times = self.timestamps.as_csr(user_items) if wants_timestamps(model) else None
         start = time.perf_counter()
-        call_plugin(registration, "fit", model.fit, user_items, show_progress=show_progress)
+        fit_model(registration, model, user_items, timestamps=times, show_progress=show_progress)
         served = _Served(model, registration, int(call_plugin(registration, "n_items", lambda: model.n_items)))
         with self._model_lock:
             if generation != self._generation:
@@ -134,6 +173,36 @@ class Engine:
         """The model in service."""
         return self._serving().model
 
+    def install_model(self, algorithm: str, model: Recommender) -> None:
+        """Serve an already fitted ``model`` of ``algorithm`` (e.g. one read from disk).
+
+        The model must have been fitted on these bags' item indices (a model
+        fitted before later interactions were added is fine: ids only append).
+        """
+        registration = self.plugins.algorithm(algorithm)
+        if not isinstance(model, Recommender):
+            raise InvalidInputError(f"install_model needs a backpack.Recommender, got {type(model).__name__}")
+        n_items = int(call_plugin(registration, "n_items", lambda: model.n_items))
+        if n_items > self.bags.n_items:
+            raise StaleModelError(f"the {algorithm!r} model knows {n_items} items but the bags hold "
+                                  f"{self.bags.n_items}: it was fitted on other data")
+        with self._model_lock:
+            self._served = _Served(model, registration, n_items)
+
+    def save(self, path) -> None:
+        """Write bags, timestamps, item kinds and the model in service to the data directory ``path``."""
+        from .state_dir import DataDir
+
+        DataDir(path, create=True).save_engine(self)
+
+    @classmethod
+    def open(cls, path, *, model: str | None = None, **engine_args) -> "Engine":
+        """An engine with the state saved in the data directory ``path`` (see :meth:`save`),
+        serving the model labelled ``model`` (default: the active one)."""
+        from .state_dir import DataDir
+
+        return DataDir(path).open_engine(model=model, **engine_args)
+
     def _serving(self) -> _Served:
         served = self._served
         if served is None:
@@ -142,43 +211,60 @@ class Engine:
 
     # -- recommendations ------------------------------------------------------
 
+    # Every call takes ``items`` (only these may come back), ``exclude`` (these
+    # never do) and ``item_kind`` (only items of this kind, see set_item_kinds).
+
     def recommend(self, user: str, n: int = 10, *, filter_owned: bool = True,
-                  items: Sequence[str] | None = None, exclude: Sequence[str] | None = None) -> list[Recommendation]:
+                  items: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
+                  item_kind: str | None = None) -> list[Recommendation]:
         """Top-``n`` items for ``user`` from the live bag; an unknown user gets popular items."""
-        return self.recommend_batch([user], n, filter_owned=filter_owned, items=items, exclude=exclude)[0]
+        return self.recommend_batch([user], n, filter_owned=filter_owned, items=items, exclude=exclude,
+                                    item_kind=item_kind)[0]
 
     def recommend_batch(self, users: Sequence[str], n: int = 10, *, filter_owned: bool = True,
-                        items: Sequence[str] | None = None,
-                        exclude: Sequence[str] | None = None) -> list[list[Recommendation]]:
+                        items: Sequence[str] | None = None, exclude: Sequence[str] | None = None,
+                        item_kind: str | None = None) -> list[list[Recommendation]]:
         """Top-``n`` for each user, in one multi-threaded call."""
         served = self._serving()
         rows = self.bags.rows(self.bags.user_indices(users))
-        allowed, denied = self._item_filter(served, items), self._item_filter(served, exclude)
-        ids, scores = call_plugin(served.registration, "recommend_rows", served.model.recommend_rows,
-                                  rows, n, filter_owned, allowed, denied)
-        return self._named(ids, scores, served)
+        return self._recommend_rows(served, rows, n, filter_owned, items, exclude, item_kind)
 
-    def recommend_bag(self, items: Sequence[str], weights=None, n: int = 10, *,
-                      filter_owned: bool = True) -> list[Recommendation]:
+    def recommend_bag(self, items: Sequence[str], weights=None, n: int = 10, *, filter_owned: bool = True,
+                      item_kind: str | None = None) -> list[Recommendation]:
         """Top-``n`` for an ad-hoc bag of item ids that belongs to no stored user."""
         served = self._serving()
         idx = self._known_items(served, items)
-        w = np.ones(idx.size) if weights is None else weights
-        ids, scores = call_plugin(served.registration, "recommend_bag", served.model.recommend_bag,
-                                  idx, w, n, filter_owned=filter_owned)
-        return self._named(ids[None, :], scores[None, :], served)[0]
+        w = np.ones(idx.size, dtype=np.float32) if weights is None else weight_array(weights, idx.size)
+        # one ad-hoc row (a repeated item adds up), scored like a stored user's bag
+        row = sp.csr_matrix((w, (np.zeros(idx.size, np.int32), idx)), shape=(1, served.n_items), dtype=np.float32)
+        return self._recommend_rows(served, row, n, filter_owned, None, None, item_kind)[0]
 
     def similar_items(self, item: str, n: int = 10, *, items: Sequence[str] | None = None,
-                      exclude: Sequence[str] | None = None) -> list[Recommendation]:
+                      exclude: Sequence[str] | None = None, item_kind: str | None = None) -> list[Recommendation]:
         """The ``n`` items most like ``item`` (never ``item`` itself)."""
         served = self._serving()
         idx = self._known_items(served, [item])
         ids, scores = call_plugin(served.registration, "similar_items", served.model.similar_items,
-                                  idx, n, items=self._item_filter(served, items),
+                                  idx, n, items=self._allowed(served, items, item_kind),
                                   filter_items=self._item_filter(served, exclude))
         return self._named(ids, scores, served)[0]
 
     # -- internals ------------------------------------------------------------
+
+    def _recommend_rows(self, served: _Served, rows, n, filter_owned, items, exclude, item_kind):
+        allowed, denied = self._allowed(served, items, item_kind), self._item_filter(served, exclude)
+        ids, scores = call_plugin(served.registration, "recommend_rows", served.model.recommend_rows,
+                                  rows, n, filter_owned, allowed, denied)
+        return self._named(ids, scores, served)
+
+    def _allowed(self, served: _Served, items, item_kind: str | None) -> np.ndarray | None:
+        """Indices a result may hold: ``items`` and the items of ``item_kind`` (None: any)."""
+        allowed = self._item_filter(served, items)
+        if item_kind is None:
+            return allowed
+        of_kind = self.item_kinds.indices(item_kind, self.bags)
+        of_kind = of_kind[of_kind < served.n_items]
+        return of_kind if allowed is None else np.intersect1d(allowed, of_kind)
 
     def _weights(self, count: int, weights, kinds) -> np.ndarray | float:
         if kinds is None:
@@ -217,6 +303,17 @@ class Engine:
             out.append([Recommendation(next(names), s, "popular" if fill else "personal")
                         for i, s, fill in zip(row_ids, row_scores, row_fills) if i >= 0])
         return out
+
+
+def _timed_entries(user_items, timestamps):
+    """(users, items, times) of the stored entries of ``user_items`` with their times."""
+    if not sp.issparse(user_items) or user_items.format not in ("csr", "csc", "coo"):
+        raise InvalidInputError("timestamps need user_items as a CSR, CSC or COO matrix (their entry order)")
+    entries = sp.coo_matrix(user_items)
+    t = timestamps.data if sp.issparse(timestamps) else timestamps
+    t = timestamp_array(np.asarray(t), entries.nnz) if entries.nnz else np.empty(0)
+    held = entries.data != 0
+    return entries.row[held], entries.col[held], t[held]
 
 
 def _accepts(factory, name: str) -> bool:

@@ -1,68 +1,145 @@
-"""``backpack evaluate``: several algorithms, one split, one table."""
+"""``backpack evaluate``: several algorithms (or one under several settings), one split, one table.
+
+Each entry of ``--algorithms`` is ``NAME`` or ``LABEL=NAME``, so one algorithm
+can be compared with itself: ``--algorithms als,big=als -p big.factors=256``.
+Data comes from a synthetic catalogue (``--size``), a packaged public data
+set (``--dataset``) or the data directory (the default when it holds
+interactions).
+"""
 
 from __future__ import annotations
 
 import json
 import time
 
-from . import synthetic
+import numpy as np
+
 from .errors import InvalidInputError
-from .evaluation import METRICS, evaluate, holdout_split
+from .evaluation import METRICS, evaluate, holdout_split, leave_last_out, time_cut
+from .fitting import fit_model
 from .plugins import Plugins, call_plugin, create_algorithm
 
 
-def parse_params(pairs: list[str], algorithms: list[str]) -> dict[str, dict]:
-    """``["itemknn.k=50", ...]`` -> ``{"itemknn": {"k": 50}}`` (ints, floats, else strings)."""
-    params: dict[str, dict] = {name: {} for name in algorithms}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        algo, dot, name = key.partition(".")
-        if not sep or not dot or not name:
-            raise InvalidInputError(f"parameter {pair!r} must look like ALGORITHM.NAME=VALUE")
-        if algo not in params:
-            raise InvalidInputError(f"parameter {pair!r} names {algo!r}, which is not in --algorithms")
-        params[algo][name] = _value(raw)
-    return params
-
-
-def _value(raw: str):
+def parse_value(raw: str):
+    """A parameter value from the command line: int, float, true/false/none, else the string."""
     for convert in (int, float):
         try:
             return convert(raw)
         except ValueError:
             pass
-    return raw
+    return {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
+
+
+def parse_algorithms(spec: str) -> dict[str, str]:
+    """``"als,big=als"`` -> ``{"als": "als", "big": "als"}`` (label -> algorithm), labels unique."""
+    out: dict[str, str] = {}
+    for entry in (e.strip() for e in spec.split(",")):
+        if not entry:
+            continue
+        label, sep, name = entry.partition("=")
+        label, name = label.strip(), (name.strip() if sep else label.strip())
+        if not label or not name:
+            raise InvalidInputError(f"--algorithms entry {entry!r} must be NAME or LABEL=NAME")
+        if label in out:
+            raise InvalidInputError(f"label {label!r} appears twice in --algorithms; give each run its own "
+                                    "label, e.g. als,als-big=als")
+        out[label] = name
+    if not out:
+        raise InvalidInputError("--algorithms names no algorithm")
+    return out
+
+
+def parse_params(pairs: list[str], labels) -> dict[str, dict]:
+    """``["itemknn.k=50", ...]`` -> ``{"itemknn": {"k": 50}}`` for each label in ``labels``."""
+    params: dict[str, dict] = {label: {} for label in labels}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        label, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise InvalidInputError(f"parameter {pair!r} must look like LABEL.NAME=VALUE")
+        if label not in params:
+            raise InvalidInputError(f"parameter {pair!r} names {label!r}, which is not in --algorithms")
+        params[label][name] = parse_value(raw)
+    return params
+
+
+def _data(args, plugins: Plugins):
+    """(description, users x items CSR, per-entry timestamps or None) from the chosen source."""
+    from . import synthetic
+
+    if args.size and args.dataset:
+        raise InvalidInputError("choose one of --size and --dataset")
+    if args.size:
+        cat = synthetic.generate_size(args.size, seed=args.seed)
+        return f"synthetic '{args.size}'", cat.user_items, None
+    if args.dataset:
+        from . import datasets
+
+        ds = datasets.load(args.dataset)
+        times = None if ds.timestamps is None else ds.timestamps.data
+        return ds.description, ds.user_items, times
+    from .state_dir import DataDir, DataDirError
+
+    data = DataDir(args.data_dir)
+    if not data.has_interactions:
+        raise DataDirError(f"{data.path} holds no interactions: import some (backpack import FILE), "
+                           "or evaluate on --size tiny|small|default or --dataset NAME")
+    engine = data.open_engine(load_model=False, plugins=plugins)
+    with engine._write_lock:
+        m = engine.bags.to_csr()
+        times = engine.timestamps.aligned(m)
+    return str(data.path), m, times
+
+
+def _split(args, m, times):
+    if args.split == "holdout":
+        complete = times is not None and not np.isnan(times).any()
+        return (holdout_split(m, args.test_fraction, seed=args.seed, timestamps=times if complete else None),
+                "random hold-out")
+    if times is None or np.isnan(times).any():
+        raise InvalidInputError(f"the {args.split!r} split needs a timestamp on every interaction; this data "
+                                "has none (or not all): use --split holdout")
+    if args.split == "last":
+        return leave_last_out(m, times, args.last_n), f"leave last {args.last_n} out"
+    if args.cut is not None:
+        from .importing import parse_timestamp
+
+        cut = parse_timestamp(args.cut, "--cut")
+    else:  # the time before which (1 - test_fraction) of the interactions happened
+        cut = float(np.quantile(times, 1 - args.test_fraction)) if times.size else 0.0
+    return time_cut(m, times, cut), f"time cut at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(cut))} UTC"
 
 
 def run_evaluate(args, plugins: Plugins) -> int:
-    names = [n.strip() for n in args.algorithms.split(",") if n.strip()]
-    if not names:
-        raise InvalidInputError("--algorithms names no algorithm")
-    params = parse_params(args.param, names)
-    registrations = {name: plugins.algorithm(name) for name in names}  # fail fast on unknown names
-    catalogue = synthetic.generate_size(args.size, seed=args.seed)
-    split = holdout_split(catalogue.user_items, args.test_fraction, seed=args.seed)
+    """Fit each entry of ``--algorithms`` on the train part and print metrics on the test part."""
+    labels = parse_algorithms(args.algorithms)
+    params = parse_params(args.param, labels)
+    registrations = {label: plugins.algorithm(name) for label, name in labels.items()}  # fail fast
+    description, m, times = _data(args, plugins)
+    split, split_name = _split(args, m, times)
     rows = []
-    for name in names:
-        reg = registrations[name]
-        model = create_algorithm(reg, params[name])
+    for label, name in labels.items():
+        reg = registrations[label]
+        model = create_algorithm(reg, params[label])
         start = time.perf_counter()
-        call_plugin(reg, "fit", model.fit, split.train, show_progress=not args.json)
+        fit_model(reg, model, split.train, timestamps=split.train_timestamps,
+                  show_progress=not (args.json or args.no_progress))
         fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
         metrics = call_plugin(reg, "recommend", evaluate, model, split, args.k)
-        rows.append({"algorithm": name, "params": params[name], "fit_seconds": fit_seconds,
+        rows.append({"label": label, "algorithm": name, "params": params[label], "fit_seconds": fit_seconds,
                      "evaluate_seconds": time.perf_counter() - start, **metrics})
     if args.json:
-        print(json.dumps({"size": args.size, "split": args.split, "k": args.k, "results": rows}, indent=2))
+        print(json.dumps({"data": description, "size": args.size, "split": args.split, "k": args.k,
+                          "results": rows}, indent=2))
         return 0
-    m = catalogue.user_items
-    print(f"{m.shape[0]:,} users x {m.shape[1]:,} items, {m.nnz:,} interactions; "
-          f"{args.split} split ({split.test.nnz:,} held out); metrics @{args.k}")
+    print(f"{description}: {m.shape[0]:,} users x {m.shape[1]:,} items, {m.nnz:,} interactions; "
+          f"{split_name} ({split.test.nnz:,} held out); metrics @{args.k}")
     header = ["algorithm", "fit s", *METRICS]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
-        cells = [row["algorithm"], f"{row['fit_seconds']:.2f}"] + [f"{row.get(metric, float('nan')):.4f}" for metric in METRICS]
+        name = row["label"] if row["label"] == row["algorithm"] else f"{row['label']} ({row['algorithm']})"
+        cells = [name, f"{row['fit_seconds']:.2f}"] + [f"{row.get(metric, float('nan')):.4f}" for metric in METRICS]
         print("| " + " | ".join(cells) + " |")
     return 0

@@ -22,22 +22,33 @@ METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage", 
 
 @dataclass
 class Split:
-    """Train and test interactions over the same users x items shape."""
+    """Train and test interactions over the same users x items shape.
+
+    ``train_timestamps`` (time splits, or a hold-out given times) has exactly
+    the structure of ``train`` and holds each entry's time, for algorithms
+    that learn from recency.
+    """
 
     train: sp.csr_matrix
     test: sp.csr_matrix
+    train_timestamps: sp.csr_matrix | None = None
 
 
 # -- splits -------------------------------------------------------------------
 
-def holdout_split(user_items, test_fraction: float = 0.2, *, seed: int = 0, min_items: int = 2) -> Split:
+def holdout_split(user_items, test_fraction: float = 0.2, *, seed: int = 0, min_items: int = 2,
+                  timestamps=None) -> Split:
     """Per user, hold out a random ``test_fraction`` of the items (at least one).
 
     Users with fewer than ``min_items`` items keep everything in train. The
     count held out is ``items * test_fraction`` rounded half up (10 items at
     25% hold out 3), and at least one item always stays in train.
+    ``timestamps`` (optional, as for :func:`time_cut`) go with the train part.
     """
-    m = as_user_items(user_items)
+    if timestamps is None:
+        m, t = as_user_items(user_items), None
+    else:
+        m, t = _with_timestamps(user_items, timestamps)
     if not 0 < test_fraction < 1:
         raise InvalidInputError("test_fraction must be between 0 and 1")
     rng = np.random.default_rng(seed)
@@ -51,7 +62,7 @@ def holdout_split(user_items, test_fraction: float = 0.2, *, seed: int = 0, min_
     order = np.lexsort((keys, rows))
     rank = np.empty(m.nnz, np.int64)
     rank[order] = np.arange(m.nnz) - np.repeat(m.indptr[:-1], counts)
-    return _split_by(m, rank < np.repeat(n_test, counts))
+    return _split_by(m, rank < np.repeat(n_test, counts), t)
 
 
 def leave_last_out(user_items, timestamps, n: int = 1, *, min_items: int = 2) -> Split:
@@ -71,7 +82,7 @@ def leave_last_out(user_items, timestamps, n: int = 1, *, min_items: int = 2) ->
     order = np.lexsort((m.indices, t, rows))
     rank = np.empty(m.nnz, np.int64)
     rank[order] = np.repeat(m.indptr[1:], counts) - 1 - np.arange(m.nnz)  # 0 = newest
-    return _split_by(m, rank < np.repeat(n_test, counts))
+    return _split_by(m, rank < np.repeat(n_test, counts), t)
 
 
 def time_cut(user_items, timestamps, cut) -> Split:
@@ -88,7 +99,7 @@ def time_cut(user_items, timestamps, cut) -> Split:
     theirs. Other sparse formats have no defined entry order and are refused.
     """
     m, t = _with_timestamps(user_items, timestamps)
-    return _split_by(m, t >= cut)
+    return _split_by(m, t >= cut, t)
 
 
 def _with_timestamps(user_items, timestamps) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -122,13 +133,14 @@ def _with_timestamps(user_items, timestamps) -> tuple[sp.csr_matrix, np.ndarray]
     return m, t
 
 
-def _split_by(m: sp.csr_matrix, to_test: np.ndarray) -> Split:
+def _split_by(m: sp.csr_matrix, to_test: np.ndarray, times: np.ndarray | None = None) -> Split:
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
 
-    def part(mask):
-        return sp.csr_matrix((m.data[mask], (rows[mask], m.indices[mask])), shape=m.shape, dtype=np.float32)
+    def part(values, mask, dtype):
+        return sp.csr_matrix((values[mask], (rows[mask], m.indices[mask])), shape=m.shape, dtype=dtype)
 
-    return Split(part(~to_test), part(to_test))
+    train_times = None if times is None else part(times.astype(np.float64), ~to_test, np.float64)
+    return Split(part(m.data, ~to_test, np.float32), part(m.data, to_test, np.float32), train_times)
 
 
 # -- metrics ------------------------------------------------------------------

@@ -86,8 +86,13 @@ def register_commands(register):
 
 
 @hookspec
-def interactions_recorded(engine, users, items, weights):
-    """Called after ``engine`` stored a batch of interactions (lists of equal length)."""
+def interactions_recorded(engine, users, items, weights, timestamps):
+    """Called after ``engine`` stored a batch of interactions (lists of equal length).
+
+    ``timestamps`` is None when the batch came without times, else a list of
+    seconds since the epoch (None for an interaction without one). A hook may
+    leave out any argument it does not need.
+    """
 
 
 @hookspec

@@ -59,11 +59,16 @@ def similarity(X: np.ndarray, kind: str, **params) -> np.ndarray:
 
 
 def top_k_rows(S: np.ndarray, k: int) -> list[np.ndarray]:
-    """For each row, the ids of its top-k positive entries (score desc, id asc)."""
+    """For each row, the ids of its top-k positive entries (score desc, id asc).
+
+    Scores equal to 12 significant digits count as ties: a mathematical tie can
+    differ in the last bits depending on the BLAS summation order.
+    """
     out = []
     for row in S:
         ids = np.flatnonzero(row > 0)
-        order = np.lexsort((ids, -row[ids]))
+        scale = row[ids].max() if ids.size else 1.0
+        order = np.lexsort((ids, -np.round(row[ids] / scale, 12)))
         out.append(ids[order][:k])
     return out
 

@@ -61,3 +61,12 @@ def test_the_example_command_runs(installed_example):
     assert len(lines) == 3 and all(line.endswith("users") for line in lines)
     counts = [int(line.split("\t")[1].split()[0]) for line in lines]
     assert counts == sorted(counts, reverse=True)
+
+
+def test_the_example_command_checks_n_and_stops_at_the_catalogue(installed_example):
+    result = subprocess.run([str(BACKPACK), "top-items", "--n", "0"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "invalid _positive_int value" in result.stderr
+    result = subprocess.run([str(BACKPACK), "top-items", "--n", "5000"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.strip().splitlines()) == 1000  # the tiny catalogue has 1,000 items

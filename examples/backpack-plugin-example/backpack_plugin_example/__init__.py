@@ -90,8 +90,15 @@ class MostPopular(Recommender):
         return self.popularity
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)  # argparse turns this into "invalid _positive_int value"
+    return value
+
+
 def _configure_top_items(parser) -> None:
-    parser.add_argument("--n", type=int, default=10, help="how many items to show")
+    parser.add_argument("--n", type=_positive_int, default=10, help="how many items to show (at least 1)")
     parser.add_argument("--size", default="tiny", choices=["tiny", "small", "default"])
 
 
@@ -100,6 +107,8 @@ def _run_top_items(args) -> int:
     model = MostPopular().fit(catalogue.user_items)
     ids, scores = model.recommend_rows(sp.csr_matrix((1, model.n_items)), args.n)
     for i, s in zip(ids[0], scores[0]):
+        if i < 0:  # padding: the catalogue has fewer items than asked for
+            break
         print(f"{catalogue.item_ids[i]}\t{int(s)} users")
     return 0
 

@@ -1,0 +1,33 @@
+"""One way to fit a model, shared by the engine, ``backpack evaluate`` and ``backpack fit``.
+
+Most algorithms learn from weights alone. Those that also want *when*
+(recency-decayed popularity) declare a ``timestamps`` keyword on ``fit``
+and receive the times as a float64 matrix with exactly the structure of
+``user_items`` (NaN where a pair has no time); the others never see them,
+so a third-party ``fit(user_items, show_progress)`` keeps working.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import scipy.sparse as sp
+
+from .plugins import Registration, call_plugin
+
+
+def fit_model(registration: Registration, model, user_items: sp.csr_matrix, *,
+              timestamps: sp.csr_matrix | None = None, show_progress: bool = False):
+    """Fit ``model`` (made by ``registration``'s plugin) on ``user_items``; plugin failures name the plugin."""
+    kwargs = {"show_progress": show_progress}
+    if wants_timestamps(model):
+        kwargs["timestamps"] = timestamps
+    return call_plugin(registration, "fit", model.fit, user_items, **kwargs)
+
+
+def wants_timestamps(model) -> bool:
+    """Whether ``model.fit`` takes a ``timestamps`` keyword."""
+    try:
+        return "timestamps" in inspect.signature(model.fit).parameters
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,271 @@
+"""Reading interactions (CSV, TSV, JSON Lines) and item descriptions (JSON-LD) from files.
+
+Files are streamed: interactions come out in chunks of ``chunk_size`` rows,
+so an import never holds a whole file. Every malformed row is an
+:class:`~backpack.errors.InvalidInputError` naming the file and line; the CLI
+then stores nothing from that import (an import is all or nothing).
+
+Interaction columns (CSV header or JSON keys): ``user`` and ``item``
+(required; ``user_id`` / ``item_id`` also accepted), then optionally
+``weight``, ``kind`` (view, like, ...: mapped to a weight by the engine) and
+``timestamp`` (seconds since the epoch, or ISO 8601; ``time`` / ``ts`` also
+accepted). Other columns are ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from .errors import InvalidInputError
+
+_ALIASES = {"user": ("user", "user_id", "userid"), "item": ("item", "item_id", "itemid"),
+            "weight": ("weight", "value"), "kind": ("kind", "type", "action"),
+            "timestamp": ("timestamp", "time", "ts")}
+INTERACTION_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+ITEM_FORMATS = {".jsonld": "jsonld", ".json": "jsonld"}
+
+
+@dataclass
+class InteractionChunk:
+    """Up to ``chunk_size`` interactions; optional columns are None when the file has none."""
+
+    users: list[str] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
+    weights: list[float] | None = None
+    kinds: list[str] | None = None
+    timestamps: list[float] | None = None
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+def file_format(path: Path, forced: str | None = None) -> str:
+    """``csv``, ``tsv``, ``jsonl`` or ``jsonld``, from ``forced`` or the file's suffix."""
+    if forced:
+        return forced
+    suffix = path.suffix.lower()
+    found = INTERACTION_FORMATS.get(suffix) or ITEM_FORMATS.get(suffix)
+    if found is None:
+        raise InvalidInputError(f"{path}: cannot tell the format from the suffix {suffix!r}; use .csv, .tsv, "
+                                ".jsonl (interactions) or .jsonld (items), or pass --format")
+    return found
+
+
+def parse_timestamp(value, where: str) -> float:
+    """Seconds since the epoch from a number or an ISO 8601 string (naive means UTC)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        t = float(value)
+    elif isinstance(value, str):
+        try:
+            t = float(value)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                raise InvalidInputError(f"{where}: timestamp {value!r} is neither seconds since the epoch "
+                                        "nor an ISO 8601 date") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            t = parsed.timestamp()
+    else:
+        raise InvalidInputError(f"{where}: timestamp {value!r} is not a number or a date string")
+    if not math.isfinite(t):
+        raise InvalidInputError(f"{where}: timestamp {value!r} is not finite")
+    return t
+
+
+def _weight(value, where: str) -> float:
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{where}: weight {value!r} is not a number") from None
+    if not math.isfinite(w):
+        raise InvalidInputError(f"{where}: weight {value!r} is not finite")
+    return w
+
+
+def _ident(value, name: str, where: str) -> str:
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"{where}: {name} must be a non-empty string, got {value!r}")
+    return value
+
+
+class _Columns:
+    """Which source field is which interaction column (found once, from the header or first object)."""
+
+    def __init__(self, names, path: Path):
+        lowered = {str(n).strip().lower(): n for n in names}
+        self.fields = {}
+        for column, aliases in _ALIASES.items():
+            found = next((lowered[a] for a in aliases if a in lowered), None)
+            if found is not None:
+                self.fields[column] = found
+        missing = [c for c in ("user", "item") if c not in self.fields]
+        if missing:
+            raise InvalidInputError(f"{path}: no {' or '.join(missing)} column; the header has "
+                                    f"{', '.join(map(str, names)) or 'nothing'} (need user and item)")
+
+    def new_chunk(self) -> InteractionChunk:
+        return InteractionChunk(weights=[] if "weight" in self.fields else None,
+                                kinds=[] if "kind" in self.fields else None,
+                                timestamps=[] if "timestamp" in self.fields else None)
+
+    def add(self, chunk: InteractionChunk, row, where: str) -> None:
+        get = row.get
+        chunk.users.append(_ident(get(self.fields["user"]), "user", where))
+        chunk.items.append(_ident(get(self.fields["item"]), "item", where))
+        if chunk.weights is not None:
+            chunk.weights.append(_weight(get(self.fields["weight"]), where))
+        if chunk.kinds is not None:
+            chunk.kinds.append(_ident(get(self.fields["kind"]), "kind", where))
+        if chunk.timestamps is not None:
+            chunk.timestamps.append(parse_timestamp(get(self.fields["timestamp"]), where))
+
+
+def read_interactions(path, *, fmt: str | None = None, chunk_size: int = 100_000,
+                      progress=None) -> Iterator[InteractionChunk]:
+    """Interactions of a CSV / TSV / JSON Lines file, ``chunk_size`` rows at a time.
+
+    ``progress`` (e.g. a tqdm bar) is advanced by the bytes read.
+    """
+    path = Path(path)
+    fmt = file_format(path, fmt)
+    if fmt not in ("csv", "tsv", "jsonl"):
+        raise InvalidInputError(f"{path}: {fmt} files hold items, not interactions")
+    with open(path, "rb") as raw:
+        text = io.TextIOWrapper(_Counting(raw, progress), encoding="utf-8", newline="")
+        try:
+            if fmt == "jsonl":
+                yield from _jsonl_rows(text, path, chunk_size)
+            else:
+                yield from _csv_rows(text, path, chunk_size, "\t" if fmt == "tsv" else ",")
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start} of a block)") from None
+
+
+def _csv_rows(text, path: Path, chunk_size: int, delimiter: str) -> Iterator[InteractionChunk]:
+    reader = csv.DictReader(text, delimiter=delimiter, strict=True)
+    try:
+        columns = _Columns(reader.fieldnames or [], path)
+    except csv.Error as exc:
+        raise InvalidInputError(f"{path}:1: malformed header ({exc})") from None
+    chunk = columns.new_chunk()
+    try:
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if None in row or any(v is None for v in row.values()):  # too many or too few fields
+                raise InvalidInputError(f"{where}: expected {len(reader.fieldnames)} fields like the header")
+            columns.add(chunk, row, where)
+            if len(chunk) >= chunk_size:
+                yield chunk
+                chunk = columns.new_chunk()
+    except csv.Error as exc:
+        raise InvalidInputError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
+    if len(chunk):
+        yield chunk
+
+
+def _jsonl_rows(text, path: Path, chunk_size: int) -> Iterator[InteractionChunk]:
+    columns = None
+    chunk = None
+    for number, line in enumerate(text, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise InvalidInputError(f"{where}: not JSON ({exc})") from None
+        if not isinstance(row, dict):
+            raise InvalidInputError(f"{where}: each line must be a JSON object, got {type(row).__name__}")
+        if columns is None:
+            columns = _Columns(list(row), path)
+            chunk = columns.new_chunk()
+        missing = [name for name in columns.fields.values() if name not in row]
+        if missing:
+            raise InvalidInputError(f"{where}: missing {', '.join(map(repr, missing))} (the first line had them)")
+        columns.add(chunk, row, where)
+        if len(chunk) >= chunk_size:
+            yield chunk
+            chunk = columns.new_chunk()
+    if chunk is not None and len(chunk):
+        yield chunk
+
+
+class _Counting(io.RawIOBase):
+    """A binary reader that reports the bytes it hands out to a progress bar."""
+
+    def __init__(self, raw, progress):
+        self._raw, self._progress = raw, progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._raw.readinto(buffer)
+        if self._progress is not None and n:
+            self._progress.update(n)
+        return n
+
+
+# -- items ----------------------------------------------------------------------
+
+
+@dataclass
+class ItemDescription:
+    """An item from a JSON-LD document: its IRI, its kind (from its type) and the node as given."""
+
+    id: str
+    kind: str | None
+    document: dict
+
+
+def read_items(path) -> list[ItemDescription]:
+    """Item nodes of a JSON-LD file (one node, an array, or a ``@graph``).
+
+    Each node needs an ``@id`` (or the AS2 alias ``id``); its first ``@type``
+    / ``type`` becomes the item's kind (the part after the last ``/``, ``#``
+    or ``:``, so ``schema:3DModel`` is ``3DModel``). The node is kept as
+    given, with the document's ``@context``, for the JSON-LD mapping to use.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:
+        raise InvalidInputError(f"{path}: not JSON ({exc})") from None
+    context = doc.get("@context") if isinstance(doc, dict) else None
+    if isinstance(doc, dict) and "@graph" in doc:
+        nodes = doc["@graph"]
+    else:
+        nodes = doc if isinstance(doc, list) else [doc]
+    if not isinstance(nodes, list):
+        raise InvalidInputError(f"{path}: @graph must be an array of nodes")
+    out = []
+    for number, node in enumerate(nodes):
+        where = f"{path}: node {number}"
+        if not isinstance(node, dict):
+            raise InvalidInputError(f"{where} is {type(node).__name__}, not an object")
+        iri = node.get("@id", node.get("id"))
+        if not isinstance(iri, str) or not iri:
+            raise InvalidInputError(f"{where} has no @id: every item needs an IRI")
+        types = node.get("@type", node.get("type"))
+        first = types[0] if isinstance(types, list) and types else types
+        if first is not None and not isinstance(first, str):
+            raise InvalidInputError(f"{where} ({iri}): @type must be a string or an array of strings")
+        kind = first.replace("#", "/").replace(":", "/").rstrip("/").rsplit("/", 1)[-1] if first else None
+        if context is not None and "@context" not in node:
+            node = {"@context": context, **node}
+        out.append(ItemDescription(iri, kind or None, node))
+    return out
