@@ -128,7 +128,7 @@ class FactorModel(Recommender):
         values = [repr(getattr(self, name)) for name in self.param_names]
         save_npz(path, self.kind, _FORMAT_VERSION, param_names=np.array(list(self.param_names), dtype=str),
                  param_values=np.array(values, dtype=str), user_factors=self.user_factors,
-                 item_factors=self.item_factors)
+                 item_factors=self.item_factors, **self._extra_arrays())
 
     @classmethod
     def load(cls, path, num_threads: int = 0):
@@ -137,12 +137,20 @@ class FactorModel(Recommender):
             params = {str(n): ast.literal_eval(str(v)) for n, v in zip(f["param_names"], f["param_values"])}
             users, items = f["user_factors"], f["item_factors"]
             model = cls(**params, num_threads=num_threads)
+            model._load_extra(f, path)
         if (users.ndim != 2 or items.ndim != 2 or users.shape[1] != items.shape[1]
                 or not (np.isfinite(users).all() and np.isfinite(items).all())):
             raise ModelFileError(f"{npz_path(path)} is corrupt: factor matrices do not match")
         model.user_factors = np.ascontiguousarray(users, dtype=np.float32)
         model.item_factors = np.ascontiguousarray(items, dtype=np.float32)
         return model
+
+    def _extra_arrays(self) -> dict:
+        """Arrays a subclass saves beside the factors (read back by :meth:`_load_extra`)."""
+        return {}
+
+    def _load_extra(self, f, path) -> None:
+        """Read what :meth:`_extra_arrays` saved from the open model file ``f``."""
 
     # -- internals -----------------------------------------------------------
 

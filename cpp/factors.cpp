@@ -193,16 +193,16 @@ bool holds(const CsrView &m, int64_t row, int32_t item) {
 }
 
 BACKPACK_CLONES void bpr_step(float *u, float *vi, float *vj, int64_t d, float lr, float reg, float z) {
-    // Column d holds the item bias; the user's column d stays 1.
+    // Column d is the item bias and, on the user side, its weight (starting
+    // at 1): updated like every other column, as implicit does, so each user
+    // learns how much the items' popularity counts for them.
 #pragma omp simd
-    for (int64_t c = 0; c < d; ++c) {
+    for (int64_t c = 0; c <= d; ++c) {
         const float uc = u[c];
         u[c] += lr * (z * (vi[c] - vj[c]) - reg * uc);
         vi[c] += lr * (z * uc - reg * vi[c]);
         vj[c] += lr * (-z * uc - reg * vj[c]);
     }
-    vi[d] += lr * (z - reg * vi[d]);
-    vj[d] += lr * (-z - reg * vj[d]);
 }
 
 }  // namespace
@@ -242,7 +242,7 @@ double bpr_train(const CsrView &user_items, float *users, float *items, int64_t 
                 float *uf = users + static_cast<int64_t>(u) * stride;
                 float *vi = items + static_cast<int64_t>(i) * stride;
                 float *vj = items + static_cast<int64_t>(j) * stride;
-                const float x = dot(uf, vi, d) - dot(uf, vj, d) + vi[d] - vj[d];
+                const float x = dot(uf, vi, d + 1) - dot(uf, vj, d + 1);
                 const float z = 1.0f / (1.0f + std::exp(x));
                 ok += x > 0.0f;
                 ++used;
