@@ -24,6 +24,7 @@ from .engine import Engine, Recommendation
 from .errors import (
     BackpackError,
     CancelledError,
+    DatasetUnavailableError,
     InvalidInputError,
     ModelFileError,
     NotFittedError,
@@ -43,7 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "_core", "Bags", "DenseIndex", "dense_topk", "Engine", "Recommendation", "ItemKNN", "CosineRecommender",
     "BM25Recommender", "TFIDFRecommender", "RP3Beta", "BackpackError", "CancelledError", "InvalidInputError",
-    "ModelFileError", "NotFittedError", "StaleModelError", "UnknownItemError", "UnknownUserError", "hookimpl",
-    "Plugins", "get_plugins", "PluginConflictError", "PluginError", "Recommender", "ALS", "BPR", "EASE", "UserKNN",
-    "Popularity",
+    "DatasetUnavailableError", "ModelFileError", "NotFittedError", "StaleModelError", "UnknownItemError",
+    "UnknownUserError", "hookimpl", "Plugins", "get_plugins", "PluginConflictError", "PluginError", "Recommender",
+    "ALS", "BPR", "EASE", "UserKNN", "Popularity",
 ]

