@@ -77,7 +77,7 @@ def _data(args, plugins: Plugins):
 
         ds = datasets.load(args.dataset)
         times = None if ds.timestamps is None else ds.timestamps.data
-        return ds.description, ds.user_items, times
+        return ds.name, ds.user_items, times  # the description repeats the shape printed below
     from .state_dir import DataDir, DataDirError
 
     data = DataDir(args.data_dir)
