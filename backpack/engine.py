@@ -8,7 +8,6 @@ model in with one assignment: readers never wait for it.
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from typing import NamedTuple, Sequence
@@ -18,7 +17,7 @@ import scipy.sparse as sp
 
 from .bags import Bags, id_lists, weight_array
 from .errors import InvalidInputError, NotFittedError, StaleModelError, UnknownItemError
-from .fitting import fit_model, wants_timestamps
+from .fitting import accepts, fit_model, wants_timestamps
 from .item_kinds import ItemKinds
 from .plugins import Plugins, Registration, call_plugin, create_algorithm, get_plugins
 from .recommender import Recommender
@@ -148,7 +147,7 @@ class Engine:
         indices would name other items).
         """
         registration = self.plugins.algorithm(algorithm)
-        if _accepts(registration.value, "num_threads"):
+        if accepts(registration.value, "num_threads"):
             params.setdefault("num_threads", self.num_threads)
         model = create_algorithm(registration, params)
         with self._write_lock:
@@ -311,15 +310,6 @@ def _timed_entries(user_items, timestamps):
         raise InvalidInputError("timestamps need user_items as a CSR, CSC or COO matrix (their entry order)")
     entries = sp.coo_matrix(user_items)
     t = timestamps.data if sp.issparse(timestamps) else timestamps
-    t = timestamp_array(np.asarray(t), entries.nnz) if entries.nnz else np.empty(0)
+    t = timestamp_array(t, entries.nnz)
     held = entries.data != 0
     return entries.row[held], entries.col[held], t[held]
-
-
-def _accepts(factory, name: str) -> bool:
-    """Whether ``factory`` takes a keyword argument ``name`` (or any keyword)."""
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)

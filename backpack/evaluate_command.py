@@ -92,11 +92,11 @@ def _data(args, plugins: Plugins):
 
 
 def _split(args, m, times):
+    if times is not None and np.isnan(times).any():
+        times = None  # times on only some interactions order nothing
     if args.split == "holdout":
-        complete = times is not None and not np.isnan(times).any()
-        return (holdout_split(m, args.test_fraction, seed=args.seed, timestamps=times if complete else None),
-                "random hold-out")
-    if times is None or np.isnan(times).any():
+        return holdout_split(m, args.test_fraction, seed=args.seed, timestamps=times), "random hold-out"
+    if times is None:
         raise InvalidInputError(f"the {args.split!r} split needs a timestamp on every interaction; this data "
                                 "has none (or not all): use --split holdout")
     if args.split == "last":

@@ -26,8 +26,15 @@ def fit_model(registration: Registration, model, user_items: sp.csr_matrix, *,
 
 
 def wants_timestamps(model) -> bool:
-    """Whether ``model.fit`` takes a ``timestamps`` keyword."""
+    """Whether ``model.fit`` declares a ``timestamps`` keyword (a bare ``**kwargs`` does not count:
+    such a fit may forward its keywords somewhere that would choke on them)."""
+    return accepts(model.fit, "timestamps", via_var_keyword=False)
+
+
+def accepts(fn, name: str, *, via_var_keyword: bool = True) -> bool:
+    """Whether ``fn`` takes a keyword argument ``name`` (or, if ``via_var_keyword``, any keyword)."""
     try:
-        return "timestamps" in inspect.signature(model.fit).parameters
+        params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return False
+    return any(p.name == name or (via_var_keyword and p.kind is inspect.Parameter.VAR_KEYWORD) for p in params)

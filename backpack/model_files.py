@@ -23,20 +23,30 @@ def npz_path(path) -> Path:
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
-def save_npz(path, kind: str, version: int, **arrays) -> None:
-    """Write ``arrays`` (plus the model's kind and format version) to ``path`` atomically."""
-    path = npz_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+@contextmanager
+def atomic_file(path: Path, mode: str = "wb", **open_args):
+    """Yield a temporary file beside ``path``; on success it is fsynced and renamed onto ``path``.
+
+    A crash or an exception leaves the previous ``path`` untouched.
+    """
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, format=np.int64(version), kind=np.array(kind), **arrays)
+        with os.fdopen(fd, mode, **open_args) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_npz(path, kind: str, version: int, **arrays) -> None:
+    """Write ``arrays`` (plus the model's kind and format version) to ``path`` atomically."""
+    path = npz_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as f:
+        np.savez(f, format=np.int64(version), kind=np.array(kind), **arrays)
 
 
 @contextmanager

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -35,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import BackpackError, InvalidInputError, ModelFileError
-from .model_files import open_npz, save_npz
+from .model_files import atomic_file, open_npz, save_npz
 
 FORMAT = 1
 # directories whose lock this process holds, with the nesting depth
@@ -314,16 +313,8 @@ class DataDir:
             raise DataDirError(f"{path} is unreadable ({exc}); restore it or start a new data directory") from exc
 
     def _write_json(self, path: Path, value) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(value, f, indent=1, ensure_ascii=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path, "w", encoding="utf-8") as f:
+            json.dump(value, f, indent=1, ensure_ascii=False)
 
 
 def _jsonable(params: dict) -> dict:

@@ -27,7 +27,8 @@ constexpr float kExcluded = std::numeric_limits<float>::quiet_NaN();
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 __attribute__((target_clones("arch=x86-64-v3", "default")))
 #endif
-void dot_block(const float *qt, int64_t nq, const float *rows, int64_t nr, int64_t d, float *out) {
+// All kQueryBlock lanes are computed: padded queries are zero and their lanes ignored.
+void dot_block(const float *qt, const float *rows, int64_t nr, int64_t d, float *out) {
     // GCC vector types, not arrays: locals of vector type live in registers
     // (float arrays of the same size were spilled to the stack on every
     // step). 3 x 4 accumulators + 3 query vectors + a broadcast fit the 16
@@ -61,7 +62,37 @@ void dot_block(const float *qt, int64_t nq, const float *rows, int64_t nr, int64
             out[r * kQueryBlock + a] = acc;
         }
     }
-    (void)nq;  // padded queries are zero: their lanes are computed and ignored
+}
+
+// The same for a block of at most 8 queries (single requests, small
+// batches): one vector per row, so a lone query costs a third of the full
+// tile's work. Lanes 8 and up of ``out`` are left as they were.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+void dot_block_narrow(const float *qt, const float *rows, int64_t nr, int64_t d, float *out) {
+    typedef float v8 __attribute__((vector_size(32)));
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) {
+        v8 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+        const float *x0 = rows + r * d, *x1 = x0 + d, *x2 = x1 + d, *x3 = x2 + d;
+        for (int64_t c = 0; c < d; ++c) {
+            v8 q;
+            __builtin_memcpy(&q, qt + c * kQueryBlock, sizeof q);
+            a0 += q * x0[c]; a1 += q * x1[c]; a2 += q * x2[c]; a3 += q * x3[c];
+        }
+        const v8 acc[4] = {a0, a1, a2, a3};
+        for (int64_t row = 0; row < 4; ++row)
+            __builtin_memcpy(out + (r + row) * kQueryBlock, &acc[row], sizeof(v8));
+    }
+    for (; r < nr; ++r) {
+        const float *x = rows + r * d;
+        for (int64_t a = 0; a < 8; ++a) {
+            float acc = 0.0f;
+            for (int64_t c = 0; c < d; ++c) acc += qt[c * kQueryBlock + a] * x[c];
+            out[r * kQueryBlock + a] = acc;
+        }
+    }
 }
 
 // The block's queries transposed into qt (d x kQueryBlock), zero past nq.
@@ -134,47 +165,48 @@ TopN dense_topk(const float *queries, int64_t m, const float *matrix, int64_t n,
             }
             const int64_t r_begin = part * rows_per_part;
             const int64_t r_end = std::min(n, r_begin + rows_per_part);
-            for (int64_t r0 = r_begin; r0 < r_end; r0 += kRowBlock)
-            for (int64_t qb = qb_begin; qb < qb_end; ++qb) {
-                const int64_t q0 = qb * kQueryBlock, nq = std::min(kQueryBlock, m - q0);
+            for (int64_t r0 = r_begin; r0 < r_end; r0 += kRowBlock) {
                 const int64_t nr = std::min(kRowBlock, r_end - r0);
-                dot_block(qts.data() + (qb - qb_begin) * d * kQueryBlock, nq, matrix + r0 * d, nr, d,
-                          block.data());
-                // Excluded rows are marked NaN in the block (scores are
-                // finite otherwise) and never offered: a padded result then
-                // means "fewer eligible", never an excluded row.
-                if (skip.per_query) {
-                    const CsrView &ex = *skip.per_query;
-                    for (int64_t a = 0; a < nq; ++a)
-                        for (int64_t e = ex.row_begin(q0 + a); e < ex.row_end(q0 + a); ++e) {
-                            const int64_t r = ex.indices[e] - r0;
-                            if (r >= 0 && r < nr) block[r * kQueryBlock + a] = kExcluded;
-                        }
-                }
-                // Everything the scan reads lives in locals: through the
-                // captured references the compiler reloaded them every score.
-                BoundedTopK *heaps[kQueryBlock];
-                float floors[kQueryBlock], scale[kQueryBlock];
-                for (int64_t a = 0; a < nq; ++a) {
-                    heaps[a] = &best[(q0 + a) * parts + part];
-                    floors[a] = heaps[a]->floor();
-                    scale[a] = cosine ? query_inv[q0 + a] : 1.0f;
-                }
-                const uint8_t *eligible = skip.eligible;
-                const float *inv = cosine ? row_inv.data() + r0 : nullptr;
-                const float *scores = block.data();
-                // Rows arrive in increasing order for every query, so a row
-                // that only ties the worst kept one loses the tie: "> floor"
-                // is the whole test for most rows (NaN, the excluded mark,
-                // fails it too).
-                for (int64_t r = 0; r < nr; ++r) {
-                    if (eligible && !eligible[r0 + r]) continue;
-                    const float *row_scores = scores + r * kQueryBlock;
+                for (int64_t qb = qb_begin; qb < qb_end; ++qb) {
+                    const int64_t q0 = qb * kQueryBlock, nq = std::min(kQueryBlock, m - q0);
+                    const float *qt = qts.data() + (qb - qb_begin) * d * kQueryBlock;
+                    (nq <= 8 ? dot_block_narrow : dot_block)(qt, matrix + r0 * d, nr, d, block.data());
+                    // Excluded rows are marked NaN in the block (scores are
+                    // finite otherwise) and never offered: a padded result then
+                    // means "fewer eligible", never an excluded row.
+                    if (skip.per_query) {
+                        const CsrView &ex = *skip.per_query;
+                        for (int64_t a = 0; a < nq; ++a)
+                            for (int64_t e = ex.row_begin(q0 + a); e < ex.row_end(q0 + a); ++e) {
+                                const int64_t r = ex.indices[e] - r0;
+                                if (r >= 0 && r < nr) block[r * kQueryBlock + a] = kExcluded;
+                            }
+                    }
+                    // Everything the scan reads lives in locals: through the
+                    // captured references the compiler reloaded them every score.
+                    BoundedTopK *heaps[kQueryBlock];
+                    float floors[kQueryBlock], scale[kQueryBlock];
                     for (int64_t a = 0; a < nq; ++a) {
-                        const float s = inv ? row_scores[a] * (scale[a] * inv[r]) : row_scores[a];
-                        if (!(s > floors[a])) continue;
-                        heaps[a]->offer(s, static_cast<int32_t>(r0 + r));
+                        heaps[a] = &best[(q0 + a) * parts + part];
                         floors[a] = heaps[a]->floor();
+                        scale[a] = cosine ? query_inv[q0 + a] : 1.0f;
+                    }
+                    const uint8_t *eligible = skip.eligible;
+                    const float *inv = cosine ? row_inv.data() + r0 : nullptr;
+                    const float *scores = block.data();
+                    // Rows arrive in increasing order for every query, so a row
+                    // that only ties the worst kept one loses the tie: "> floor"
+                    // is the whole test for most rows (NaN, the excluded mark,
+                    // fails it too).
+                    for (int64_t r = 0; r < nr; ++r) {
+                        if (eligible && !eligible[r0 + r]) continue;
+                        const float *row_scores = scores + r * kQueryBlock;
+                        for (int64_t a = 0; a < nq; ++a) {
+                            const float s = inv ? row_scores[a] * (scale[a] * inv[r]) : row_scores[a];
+                            if (!(s > floors[a])) continue;
+                            heaps[a]->offer(s, static_cast<int32_t>(r0 + r));
+                            floors[a] = heaps[a]->floor();
+                        }
                     }
                 }
             }
