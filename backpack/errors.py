@@ -69,3 +69,30 @@ class DatasetUnavailableError(BackpackError, ImportError):
     """
 
     code = "dataset_unavailable"
+
+
+class BackendUnavailableError(BackpackError, ImportError):
+    """A model backend (or task) whose optional packages are not installed.
+
+    The message names the ``pip install`` that provides them.
+    """
+
+    code = "backend_unavailable"
+
+
+class ModelLoadError(BackpackError, OSError):
+    """A model file is missing, corrupt, truncated or not loadable by the backend."""
+
+    code = "model_load_failed"
+
+
+class ModelInputError(InvalidInputError):
+    """Inputs that do not match the model: missing or unknown names, wrong dtype or shape."""
+
+    code = "model_input"
+
+
+class ModelRunError(BackpackError, RuntimeError):
+    """The backend failed while running a model on checked inputs."""
+
+    code = "model_run_failed"

@@ -302,12 +302,30 @@ def create_algorithm(registration: Registration, params: dict):
     """An unfitted model from an algorithm registration, checked to be a Recommender."""
     from .recommender import Recommender
 
-    model = call_plugin(registration, "creating the model", registration.value, **params)
-    if not isinstance(model, Recommender):
+    return create_registered(registration, params, Recommender)
+
+
+def create_registered(registration: Registration, params: dict, expected: type):
+    """``registration.value(**params)`` checked to be an ``expected``; plugin failures name the plugin.
+
+    Parameters the factory does not declare are an InvalidInputError naming
+    them, so a typo in ``-p name=value`` is not blamed on the plugin.
+    """
+    import inspect
+
+    try:
+        inspect.signature(registration.value).bind(**params)
+    except TypeError as exc:
+        raise InvalidInputError(f"{_singular(registration.kind)} {registration.name!r} does not take "
+                                f"these parameters: {exc}") from None
+    except ValueError:  # no signature to check (a builtin): let the call decide
+        pass
+    made = call_plugin(registration, "creating it", registration.value, **params)
+    if not isinstance(made, expected):
         raise InvalidInputError(
-            f"algorithm {registration.name!r} from plugin {registration.plugin!r} did not return a "
-            "backpack.Recommender")
-    return model
+            f"{_singular(registration.kind)} {registration.name!r} from plugin {registration.plugin!r} did not "
+            f"return a backpack.{expected.__name__}")
+    return made
 
 
 def call_plugin(registration: Registration, what: str, fn: Callable, *args, **kwargs):
