@@ -16,24 +16,33 @@ except ImportError as exc:  # pragma: no cover - depends on how Python was start
         "`python -m pytest`, from the repository root)."
     ) from exc
 from .als import ALS
+from .backend_serving import BackendServedModel
 from .bags import Bags
 from .bpr import BPR
 from .dense import DenseIndex, dense_topk
 from .ease import EASE
+from .embedding_model import EmbeddingModel
 from .engine import Engine, Recommendation
 from .errors import (
+    BackendUnavailableError,
     BackpackError,
     CancelledError,
     DatasetUnavailableError,
     InvalidInputError,
     ModelFileError,
+    ModelInputError,
+    ModelLoadError,
+    ModelRunError,
     NotFittedError,
     StaleModelError,
     UnknownItemError,
     UnknownUserError,
 )
 from .hookspecs import hookimpl
+from .factor_export import export_factor_model
 from .itemknn import BM25Recommender, CosineRecommender, ItemKNN, RP3Beta, TFIDFRecommender
+from .model_backends import ModelBackend, ModelSession, TensorSpec, get_backend
+from .model_tasks import ModelTask, available_tasks, get_task
 from .popularity import Popularity
 from .plugins import PluginConflictError, PluginError, Plugins, get_plugins
 from .recommender import Recommender
@@ -46,5 +55,7 @@ __all__ = [
     "BM25Recommender", "TFIDFRecommender", "RP3Beta", "BackpackError", "CancelledError", "InvalidInputError",
     "DatasetUnavailableError", "ModelFileError", "NotFittedError", "StaleModelError", "UnknownItemError",
     "UnknownUserError", "hookimpl", "Plugins", "get_plugins", "PluginConflictError", "PluginError", "Recommender",
-    "ALS", "BPR", "EASE", "UserKNN", "Popularity",
+    "ALS", "BPR", "EASE", "UserKNN", "Popularity", "EmbeddingModel", "BackendServedModel", "export_factor_model",
+    "ModelBackend", "ModelSession", "TensorSpec", "get_backend", "ModelTask", "get_task", "available_tasks",
+    "BackendUnavailableError", "ModelInputError", "ModelLoadError", "ModelRunError",
 ]

@@ -8,6 +8,7 @@ model in with one assignment: readers never wait for it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import NamedTuple, Sequence
@@ -22,6 +23,8 @@ from .item_kinds import ItemKinds
 from .plugins import Plugins, Registration, call_plugin, create_algorithm, get_plugins
 from .recommender import Recommender
 from .timestamps import TimestampLog, timestamp_array
+
+log = logging.getLogger("backpack.engine")
 
 DEFAULT_KIND_WEIGHTS = {"view": 1.0, "visit": 2.0, "like": 3.0, "equip": 5.0, "purchase": 8.0}
 
@@ -63,6 +66,7 @@ class Engine:
         self.num_threads = num_threads
         self.plugins = plugins if plugins is not None else get_plugins()
         self._served: _Served | None = None
+        self._backend = None  # the ModelBackend factor models are served on (None: the native core)
         # Writers (and a fit's snapshot) take _write_lock so a snapshot sees one
         # consistent state; readers never take it. _model_lock is the small lock
         # around the model swap: load_matrix bumps _generation under it, and a
@@ -156,7 +160,8 @@ class Engine:
             times = self.timestamps.as_csr(user_items) if wants_timestamps(model) else None
         start = time.perf_counter()
         fit_model(registration, model, user_items, timestamps=times, show_progress=show_progress)
-        served = _Served(model, registration, int(call_plugin(registration, "n_items", lambda: model.n_items)))
+        served = _Served(self._on_backend(model), registration,
+                         int(call_plugin(registration, "n_items", lambda: model.n_items)))
         with self._model_lock:
             if generation != self._generation:
                 raise StaleModelError(
@@ -185,8 +190,56 @@ class Engine:
         if n_items > self.bags.n_items:
             raise StaleModelError(f"the {algorithm!r} model knows {n_items} items but the bags hold "
                                   f"{self.bags.n_items}: it was fitted on other data")
+        served = _Served(self._on_backend(model), registration, n_items)
         with self._model_lock:
-            self._served = _Served(model, registration, n_items)
+            self._served = served
+
+    def serve_on(self, backend=None, **options) -> None:
+        """Serve factor models (ALS, BPR, embeddings) through a model backend, or the native core again.
+
+        ``backend`` is a registered backend name (``"onnx"``, ``"iree"``), a
+        :class:`~backpack.model_backends.ModelBackend`, or None for the native
+        core; ``options`` go to the backend (``threads=``, ``cache_dir=``).
+        The model in service is exported and loaded now (IREE compiles it, or
+        takes it from its cache) and swapped in; later fits are served the
+        same way. Other models keep being served by the native core.
+        """
+        from .model_backends import ModelBackend, get_backend
+
+        if backend is not None and not isinstance(backend, ModelBackend):
+            backend = get_backend(backend, self.plugins, **options)
+        self._backend = backend
+        served = self._served
+        if served is not None:
+            moved = _Served(self._on_backend(served.model), served.registration, served.n_items)
+            with self._model_lock:
+                if self._served is served:  # a fit that finished meanwhile already used the new backend
+                    self._served = moved
+
+    @property
+    def serving(self) -> dict:
+        """What answers recommendations: ``{"algorithm": name or None, "backend": "native" or a backend name}``."""
+        from .backend_serving import BackendServedModel
+
+        served = self._served
+        if served is None:
+            return {"algorithm": None, "backend": None}
+        backend = served.model.backend.name if isinstance(served.model, BackendServedModel) else "native"
+        return {"algorithm": served.registration.name, "backend": backend}
+
+    def _on_backend(self, model: Recommender) -> Recommender:
+        """``model`` as it should be served: wrapped for the chosen backend when it is a factor model."""
+        from .backend_serving import BackendServedModel
+        from .factor_model import FactorModel
+
+        native = model.native if isinstance(model, BackendServedModel) else model
+        if self._backend is None:
+            return native
+        if not isinstance(native, FactorModel):
+            log.warning("%s models are served by the native core: only factor models (als, bpr, embeddings) "
+                        "run on model backends", type(native).__name__)
+            return native
+        return BackendServedModel(native, self._backend)
 
     def save(self, path) -> None:
         """Write bags, timestamps, item kinds and the model in service to the data directory ``path``."""

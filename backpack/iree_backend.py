@@ -150,13 +150,18 @@ class IreeBackend(ModelBackend):
     def _load(self, source: ModelSource) -> "IreeSession":
         proto = parse_onnx(source)
         path = self.compiled_path(source)
-        rt = self._runtime
         config = self._config()
         try:
-            module = rt.VmModule.mmap(config.vm_instance, str(path))
-        except Exception as exc:
-            raise ModelLoadError(f"IREE cannot load the compiled module {path} (delete it to recompile): "
-                                 f"{exc}") from None
+            module = self._runtime.VmModule.mmap(config.vm_instance, str(path))
+        except Exception:
+            # A damaged cache entry (a disk error, a hand edit) is only a cache miss: compile again.
+            path.unlink(missing_ok=True)
+            path = self.compiled_path(source)
+            try:
+                module = self._runtime.VmModule.mmap(config.vm_instance, str(path))
+            except Exception as exc:
+                raise ModelLoadError(f"IREE cannot load the module it compiled for {source.origin} ({path}): "
+                                     f"{exc}") from None
         names = [n for n in module.function_names if not n.endswith("$async") and not n.startswith("__")]
         if len(names) != 1:
             raise ModelLoadError(f"{path} exports functions {names}; expected the model's one entry point")

@@ -1,0 +1,112 @@
+"""Serving a factor model through a model backend (ONNX Runtime, IREE, ...).
+
+:class:`BackendServedModel` wraps a fitted ALS, BPR or embedding model: the
+model is exported to ONNX once (:mod:`backpack.factor_export`), loaded on
+the chosen backend, and ``recommend_rows`` becomes one model call per batch
+of bags. Everything else (``similar_items``, ``save``, fills) is the native
+model's, so an engine can switch backends without refitting or re-saving.
+
+Results match the native core's to float32 rounding (ALS's solve runs in
+float64 on both sides); ``tests/test_backend_serving.py`` states the
+tolerance and checks it on both built-in backends.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._arrays import check_count, check_result_size
+from .bag_scoring import fit_columns
+from .factor_export import export_factor_model
+from .factor_model import FactorModel, eligible_mask
+from .model_backends import ModelBackend, get_backend
+from .recommender import Recommender
+
+
+class BackendServedModel(Recommender):
+    """A fitted factor model whose bag -> top-N runs on a model backend.
+
+    ``backend`` is a registered name (``"onnx"``, ``"iree"``) or a
+    :class:`ModelBackend`; ``backend_options`` go to its constructor.
+    """
+
+    def __init__(self, model: FactorModel, backend: str | ModelBackend = "onnx", *, plugins=None,
+                 **backend_options):
+        if not isinstance(backend, ModelBackend):
+            backend = get_backend(backend, plugins, **backend_options)
+        self.native = model
+        self.backend = backend
+        self.session = backend.load(export_factor_model(model))
+        self._all_eligible = np.ones(model.n_items, dtype=bool)
+
+    # -- served by the backend ------------------------------------------------
+
+    def recommend_rows(self, rows: sp.csr_matrix, N: int, filter_owned: bool = True, allowed=None, denied=None):
+        """Top-``N`` for each bag (row), computed by the backend in one call."""
+        N = check_count(N, "N")
+        n_items = self.native.n_items
+        rows = fit_columns(rows, n_items)
+        check_result_size(rows.shape[0], N)
+        ids = np.full((rows.shape[0], N), -1, dtype=np.int32)
+        scores = np.full((rows.shape[0], N), -np.inf, dtype=np.float32)
+        k = min(N, n_items)
+        if rows.shape[0] == 0 or k == 0:
+            return ids, scores
+        eligible = eligible_mask(n_items, allowed, denied)
+        bag_items, bag_weights = _padded(rows, 0, 0.0, np.float32)
+        exclude = (_padded(rows, n_items, None, None)[0] if filter_owned
+                   else np.full((rows.shape[0], 1), n_items, dtype=np.int64))
+        out = self.session.run({
+            "bag_items": bag_items, "bag_weights": bag_weights, "exclude": exclude,
+            "eligible": self._all_eligible if eligible is None else eligible.astype(bool),
+            "k": np.array([k], dtype=np.int64)})
+        found, best = out["items"], out["scores"]
+        empty = ~np.isfinite(best) | (found >= n_items)  # -inf slots: fewer than k eligible items
+        ids[:, :k] = np.where(empty, -1, found)
+        scores[:, :k] = np.where(empty, -np.inf, best)
+        return ids, scores
+
+    # -- the native model's -----------------------------------------------------
+
+    def fit(self, user_items, show_progress: bool = True):
+        """Refit the native model and export it again."""
+        self.native.fit(user_items, show_progress=show_progress)
+        self.session = self.backend.load(export_factor_model(self.native))
+        self._all_eligible = np.ones(self.native.n_items, dtype=bool)
+        return self
+
+    @property
+    def n_items(self) -> int:
+        return self.native.n_items
+
+    def is_fill(self, scores: np.ndarray) -> np.ndarray:
+        return self.native.is_fill(scores)
+
+    def recommend(self, *args, **kwargs):
+        return self.native.recommend(*args, **kwargs)
+
+    def similar_items(self, *args, **kwargs):
+        return self.native.similar_items(*args, **kwargs)
+
+    def save(self, path) -> None:
+        self.native.save(path)
+
+    @classmethod
+    def load(cls, path):
+        raise NotImplementedError("load the native model (ALS.load, BPR.load, ...) and wrap it again")
+
+
+def _padded(rows: sp.csr_matrix, index_pad: int, weight_pad, weight_dtype):
+    """Rows' (indices, weights) as dense [rows, max(1, longest)] arrays padded with the given values."""
+    lengths = np.diff(rows.indptr)
+    width = max(1, int(lengths.max()) if lengths.size else 1)
+    slot = np.arange(rows.nnz) - np.repeat(rows.indptr[:-1], lengths)
+    owner = np.repeat(np.arange(rows.shape[0]), lengths)
+    indices = np.full((rows.shape[0], width), index_pad, dtype=np.int64)
+    indices[owner, slot] = rows.indices
+    if weight_dtype is None:
+        return indices, None
+    weights = np.full((rows.shape[0], width), weight_pad, dtype=weight_dtype)
+    weights[owner, slot] = rows.data
+    return indices, weights
