@@ -80,7 +80,8 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
     fit.add_argument("--no-activate", action="store_true", help="save without making it the active model")
     fit.add_argument("--threads", type=int, default=0, help="0 = all cores")
 
-    models = commands.add_parser("models", parents=[state, output], help="list the fitted models")
+    models = commands.add_parser("models", parents=[state, output],
+                                 help="list the fitted models, the model backends and the model tasks")
     del models  # no options of its own
 
     recommend = commands.add_parser("recommend", parents=[state, output], help="items for users")
@@ -93,6 +94,8 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
         sub.add_argument("--item-kind", help="only items of this kind (from imported JSON-LD types)")
         sub.add_argument("--threads", type=int, default=0, help="0 = all cores")
     recommend.add_argument("--keep-owned", action="store_true", help="allow items already in the user's bag")
+    recommend.add_argument("--backend", help="serve a factor model (als, bpr, embeddings) on this model backend "
+                                             "(onnx, iree; see `backpack models`)")
 
     evaluate = commands.add_parser("evaluate", parents=[state, output],
                                    help="compare algorithms (or settings of one) on one train/test split")

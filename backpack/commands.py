@@ -135,16 +135,25 @@ def run_fit(args, plugins: Plugins) -> int:
 
 
 def run_models(args, plugins: Plugins) -> int:
-    """List the saved models."""
+    """List the saved models, the model backends that run here and the model tasks."""
+    from .model_backends import available_backends
+    from .model_tasks import task_status
+
     data = _data_dir(args)
-    models = data.models()
-    active = data.state().get("active_model")
-    rows = [{**m.as_dict(), "active": m.label == active} for m in models]
+    active = data.state().get("active_model") if data.initialised else None
+    rows = [{**m.as_dict(), "active": m.label == active} for m in data.models()] if data.initialised else []
+    backends = [{"name": name, "description": text} for name, text in available_backends(plugins).items()]
+    tasks = [{"name": name, **status} for name, status in task_status(plugins).items()]
     lines = [f"{'*' if r['active'] else ' '} {r['label']}: {r['algorithm']} {r['params']} on "
              f"{r['n_interactions']:,} interactions, fitted "
              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(r['fitted_at']))} in {r['fit_seconds']:.2f} s"
-             for r in rows]
-    _print(args, rows, "\n".join(lines) or f"no models in {data.path} (backpack fit ALGORITHM)")
+             for r in rows] or [f"no models in {data.path} (backpack fit ALGORITHM)"]
+    lines += ["", "model backends (recommend --backend NAME):"]
+    lines += [f"  {b['name']}: {b['description']}" for b in backends] or ["  none installed"]
+    lines += ["", "model tasks:"]
+    lines += [f"  {t['name']}: {t['description'] if t['available'] else 'unavailable: ' + t['reason']}"
+              for t in tasks] or ["  none registered"]
+    _print(args, {"models": rows, "backends": backends, "tasks": tasks}, "\n".join(lines))
     return 0
 
 
@@ -178,6 +187,8 @@ def run_recommend(args, plugins: Plugins) -> int:
     """Top-n items for each user named (unknown users get popular items)."""
     data, engine = _engine(args, plugins)
     _stale_note(args, data, engine)
+    if args.backend:
+        engine.serve_on(args.backend, threads=args.threads)
     lists = engine.recommend_batch(args.users, n=args.n, filter_owned=not args.keep_owned, **_kind_filter(args))
     _print(args, [{"user": u, "items": _listing(rows)} for u, rows in zip(args.users, lists)],
            "\n".join(_text(f"for {u}:", rows) for u, rows in zip(args.users, lists)))

@@ -123,11 +123,17 @@ def test_models_are_labelled_and_chosen(data, capsys):
     run_json(capsys, "fit", "itemknn", "--data-dir", str(directory))
     run_json(capsys, "fit", "als", "-p", "factors=8", "-p", "iterations=3", "--label", "als-small",
              "--no-activate", "--data-dir", str(directory))
-    listed = run_json(capsys, "models", "--data-dir", str(directory))
+    listed = run_json(capsys, "models", "--data-dir", str(directory))["models"]
     assert [(m["label"], m["active"]) for m in listed] == [("als-small", False), ("itemknn", True)]
     engine = Engine.open(directory, model="als-small")
     via_cli = run_json(capsys, "recommend", "u3", "--model", "als-small", "--data-dir", str(directory))
     assert [r["item"] for r in via_cli[0]["items"]] == [r.item for r in engine.recommend("u3")]
+    # the same model served on ONNX Runtime gives the same list
+    on_onnx = run_json(capsys, "recommend", "u3", "--model", "als-small", "--backend", "onnx",
+                       "--data-dir", str(directory))
+    assert [r["item"] for r in on_onnx[0]["items"]] == [r.item for r in engine.recommend("u3")]
+    listing = run_json(capsys, "models", "--data-dir", str(directory))
+    assert {"onnx", "iree"} <= {b["name"] for b in listing["backends"]}
     code, _, err = run(capsys, "recommend", "u3", "--model", "nope", "--data-dir", str(directory))
     assert code == 3 and "no model 'nope'" in err and "als-small, itemknn" in err
 
@@ -137,7 +143,7 @@ def test_import_replace_drops_models(data, tmp_path, capsys):
     run_json(capsys, "fit", "itemknn", "--data-dir", str(directory))
     write_csv(tmp_path / "other.csv", rows[:10])
     run_json(capsys, "import", str(tmp_path / "other.csv"), "--replace", "--data-dir", str(directory))
-    assert run_json(capsys, "models", "--data-dir", str(directory)) == []
+    assert run_json(capsys, "models", "--data-dir", str(directory))["models"] == []
     assert Engine.open(directory).bags.nnz == len({(u, i) for u, i, _, _ in rows[:10]})
     code, _, err = run(capsys, "recommend", "u1", "--data-dir", str(directory))
     assert code == 3 and "backpack fit" in err
@@ -218,7 +224,7 @@ def test_data_dir_defaults_and_global_position(tmp_path, monkeypatch, capsys, da
     directory, _ = data
     monkeypatch.setenv("BACKPACK_DATA_DIR", str(directory))
     assert default_data_dir() == directory
-    assert len(run_json(capsys, "models")) == 0
+    assert len(run_json(capsys, "models")["models"]) == 0
     monkeypatch.delenv("BACKPACK_DATA_DIR")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert default_data_dir() == tmp_path / "xdg" / "backpack"
