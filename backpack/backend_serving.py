@@ -13,6 +13,8 @@ tolerance and checks it on both built-in backends.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -28,17 +30,35 @@ class BackendServedModel(Recommender):
     """A fitted factor model whose bag -> top-N runs on a model backend.
 
     ``backend`` is a registered name (``"onnx"``, ``"iree"``) or a
-    :class:`ModelBackend`; ``backend_options`` go to its constructor.
+    :class:`ModelBackend`; ``backend_options`` go to its constructor. On a
+    backend without a fast TopK the graph selects by blocks, exported for
+    lists of up to ``max_n`` items; a longer list exports (and, on IREE,
+    compiles) a wider graph once.
     """
 
-    def __init__(self, model: FactorModel, backend: str | ModelBackend = "onnx", *, plugins=None,
-                 **backend_options):
+    def __init__(self, model: FactorModel, backend: str | ModelBackend = "onnx", *, max_n: int = 20,
+                 plugins=None, **backend_options):
         if not isinstance(backend, ModelBackend):
             backend = get_backend(backend, plugins, **backend_options)
         self.native = model
         self.backend = backend
-        self.session = backend.load(export_factor_model(model))
-        self._all_eligible = np.ones(model.n_items, dtype=bool)
+        self.max_n = min(check_count(max_n, "max_n"), model.n_items) or 1
+        self._lock = threading.Lock()
+        self._export()
+
+    def _export(self) -> None:
+        selection = "topk" if self.backend.fast_topk else "blocks"
+        session = self.backend.load(export_factor_model(self.native, selection=selection, max_n=self.max_n))
+        self.session, self._all_eligible = session, np.ones(self.native.n_items, dtype=bool)
+
+    def _capacity(self, n: int) -> None:
+        """Make sure the exported graph can return ``n`` items (block selection has a fixed width)."""
+        if self.backend.fast_topk or n <= self.max_n:
+            return
+        with self._lock:
+            if n > self.max_n:
+                self.max_n = min(max(n, 2 * self.max_n), self.native.n_items)
+                self._export()
 
     # -- served by the backend ------------------------------------------------
 
@@ -53,6 +73,7 @@ class BackendServedModel(Recommender):
         k = min(N, n_items)
         if rows.shape[0] == 0 or k == 0:
             return ids, scores
+        self._capacity(k)
         eligible = eligible_mask(n_items, allowed, denied)
         bag_items, bag_weights = _padded(rows, 0, 0.0, np.float32)
         exclude = (_padded(rows, n_items, None, None)[0] if filter_owned
@@ -72,8 +93,7 @@ class BackendServedModel(Recommender):
     def fit(self, user_items, show_progress: bool = True):
         """Refit the native model and export it again."""
         self.native.fit(user_items, show_progress=show_progress)
-        self.session = self.backend.load(export_factor_model(self.native))
-        self._all_eligible = np.ones(self.native.n_items, dtype=bool)
+        self._export()
         return self
 
     @property

@@ -33,17 +33,28 @@ from typing import Callable
 
 import numpy as np
 
+from ._arrays import check_count
 from .errors import InvalidInputError, NotFittedError
 from .onnx_graph import GraphBuilder
 
 INPUT_NAMES = ("bag_items", "bag_weights", "exclude", "eligible", "k")
 
 
-def export_factor_model(model, *, opset: int = 17):
-    """The ONNX model (``onnx.ModelProto``) that serves ``model`` (an ALS, BPR or embedding model)."""
+def export_factor_model(model, *, selection: str = "topk", max_n: int = 100, opset: int = 17):
+    """The ONNX model (``onnx.ModelProto``) that serves ``model`` (an ALS, BPR or embedding model).
+
+    ``selection`` is how the best ``k`` items are picked: ``"topk"`` uses the
+    ONNX TopK operator (any ``k``); ``"blocks"`` avoids it for backends whose
+    TopK is slow (IREE lowers it to a full sort): the scores are cut into
+    blocks, the best ``max_n`` blocks by their maxima are kept, and ``max_n``
+    arg-max passes over those candidates pick the items, exactly. ``k`` may
+    then not exceed ``max_n``.
+    """
     from .model_backends import require
 
     require("onnx", "onnx", "exporting a model to ONNX", "onnx")
+    if selection not in ("topk", "blocks"):
+        raise InvalidInputError(f"selection must be 'topk' or 'blocks', got {selection!r}")
     builder = _builder_for(model)
     items = model.item_factors
     if items is None:
@@ -60,14 +71,67 @@ def export_factor_model(model, *, opset: int = 17):
     scores = g.op("MatMul", users, g.const(np.ascontiguousarray(items.T, dtype=np.float32), "item_factors_t"))
     minus_inf = g.const(np.array(-np.inf, dtype=np.float32), "minus_inf")
     scores = g.op("Where", eligible, scores, minus_inf)
-    # one -inf sentinel column after the items, so padded exclusions land somewhere harmless
-    widened = g.op("Concat", scores, _column(g, scores, -np.inf), axis=1)
+    if selection == "blocks" and not 1 <= check_count(max_n, "max_n", n_items + 1):
+        raise InvalidInputError("max_n must be >= 1")
+    size, n_blocks = _block_shape(n_items + 1, max_n)
+    # -inf columns after the items (one for "topk", up to a whole block for "blocks"), so padded
+    # exclusions (index n_items) land somewhere harmless
+    extra = 1 if selection == "topk" else n_blocks * size - n_items
+    widened = g.op("Pad", scores, g.ints(0, 0, 0, extra), minus_inf)
     blocked = g.op("Expand", minus_inf, g.op("Shape", exclude))
     masked = g.op("ScatterElements", widened, exclude, blocked, axis=1)
-    top_scores, top_items = g.op_n("TopK", [masked, k], 2, axis=1, largest=1, sorted=1)
+    if selection == "topk":
+        top_scores, top_items = g.op_n("TopK", [masked, k], 2, axis=1, largest=1, sorted=1)
+    else:
+        top_scores, top_items = _block_top(g, masked, size, n_blocks, max_n, k)
     g.output(top_scores, "scores", np.float32, ["batch", "k"])
     g.output(top_items, "items", np.int64, ["batch", "k"])
     return g.model(opset)
+
+
+def _block_shape(width: int, max_n: int) -> tuple[int, int]:
+    """Block size and count for selecting ``max_n`` of ``width`` scores (sizes balance the two stages)."""
+    size = max(8, int(np.sqrt(width / max(max_n, 1))))
+    return size, -(-width // size)
+
+
+def _block_top(g: GraphBuilder, scores: str, size: int, n_blocks: int, max_n: int, k: str) -> tuple[str, str]:
+    """The best ``k`` (<= ``max_n``) of each row of ``scores`` [batch, n_blocks * size], best first, without TopK.
+
+    Every item of the top ``max_n`` lies in one of the ``max_n`` blocks with
+    the highest maxima, so ``max_n`` arg-max passes over the blocks' maxima and
+    then over those blocks' items find them exactly (equal scores may come in
+    another order than TopK's lower-index-first).
+    """
+    blocks = g.op("Reshape", scores, g.ints(-1, n_blocks, size))               # [batch, blocks, size]
+    maxima = g.op("ReduceMax", blocks, axes=[2], keepdims=0)  # [batch, blocks] (axes: an attribute in opset 17)
+    chosen, chosen_max = _argmax_passes(g, maxima, min(max_n, n_blocks))      # [batch, picks] each
+    index = g.op("Expand", g.op("Unsqueeze", chosen, g.ints(2)),
+                 g.op("Concat", g.op("Shape", chosen), g.ints(size), axis=0))  # [batch, picks, size]
+    candidates = g.op("GatherElements", blocks, index, axis=1)
+    # A block picked once every block left was -inf may repeat an earlier pick: blank it.
+    minus_inf = g.const(np.array(-np.inf, np.float32), "minus_inf")
+    empty = g.op("Unsqueeze", g.op("Equal", chosen_max, minus_inf), g.ints(2))
+    candidates = g.op("Where", empty, minus_inf, candidates)
+    ids = g.op("Add", g.op("Mul", index, g.const(np.array(size, np.int64), "size")),
+               g.const(np.arange(size, dtype=np.int64).reshape(1, 1, size), "offsets"))
+    flat_shape = g.ints(0, -1)
+    best, best_score = _argmax_passes(g, g.op("Reshape", candidates, flat_shape), max_n)
+    best_ids = g.op("GatherElements", g.op("Reshape", ids, flat_shape), best, axis=1)
+    zero = g.ints(0)
+    return (g.op("Slice", best_score, zero, k, g.ints(1)), g.op("Slice", best_ids, zero, k, g.ints(1)))
+
+
+def _argmax_passes(g: GraphBuilder, values: str, passes: int) -> tuple[str, str]:
+    """``passes`` times: take each row's arg-max and blank it. Returns positions and values [batch, passes]."""
+    blank = g.const(np.full((1, 1), -np.inf, dtype=np.float32), "blank")
+    positions, found = [], []
+    for _ in range(passes):
+        at = g.op("ArgMax", values, axis=1, keepdims=1, select_last_index=0)   # [batch, 1]
+        positions.append(at)
+        found.append(g.op("GatherElements", values, at, axis=1))
+        values = g.op("ScatterElements", values, at, g.op("Expand", blank, g.op("Shape", at)), axis=1)
+    return g.op("Concat", *positions, axis=1), g.op("Concat", *found, axis=1)
 
 
 # -- bag -> user vector, per model class --------------------------------------

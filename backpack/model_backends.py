@@ -90,6 +90,8 @@ class ModelBackend(ABC):
     """Loads models into sessions. Subclasses set ``name`` and implement :meth:`_load`."""
 
     name: str = ""
+    #: whether the ONNX TopK operator is fast here (exports pick another top-k method if not)
+    fast_topk: bool = True
 
     def load(self, model) -> ModelSession:
         """A session for ``model``: a path to an ONNX file, its bytes, or an ``onnx.ModelProto``."""
@@ -203,7 +205,7 @@ def check_inputs(specs: tuple[TensorSpec, ...], inputs: Mapping[str, np.ndarray]
                                           f"input {spec.name!r}")
         if array.dtype.kind == "f" and array.size and not np.isfinite(array).all():
             raise ModelInputError(f"input {spec.name!r} holds NaN or infinite values")
-        out.append(np.ascontiguousarray(array))
+        out.append(np.asarray(array, order="C"))  # (ascontiguousarray would make 0-d arrays 1-d)
     return out
 
 
