@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from backpack.errors import InvalidInputError, ModelContractError, ModelLoadError
 from backpack.model_backends import get_backend
+from backpack.model_tasks import get_task, task_status
 from backpack.object_detection import (
     Detection,
     ObjectDetectionTask,
@@ -240,6 +241,13 @@ def test_max_detections_keeps_the_best_and_score_threshold_drops_the_weak():
     cut = (everything[2].score + everything[3].score) / 2
     confident = ObjectDetectionTask(V8, "onnx", iou_threshold=0.3, score_threshold=cut).detect([image])[0]
     assert confident == everything[:3]
+
+
+def test_registered_as_a_model_task():
+    assert task_status()["object-detection"]["available"]
+    task = get_task("object-detection", model=V8, iou_threshold=0.3)
+    assert isinstance(task, ObjectDetectionTask) and task.name == "object-detection"
+    assert ObjectDetectionTask.available() and ObjectDetectionTask.unavailable_reason() == ""
 
 
 # -- pre-processing against references ---------------------------------------------
