@@ -81,6 +81,21 @@ class Letterbox(NamedTuple):
     width: int  # the original image's
     height: int
 
+    @property
+    def resized(self) -> tuple[int, int]:
+        """The image's (height, width) in the model's input."""
+        return round(self.scale_y * self.height), round(self.scale_x * self.width)
+
+
+def fit(height: int, width: int, model_height: int, model_width: int) -> Letterbox:
+    """The letterbox of a ``height`` x ``width`` image in a ``model_height`` x ``model_width`` input:
+    the largest scale that fits (at least one pixel a side), centred."""
+    ratio = min(model_height / height, model_width / width)
+    new_h = min(model_height, max(1, round(height * ratio)))
+    new_w = min(model_width, max(1, round(width * ratio)))
+    return Letterbox(new_w / width, new_h / height, (model_width - new_w) // 2, (model_height - new_h) // 2,
+                     width, height)
+
 
 def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each output index: the two source indices and the weight of the second (pixel centres aligned)."""
@@ -110,17 +125,20 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
 def letterbox(image: np.ndarray, height: int, width: int, pad_value: float = PAD_VALUE) -> tuple[np.ndarray, Letterbox]:
     """``image`` (H x W x C) fitted into ``height`` x ``width`` keeping its aspect ratio, centred and
     padded with ``pad_value``: the float32 canvas and the :class:`Letterbox` that undoes it."""
-    h, w = image.shape[:2]
-    ratio = min(height / h, width / w)
-    new_h = min(height, max(1, round(h * ratio)))
-    new_w = min(width, max(1, round(w * ratio)))
-    pad_y, pad_x = (height - new_h) // 2, (width - new_w) // 2
+    placed = fit(image.shape[0], image.shape[1], height, width)
     canvas = np.full((height, width, image.shape[2]), pad_value, dtype=np.float32)
-    if (new_h, new_w) == (h, w):
-        canvas[pad_y:pad_y + h, pad_x:pad_x + w] = image
-    else:
-        canvas[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resize_bilinear(image, new_h, new_w)
-    return canvas, Letterbox(new_w / w, new_h / h, pad_x, pad_y, w, h)
+    canvas[_region(placed)] = _resized(image, placed)
+    return canvas, placed
+
+
+def _region(placed: Letterbox) -> tuple[slice, slice]:
+    new_h, new_w = placed.resized
+    return slice(placed.pad_y, placed.pad_y + new_h), slice(placed.pad_x, placed.pad_x + new_w)
+
+
+def _resized(image: np.ndarray, placed: Letterbox) -> np.ndarray:
+    new_h, new_w = placed.resized
+    return image if (new_h, new_w) == image.shape[:2] else resize_bilinear(image, new_h, new_w)
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -277,8 +295,6 @@ class ObjectDetectionTask(ModelTask):
         batch = self._input.shape[0]
         self.batch_size = batch if isinstance(batch, int) and batch > 0 else DYNAMIC_BATCH
         self.num_classes = self._check_output_shape(self._output.shape, declared=True)
-        # the pad colour through the same scaling and normalisation as the pixels
-        self._pad = (PAD_VALUE / 255.0 - self.mean) / self.std
 
     # -- the model's contract ------------------------------------------------------
 
@@ -387,15 +403,16 @@ class ObjectDetectionTask(ModelTask):
         """
         fixed = self._input.shape[0]
         rows = fixed if isinstance(fixed, int) and fixed > 0 else len(images)
-        batch = np.empty((rows, 3, self.input_height, self.input_width), dtype=np.float32)
-        batch[:] = self._pad[None, :, None, None]
-        scale, shift = 1.0 / (255.0 * self.std), -self.mean / self.std
+        batch = np.full((rows, 3, self.input_height, self.input_width), PAD_VALUE, dtype=np.float32)
         boxes = []
         for row, image in enumerate(images):
-            canvas, placed = letterbox(image, self.input_height, self.input_width)
+            placed = fit(image.shape[0], image.shape[1], self.input_height, self.input_width)
             boxes.append(placed)
-            # a grey canvas (H x W x 1) broadcasts to three channels here
-            batch[row] = (canvas * scale + shift).transpose(2, 0, 1)
+            # written straight into the batch as CHW (a grey image's one channel broadcasts to three)
+            batch[(row, slice(None), *_region(placed))] = _resized(image, placed).transpose(2, 0, 1)
+        # scale and normalise per channel plane: long inner loops, unlike a broadcast over HWC's last axis
+        batch *= (1.0 / (255.0 * self.std))[:, None, None]
+        batch -= (self.mean / self.std)[:, None, None]
         return batch.astype(self._input.dtype, copy=False), boxes
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
