@@ -87,7 +87,7 @@ class Letterbox(NamedTuple):
         return round(self.scale_y * self.height), round(self.scale_x * self.width)
 
 
-def fit(height: int, width: int, model_height: int, model_width: int) -> Letterbox:
+def fit_letterbox(height: int, width: int, model_height: int, model_width: int) -> Letterbox:
     """The letterbox of a ``height`` x ``width`` image in a ``model_height`` x ``model_width`` input:
     the largest scale that fits (at least one pixel a side), centred."""
     ratio = min(model_height / height, model_width / width)
@@ -125,7 +125,7 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
 def letterbox(image: np.ndarray, height: int, width: int, pad_value: float = PAD_VALUE) -> tuple[np.ndarray, Letterbox]:
     """``image`` (H x W x C) fitted into ``height`` x ``width`` keeping its aspect ratio, centred and
     padded with ``pad_value``: the float32 canvas and the :class:`Letterbox` that undoes it."""
-    placed = fit(image.shape[0], image.shape[1], height, width)
+    placed = fit_letterbox(image.shape[0], image.shape[1], height, width)
     canvas = np.full((height, width, image.shape[2]), pad_value, dtype=np.float32)
     canvas[_region(placed)] = _resized(image, placed)
     return canvas, placed
@@ -241,6 +241,12 @@ class ObjectDetectionTask(ModelTask):
     mean, std : per-channel normalisation of the [0, 1] input: ``(x - mean) / std``.
     plugins : the plugin manager to find ``backend`` in (default: the global one).
     backend_options : passed to the backend when it is given by name (``threads=``, ``cache_dir=``, ...).
+
+    Attributes
+    ----------
+    input_height, input_width : the model's input size images are letterboxed into.
+    batch_size : images per run (the model's fixed batch, else ``DYNAMIC_BATCH``).
+    num_classes : C, from the output's shape (None until the first run if that axis is dynamic).
     """
 
     name = "object-detection"
@@ -294,7 +300,7 @@ class ObjectDetectionTask(ModelTask):
         self.input_height, self.input_width = self._input_size(input_size)
         batch = self._input.shape[0]
         self.batch_size = batch if isinstance(batch, int) and batch > 0 else DYNAMIC_BATCH
-        self.num_classes = self._check_output_shape(self._output.shape, declared=True)
+        self.num_classes = self._check_output_shape(self._output.shape)
 
     # -- the model's contract ------------------------------------------------------
 
@@ -329,11 +335,11 @@ class ObjectDetectionTask(ModelTask):
                                         f"{self._input.describe()} has {('height', 'width')[axis]} {model}")
         return int(size[0]), int(size[1])
 
-    def _check_output_shape(self, shape, declared: bool = False) -> int | None:
+    def _check_output_shape(self, shape) -> int | None:
         """The class count C ``shape`` implies under the layout, or ModelContractError saying what was expected.
 
-        ``declared`` shapes (the model's, checked at load) may hold dynamic
-        dimensions, which are not checked; run-time shapes are all known.
+        The model's declared shape, checked at load, may hold dynamic dimensions
+        (not checked then, and C is None); every run checks the actual shape.
         """
         v8 = self.layout == "yolov8"
         extra = 4 if v8 else 5
@@ -406,7 +412,7 @@ class ObjectDetectionTask(ModelTask):
         batch = np.full((rows, 3, self.input_height, self.input_width), PAD_VALUE, dtype=np.float32)
         boxes = []
         for row, image in enumerate(images):
-            placed = fit(image.shape[0], image.shape[1], self.input_height, self.input_width)
+            placed = fit_letterbox(image.shape[0], image.shape[1], self.input_height, self.input_width)
             boxes.append(placed)
             # written straight into the batch as CHW (a grey image's one channel broadcasts to three)
             batch[(row, slice(None), *_region(placed))] = _resized(image, placed).transpose(2, 0, 1)
@@ -418,7 +424,7 @@ class ObjectDetectionTask(ModelTask):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         output = self.session.run({self._input.name: batch})[self._output.name]
         output = np.asarray(output)
-        self._check_output_shape(output.shape)
+        self.num_classes = self._check_output_shape(output.shape)
         if output.shape[0] != batch.shape[0]:
             raise ModelContractError(f"the model returned {output.shape[0]} results for a batch of "
                                      f"{batch.shape[0]} images (output {output.shape})")

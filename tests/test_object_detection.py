@@ -117,8 +117,8 @@ def scene(width, height, model_size, count, rng, channels=3):
     and centred within a quarter cell of a cell's centre in the model's input (cells 4 apart, so
     objects do not touch each other's neighbouring proposals); and the rectangles as (class, x1, y1, x2, y2)."""
     ratio, pad_x, pad_y, new_w, new_h = placement(width, height, *model_size)
-    image = np.clip(rng.integers(60, 200) + rng.normal(0, 12, (height, width, 1)) + rng.normal(0, 6, (height, width, 3)),
-                    0, 255).astype(np.uint8)
+    grey = rng.integers(60, 200) + rng.normal(0, 12, (height, width, 1))
+    image = np.clip(grey + rng.normal(0, 6, (height, width, 3)), 0, 255).astype(np.uint8)
     lattice = [(row, col) for row in range(1, model_size[0] // CELL, 4) for col in range(1, model_size[1] // CELL, 4)
                if pad_y + 4 <= row * CELL and (row + 2) * CELL <= pad_y + new_h - 4
                and pad_x + 4 <= col * CELL and (col + 2) * CELL <= pad_x + new_w - 4]
@@ -500,3 +500,8 @@ def test_missing_and_corrupt_model_files(backend, tmp_path):
         ObjectDetectionTask(corrupt, backend)
     with pytest.raises(ModelLoadError):
         ObjectDetectionTask(b"this is not a model", backend)
+
+
+def test_backend_options_need_a_backend_given_by_name():
+    with pytest.raises(InvalidInputError, match="only apply to a backend given by name"):
+        ObjectDetectionTask(V8, get_backend("onnx"), threads=1)
