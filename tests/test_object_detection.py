@@ -74,6 +74,8 @@ def grid_detector(layout="yolov8", size=(256, 256), batch="batch", mean=(0, 0, 0
         node("AveragePool", ["ys"], ["cy1"], kernel_shape=[CELL] * 2, strides=[CELL] * 2),
         node("Sub", ["cx1", const("half_pixel", 0.5)], ["cx"]),
         node("Sub", ["cy1", "half_pixel"], ["cy"]),
+        # the box size is expanded, not pooled from the ones: IREE 3.13 averages a dynamically shaped
+        # ConstantOfShape plane to 0.125 instead of 1 (ONNX Runtime: 1)
         node("Shape", ["cx"], ["grid_shape"]),
         node("Expand", [const("anchor", 2.0 * CELL), "grid_shape"], ["wh"]),
     ]
