@@ -96,3 +96,10 @@ class ModelRunError(BackpackError, RuntimeError):
     """The backend failed while running a model on checked inputs."""
 
     code = "model_run_failed"
+
+
+class ModelContractError(BackpackError, ValueError):
+    """A model whose inputs or outputs are not what its task expects (a detector's output
+    in another layout, an input that is not an image tensor). The message says what was expected."""
+
+    code = "model_contract"
