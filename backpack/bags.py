@@ -33,6 +33,12 @@ class Bags:
         """Set the weight of (user, item) pairs, adding the pairs that are new."""
         self._write(users, items, weights, replace=True)
 
+    def add_items(self, items) -> int:
+        """Give items an index without any interaction (e.g. described, not yet seen); returns how many were new."""
+        items = _check_ids(items, "items")
+        with core_errors():
+            return self._store.add_items(items)
+
     def remove(self, users, items) -> int:
         """Remove (user, item) pairs; returns how many were held and removed."""
         users, items = id_lists(users, items)

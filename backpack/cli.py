@@ -13,7 +13,7 @@ from .plugins import PluginError, Plugins, call_plugin, get_plugins
 from .state_dir import default_data_dir
 
 
-_STATE_COMMANDS = ("import", "fit", "models", "recommend", "similar", "bench")
+_STATE_COMMANDS = ("import", "fit", "embed", "models", "recommend", "similar", "bench")
 
 #: exit codes: 0 done; 1 done, with problems to look at (e.g. broken plugins listed);
 #: 2 bad usage or input; 3 the data directory or a saved model is missing or unusable;
@@ -80,6 +80,13 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
     fit.add_argument("--no-activate", action="store_true", help="save without making it the active model")
     fit.add_argument("--threads", type=int, default=0, help="0 = all cores")
 
+    embed = commands.add_parser("embed", parents=[state, output],
+                                help="embed the imported item descriptions (cold-start similar items, hybrid)")
+    embed.add_argument("--task", default="text-embedding", help="model task with embed() (default text-embedding)")
+    embed.add_argument("--backend", default="onnx", help="model backend (onnx, iree; see `backpack models`)")
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--threads", type=int, default=0, help="0 = all cores")
+
     models = commands.add_parser("models", parents=[state, output],
                                  help="list the fitted models, the model backends and the model tasks")
     del models  # no options of its own
@@ -93,6 +100,9 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
         sub.add_argument("--model", help="label of the model to use (default: the active one)")
         sub.add_argument("--item-kind", help="only items of this kind (from imported JSON-LD types)")
         sub.add_argument("--threads", type=int, default=0, help="0 = all cores")
+    similar.add_argument("--based-on", choices=["auto", "interactions", "content"], default="auto",
+                         help="the fitted model, the item descriptions (backpack embed), or auto: descriptions "
+                              "for items nobody has interacted with yet")
     recommend.add_argument("--keep-owned", action="store_true", help="allow items already in the user's bag")
     recommend.add_argument("--backend", help="serve a factor model (als, bpr, embeddings) on this model backend "
                                              "(onnx, iree; see `backpack models`)")

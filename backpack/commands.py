@@ -65,22 +65,13 @@ def run_import(args, plugins: Plugins) -> int:
             raise InvalidInputError(f"{path}: no such file")
     data = _data_dir(args, create=True)
     with data.locked():
-        if args.replace or not data.has_interactions:
-            engine = Engine(plugins=plugins)
-        else:
-            engine = data.open_engine(load_model=False, plugins=plugins)
+        engine = Engine(plugins=plugins) if args.replace else data.open_engine(load_model=False, plugins=plugins)
         before_users, before_items, before_nnz = engine.bags.n_users, engine.bags.n_items, engine.bags.nnz
         counted = {"interactions": 0, "items": 0}
-        described = []
         for path in paths:
             fmt = file_format(path, args.format)
             if fmt == "jsonld":
-                items = read_items(path)
-                described.extend(item.document for item in items)
-                kinds = [(item.id, item.kind) for item in items if item.kind]
-                if kinds:
-                    engine.set_item_kinds([i for i, _ in kinds], [k for _, k in kinds])
-                counted["items"] += len(items)
+                counted["items"] += engine.put_items([item.document for item in read_items(path)])
                 continue
             with _bar(args, total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name) as bar:
                 for chunk in read_interactions(path, fmt=fmt, chunk_size=args.chunk_size, progress=bar):
@@ -91,8 +82,6 @@ def run_import(args, plugins: Plugins) -> int:
         if args.replace:
             _forget_models(data)
         data.save_engine(engine)
-        if described:
-            data.append_items(described)
     summary = {"data_dir": str(data.path), "files": len(paths), **counted,
                "new_users": engine.bags.n_users - before_users, "new_items": engine.bags.n_items - before_items,
                "users": engine.bags.n_users, "items_with_interactions": engine.bags.n_items,
@@ -109,6 +98,7 @@ def _forget_models(data: DataDir) -> None:
     shutil.rmtree(data.path / "models", ignore_errors=True)
     (data.path / "models").mkdir()
     (data.path / "items.jsonl").unlink(missing_ok=True)
+    (data.path / "content.npz").unlink(missing_ok=True)
     state = data.state()
     state["active_model"] = None
     data._write_json(data.path / "state.json", state)
@@ -157,6 +147,25 @@ def run_models(args, plugins: Plugins) -> int:
     return 0
 
 
+# -- embed -------------------------------------------------------------------------
+
+def run_embed(args, plugins: Plugins) -> int:
+    """Embed the imported item descriptions (content index for cold start and the hybrid model)."""
+    data = _data_dir(args)
+    with data.locked():
+        engine = data.open_engine(load_model=False, plugins=plugins, num_threads=args.threads)
+        start = time.perf_counter()
+        content = engine.fit_content(args.task, backend=args.backend, batch_size=args.batch_size,
+                                     show_progress=not (args.no_progress or args.json))
+        seconds = time.perf_counter() - start
+        data.save_engine(engine)
+    _print(args, {"items": len(content), "dim": content.dim, "task": args.task, "backend": args.backend,
+                  "seconds": seconds},
+           f"embedded {len(content):,} item descriptions ({content.dim} dimensions, {args.task} on "
+           f"{args.backend}) in {seconds:.1f} s; try: backpack similar ITEM --based-on content")
+    return 0
+
+
 # -- recommend / similar ---------------------------------------------------------------
 
 def _kind_filter(args) -> dict:
@@ -199,7 +208,8 @@ def run_similar(args, plugins: Plugins) -> int:
     """Top-n items most like each item named."""
     data, engine = _engine(args, plugins)
     _stale_note(args, data, engine)
-    results = [engine.similar_items(item, n=args.n, **_kind_filter(args)) for item in args.items]
+    results = [engine.similar_items(item, n=args.n, based_on=args.based_on, **_kind_filter(args))
+               for item in args.items]
     _print(args, [{"item": i, "similar": _listing(rows)} for i, rows in zip(args.items, results)],
            "\n".join(_text(f"more like {i}:", rows) for i, rows in zip(args.items, results)))
     return 0

@@ -16,9 +16,11 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from ._arrays import check_count
 from .bags import Bags, id_lists, weight_array
 from .errors import InvalidInputError, NotFittedError, StaleModelError, UnknownItemError
-from .fitting import accepts, fit_model, wants_timestamps
+from .fitting import accepts, fit_model, wants, wants_timestamps
+from .item_descriptions import ItemDescriptions
 from .item_kinds import ItemKinds
 from .plugins import Plugins, Registration, call_plugin, create_algorithm, get_plugins
 from .recommender import Recommender
@@ -31,7 +33,8 @@ DEFAULT_KIND_WEIGHTS = {"view": 1.0, "visit": 2.0, "like": 3.0, "equip": 5.0, "p
 
 class Recommendation(NamedTuple):
     """One recommended item. ``source`` is ``"personal"`` when the model scored
-    it for this bag, ``"popular"`` when it fills the list by popularity."""
+    it for this bag, ``"popular"`` when it fills the list by popularity,
+    ``"content"`` when it came from item descriptions (cold start)."""
 
     item: str
     score: float
@@ -62,6 +65,8 @@ class Engine:
         self.bags = Bags()
         self.timestamps = TimestampLog()
         self.item_kinds = ItemKinds()
+        self.item_descriptions = ItemDescriptions()
+        self.content = None  # the ContentIndex of fit_content (None until then)
         self.kind_weights = dict(DEFAULT_KIND_WEIGHTS if kind_weights is None else kind_weights)
         self.num_threads = num_threads
         self.plugins = plugins if plugins is not None else get_plugins()
@@ -135,6 +140,50 @@ class Engine:
                 self._generation += 1
                 self._served = None
 
+    def put_items(self, documents) -> int:
+        """Store item descriptions (JSON-LD nodes with ``@id``; a node, a list or a ``@graph`` document).
+
+        Each item gets an index even if nobody has interacted with it, so
+        after the next fit a hybrid model can recommend it; its ``@type``
+        becomes its kind (``item_kind=``). Returns how many were stored.
+        Call :meth:`fit_content` to (re)build the content index from them.
+        """
+        described = self.item_descriptions.put(documents)
+        with self._write_lock:
+            self.bags.add_items([d.id for d in described])
+        kinds = [(d.id, d.kind) for d in described if d.kind]
+        if kinds:
+            self.set_item_kinds([i for i, _ in kinds], [k for _, k in kinds])
+        return len(described)
+
+    def fit_content(self, task: str = "text-embedding", *, show_progress: bool = False, **task_options):
+        """Embed every item description (name, description, keywords, tags) and swap in a content index.
+
+        ``task`` is a model task that has ``embed(texts)`` (default: the
+        text-embedding task); ``task_options`` go to it (``backend="iree"``,
+        ``batch_size=``). Returns the :class:`~backpack.content_index.ContentIndex`.
+        """
+        from .content_index import ContentIndex
+        from .item_text import item_text
+        from .model_tasks import get_task
+
+        docs = self.item_descriptions.snapshot()
+        if not docs:
+            raise NotFittedError("no item descriptions to embed: call engine.put_items(...) first")
+        embedder = get_task(task, self.plugins, **task_options)
+        if not callable(getattr(embedder, "embed", None)):
+            raise InvalidInputError(f"model task {task!r} has no embed(texts): it cannot build a content index")
+        ids = list(docs)
+        vectors = call_plugin(self.plugins.lookup("model_tasks", task), "embed", embedder.embed,
+                              [item_text(docs[i]) for i in ids], show_progress=show_progress)
+        self.content = ContentIndex(ids, vectors, task=task, num_threads=self.num_threads)
+        return self.content
+
+    def _content_matrix(self, n_items: int) -> np.ndarray | None:
+        """Content vectors aligned to item indices 0..n_items-1 (zero rows: no description), or None."""
+        content = self.content
+        return None if content is None else content.aligned(self.bags.item_ids(np.arange(n_items)))
+
     def set_item_kinds(self, items: Sequence[str], kinds: Sequence[str] | str) -> None:
         """Say what ``items`` are (avatar, prop, world, ...), for ``item_kind=`` on recommendation calls."""
         self.item_kinds.set(items, kinds)
@@ -158,8 +207,10 @@ class Engine:
             generation = self._generation
             user_items = self.bags.to_csr()
             times = self.timestamps.as_csr(user_items) if wants_timestamps(model) else None
+        embeddings = self._content_matrix(user_items.shape[1]) if wants(model, "item_embeddings") else None
         start = time.perf_counter()
-        fit_model(registration, model, user_items, timestamps=times, show_progress=show_progress)
+        fit_model(registration, model, user_items, timestamps=times, item_embeddings=embeddings,
+                  show_progress=show_progress)
         served = _Served(self._on_backend(model), registration,
                          int(call_plugin(registration, "n_items", lambda: model.n_items)))
         with self._model_lock:
@@ -292,14 +343,45 @@ class Engine:
         return self._recommend_rows(served, row, n, filter_owned, None, None, item_kind)[0]
 
     def similar_items(self, item: str, n: int = 10, *, items: Sequence[str] | None = None,
-                      exclude: Sequence[str] | None = None, item_kind: str | None = None) -> list[Recommendation]:
-        """The ``n`` items most like ``item`` (never ``item`` itself)."""
+                      exclude: Sequence[str] | None = None, item_kind: str | None = None,
+                      based_on: str = "auto") -> list[Recommendation]:
+        """The ``n`` items most like ``item`` (never ``item`` itself).
+
+        ``based_on``: ``"interactions"`` asks the fitted model, ``"content"``
+        the content index (:meth:`fit_content`; results have source
+        ``"content"``), ``"auto"`` (default) the model unless nobody has
+        interacted with ``item`` yet and it has a description (cold start).
+        """
+        if based_on not in ("auto", "interactions", "content"):
+            raise InvalidInputError(f"based_on must be 'auto', 'interactions' or 'content', got {based_on!r}")
+        if based_on == "content" or (based_on == "auto" and self._is_cold(item)):
+            return self._similar_by_content(item, n, items, exclude, item_kind)
         served = self._serving()
         idx = self._known_items(served, [item])
         ids, scores = call_plugin(served.registration, "similar_items", served.model.similar_items,
                                   idx, n, items=self._allowed(served, items, item_kind),
                                   filter_items=self._item_filter(served, exclude))
         return self._named(ids, scores, served)[0]
+
+    def _is_cold(self, item: str) -> bool:
+        """Whether ``item`` has a content vector but nothing the model could know it by."""
+        content, served = self.content, self._served
+        if content is None or item not in content:
+            return False
+        idx = self.bags.item_index(item)
+        if served is None or idx < 0 or idx >= served.n_items:
+            return True
+        return int(self.bags.item_user_counts()[idx]) == 0
+
+    def _similar_by_content(self, item, n, items, exclude, item_kind) -> list[Recommendation]:
+        if self.content is None:
+            raise NotFittedError("no content index: call engine.fit_content() after put_items()")
+        allowed = None if items is None else list(items)
+        if item_kind is not None:
+            of_kind = self.bags.item_ids(self.item_kinds.indices(item_kind, self.bags))
+            allowed = of_kind if allowed is None else sorted(set(allowed) & set(of_kind))
+        found = self.content.similar(item, check_count(n, "n"), allowed=allowed, denied=exclude or ())
+        return [Recommendation(i, s, "content") for i, s in found]
 
     # -- internals ------------------------------------------------------------
 

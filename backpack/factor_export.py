@@ -25,6 +25,7 @@ and plugins):
   symmetric positive definite, so no pivot search is needed.
 - BPR: the learned linear fold-in map applied to the bag's mean item vector.
 - embeddings: the weighted mean of the bag's item vectors.
+- hybrid: the collaborative model's vector beside the unit content profile.
 """
 
 from __future__ import annotations
@@ -245,14 +246,29 @@ def _embedding_users(g: GraphBuilder, model, bag_items: str, bag_weights: str) -
     return _mean_vectors(g, model.item_factors, bag_items, bag_weights)
 
 
+def _hybrid_users(g: GraphBuilder, model, bag_items: str, bag_weights: str) -> str:
+    """Hybrid: [share * collaborative vector, weight * unit weighted-mean content vector]."""
+    cf = _builder_for(model.cf)(g, model.cf, bag_items, bag_weights)
+    cf = g.op("Mul", cf, g.const(np.array(model._cf_share(), dtype=np.float32), "cf_share"))
+    profile = _weighted_sum(g, _gather_bag(g, model.content_factors, bag_items), bag_weights)
+    norm = g.op("Sqrt", g.op("ReduceSum", g.op("Mul", profile, profile), g.ints(1), keepdims=1))
+    one = g.const(np.array(1.0, dtype=np.float32), "one")
+    norm = g.op("Where", g.op("Greater", norm, g.const(np.array(0.0, np.float32), "zero")), norm, one)
+    profile = g.op("Mul", g.op("Div", profile, norm),
+                   g.const(np.array(model.content_weight, dtype=np.float32), "content_weight"))
+    return g.op("Concat", cf, profile, axis=1)
+
+
 def _register_builtins() -> None:
     from .als import ALS
     from .bpr import BPR
     from .embedding_model import EmbeddingModel
+    from .hybrid import HybridRecommender
 
     user_vector_builder(ALS)(_als_users)
     user_vector_builder(BPR)(_bpr_users)
     user_vector_builder(EmbeddingModel)(_embedding_users)
+    user_vector_builder(HybridRecommender)(_hybrid_users)
 
 
 _register_builtins()

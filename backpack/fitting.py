@@ -1,6 +1,7 @@
 """One way to fit a model, shared by the engine, ``backpack evaluate`` and ``backpack fit``.
 
-Most algorithms learn from weights alone. Those that also want *when*
+Most algorithms learn from weights alone (a hybrid recommender also takes
+``item_embeddings``, the content vectors aligned to item indices, the same way). Those that also want *when*
 (recency-decayed popularity) declare a ``timestamps`` keyword on ``fit``
 and receive the times as a float64 matrix with exactly the structure of
 ``user_items`` (NaN where a pair has no time); the others never see them,
@@ -17,18 +18,25 @@ from .plugins import Registration, call_plugin
 
 
 def fit_model(registration: Registration, model, user_items: sp.csr_matrix, *,
-              timestamps: sp.csr_matrix | None = None, show_progress: bool = False):
+              timestamps: sp.csr_matrix | None = None, item_embeddings=None, show_progress: bool = False):
     """Fit ``model`` (made by ``registration``'s plugin) on ``user_items``; plugin failures name the plugin."""
     kwargs = {"show_progress": show_progress}
     if wants_timestamps(model):
         kwargs["timestamps"] = timestamps
+    if wants(model, "item_embeddings"):
+        kwargs["item_embeddings"] = item_embeddings
     return call_plugin(registration, "fit", model.fit, user_items, **kwargs)
 
 
+def wants(model, keyword: str) -> bool:
+    """Whether ``model.fit`` declares ``keyword`` (a bare ``**kwargs`` does not count: such a fit
+    may forward its keywords somewhere that would choke on them)."""
+    return accepts(model.fit, keyword, via_var_keyword=False)
+
+
 def wants_timestamps(model) -> bool:
-    """Whether ``model.fit`` declares a ``timestamps`` keyword (a bare ``**kwargs`` does not count:
-    such a fit may forward its keywords somewhere that would choke on them)."""
-    return accepts(model.fit, "timestamps", via_var_keyword=False)
+    """Whether ``model.fit`` declares a ``timestamps`` keyword."""
+    return wants(model, "timestamps")
 
 
 def accepts(fn, name: str, *, via_var_keyword: bool = True) -> bool:

@@ -229,6 +229,39 @@ class ItemDescription:
     document: dict
 
 
+def item_from_node(node, where: str, context=None) -> ItemDescription:
+    """One item node checked and described: its IRI, its kind (the first type's last segment) and the node.
+
+    ``context`` (the enclosing document's ``@context``) is copied into a node
+    that has none, so the node stays meaningful on its own.
+    """
+    if not isinstance(node, dict):
+        raise InvalidInputError(f"{where} is {type(node).__name__}, not an object")
+    iri = node.get("@id", node.get("id"))
+    if not isinstance(iri, str) or not iri:
+        raise InvalidInputError(f"{where} has no @id: every item needs an IRI")
+    types = node.get("@type", node.get("type"))
+    first = types[0] if isinstance(types, list) and types else types
+    if first is not None and not isinstance(first, str):
+        raise InvalidInputError(f"{where} ({iri}): @type must be a string or an array of strings")
+    kind = first.replace("#", "/").replace(":", "/").rstrip("/").rsplit("/", 1)[-1] if first else None
+    if context is not None and "@context" not in node:
+        node = {"@context": context, **node}
+    return ItemDescription(iri, kind or None, node)
+
+
+def item_nodes(doc, where: str) -> list[ItemDescription]:
+    """The item nodes of a parsed JSON-LD document (one node, an array, or a ``@graph``)."""
+    context = doc.get("@context") if isinstance(doc, dict) else None
+    if isinstance(doc, dict) and "@graph" in doc:
+        nodes = doc["@graph"]
+    else:
+        nodes = doc if isinstance(doc, list) else [doc]
+    if not isinstance(nodes, list):
+        raise InvalidInputError(f"{where}: @graph must be an array of nodes")
+    return [item_from_node(node, f"{where}: node {number}", context) for number, node in enumerate(nodes)]
+
+
 def read_items(path) -> list[ItemDescription]:
     """Item nodes of a JSON-LD file (one node, an array, or a ``@graph``).
 
@@ -245,27 +278,4 @@ def read_items(path) -> list[ItemDescription]:
         raise InvalidInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except ValueError as exc:
         raise InvalidInputError(f"{path}: not JSON ({exc})") from None
-    context = doc.get("@context") if isinstance(doc, dict) else None
-    if isinstance(doc, dict) and "@graph" in doc:
-        nodes = doc["@graph"]
-    else:
-        nodes = doc if isinstance(doc, list) else [doc]
-    if not isinstance(nodes, list):
-        raise InvalidInputError(f"{path}: @graph must be an array of nodes")
-    out = []
-    for number, node in enumerate(nodes):
-        where = f"{path}: node {number}"
-        if not isinstance(node, dict):
-            raise InvalidInputError(f"{where} is {type(node).__name__}, not an object")
-        iri = node.get("@id", node.get("id"))
-        if not isinstance(iri, str) or not iri:
-            raise InvalidInputError(f"{where} has no @id: every item needs an IRI")
-        types = node.get("@type", node.get("type"))
-        first = types[0] if isinstance(types, list) and types else types
-        if first is not None and not isinstance(first, str):
-            raise InvalidInputError(f"{where} ({iri}): @type must be a string or an array of strings")
-        kind = first.replace("#", "/").replace(":", "/").rstrip("/").rsplit("/", 1)[-1] if first else None
-        if context is not None and "@context" not in node:
-            node = {"@context": context, **node}
-        out.append(ItemDescription(iri, kind or None, node))
-    return out
+    return item_nodes(doc, str(path))

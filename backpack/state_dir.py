@@ -171,6 +171,7 @@ class DataDir:
         with self.locked():
             DataDir(self.path, create=True)
             self._save_bags(engine)
+            self._save_items(engine)
             served = engine._served
             if served is not None:
                 self._save_model(served.model, label or served.registration.name, served.registration.name,
@@ -184,6 +185,7 @@ class DataDir:
         self._require()
         engine = Engine(**engine_args)
         self._load_bags(engine)
+        self._load_items(engine)
         if load_model:
             label = model or self.state().get("active_model")
             if label is not None:
@@ -287,13 +289,36 @@ class DataDir:
 
     # -- item descriptions ------------------------------------------------------
 
-    def append_items(self, documents: list[dict]) -> None:
-        """Append item descriptions (JSON objects) to ``items.jsonl``, fsynced."""
-        with open(self.path / "items.jsonl", "a", encoding="utf-8") as f:
-            for doc in documents:
+    def _save_items(self, engine) -> None:
+        """All item descriptions to ``items.jsonl`` and the content index to ``content.npz``, atomically."""
+        docs = engine.item_descriptions.snapshot()
+        with atomic_file(self.path / "items.jsonl", "w", encoding="utf-8") as f:
+            for doc in docs.values():
                 f.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        content = engine.content
+        if content is not None:
+            save_npz(self.path / "content.npz", "content", _BAGS_VERSION, vectors=content.vectors,
+                     item_ids=np.array(content.item_ids, dtype=str), task=np.array(content.task))
+
+    def _load_items(self, engine) -> None:
+        path = self.path / "items.jsonl"
+        if path.exists():
+            docs = []
+            with open(path, encoding="utf-8") as f:
+                for number, line in enumerate(f, 1):
+                    try:
+                        docs.append(json.loads(line))
+                    except ValueError:
+                        raise DataDirError(f"{path} line {number} is not JSON: the file is damaged") from None
+            if docs:
+                engine.put_items(docs)
+        content = self.path / "content.npz"
+        if content.exists():
+            from .content_index import ContentIndex
+
+            with open_npz(content, "content", _BAGS_VERSION, "content index") as f:
+                engine.content = ContentIndex(f["item_ids"].tolist(), f["vectors"], task=str(f["task"]),
+                                              num_threads=engine.num_threads)
 
     def n_items_described(self) -> int:
         """How many item descriptions were imported (lines of ``items.jsonl``)."""

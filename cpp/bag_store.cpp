@@ -185,6 +185,14 @@ int32_t BagStore::find_user(const std::string &id) const {
     return users_.find(id);
 }
 
+int64_t BagStore::add_items(const std::vector<std::string> &items) {
+    std::unique_lock lock(mutex_);
+    const int32_t before = items_.size();
+    for (const auto &id : items) items_.find_or_add(id);
+    item_counts_.resize(items_.size(), 0);
+    return items_.size() - before;
+}
+
 int32_t BagStore::find_item(const std::string &id) const {
     std::shared_lock lock(mutex_);
     return items_.find(id);

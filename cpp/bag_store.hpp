@@ -41,6 +41,9 @@ public:
     // before anything changes, so a bad batch leaves the store untouched.
     void write(const std::vector<std::string> &users, const std::vector<std::string> &items,
                const float *weights, WriteMode mode);
+    // Gives items an index without any interaction (items described before anyone touched them).
+    // Returns how many ids were new.
+    int64_t add_items(const std::vector<std::string> &items);
     // Removes (user, item) pairs; unknown ids or absent pairs are skipped.
     // Returns how many were removed.
     int64_t remove(const std::vector<std::string> &users, const std::vector<std::string> &items);

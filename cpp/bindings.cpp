@@ -225,6 +225,11 @@ NB_MODULE(_core, m) {
             size_t n = v.size();
             return to_numpy(std::move(v), {n});
         })
+        .def("add_items",
+             [](BagStore &s, const std::vector<std::string> &items) {
+                 nb::gil_scoped_release release;
+                 return s.add_items(items);
+             })
         .def("find_items", [](const BagStore &s, const std::vector<std::string> &ids) {
             auto v = s.find_items(ids);
             size_t n = v.size();
