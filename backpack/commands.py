@@ -207,7 +207,8 @@ def run_recommend(args, plugins: Plugins) -> int:
 def run_similar(args, plugins: Plugins) -> int:
     """Top-n items most like each item named."""
     data, engine = _engine(args, plugins)
-    _stale_note(args, data, engine)
+    if args.model or data.state().get("active_model") or engine.content is None:
+        _stale_note(args, data, engine)  # without any model, only descriptions can answer (cold start)
     results = [engine.similar_items(item, n=args.n, based_on=args.based_on, **_kind_filter(args))
                for item in args.items]
     _print(args, [{"item": i, "similar": _listing(rows)} for i, rows in zip(args.items, results)],
