@@ -8,10 +8,10 @@ clash or a failure can be reported by plugin name. Event hooks are called
 after the fact and their return value is ignored; a plugin that raises in one
 is reported and the engine carries on.
 
-Only algorithms, commands and the events are consumed by this version of the
-engine; the other registries (backends, tasks, vocabularies, mappers, stores)
-are collected and listed by ``backpack plugins`` so plugins can target them
-now, and the features that use them read from the same registry.
+Algorithms, model backends, model tasks, commands and the events are consumed
+by this version of the engine; the other registries (vocabularies, mappers,
+stores) are collected and listed by ``backpack plugins`` so plugins can target
+them now, and the features that use them read from the same registry.
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ def register_algorithms(register):
 def register_model_backends(register):
     """Add model-serving backends (ONNX Runtime, IREE, ...).
 
-    Call ``register(name, factory, description="")``; ``factory()`` returns a
-    backend that loads models and runs them.
+    Call ``register(name, cls, description="")``; ``cls(**options)`` returns a
+    :class:`backpack.ModelBackend` that loads models into sessions
+    (``backpack.get_backend(name)``, ``Engine.serve_on(name)``). A static
+    ``available()`` on ``cls`` says whether its packages are installed.
     """
 
 
@@ -45,8 +47,9 @@ def register_model_backends(register):
 def register_model_tasks(register):
     """Add model tasks (text embedding, object detection, ...).
 
-    Call ``register(name, factory, description="")``; a task owns its pre- and
-    post-processing and runs on any backend.
+    Call ``register(name, cls, description="")``; ``cls(**options)`` returns a
+    :class:`backpack.ModelTask`, which owns its pre- and post-processing and runs
+    on any backend; ``cls.available()`` decides whether it is listed as available.
     """
 
 
