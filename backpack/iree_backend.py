@@ -28,6 +28,7 @@ from .model_backends import (
     ModelSource,
     PerThread,
     default_threads,
+    importable,
     onnx_specs,
     parse_onnx,
     require,
@@ -81,14 +82,7 @@ class IreeBackend(ModelBackend):
     @staticmethod
     def available() -> bool:
         """Whether the IREE compiler, its ONNX importer and the runtime are importable."""
-        try:
-            import iree.compiler  # noqa: F401
-            import iree.compiler.tools.import_onnx  # noqa: F401
-            import iree.runtime  # noqa: F401
-            import onnx  # noqa: F401
-        except ImportError:
-            return False
-        return True
+        return importable("iree.compiler", "iree.compiler.tools.import_onnx", "iree.runtime", "onnx")
 
     def __init__(self, threads: int = 0, cache_dir=None, target_cpu: str = "host", compile_args=()):
         self._compiler = require("iree.compiler", "iree-base-compiler", "the iree model backend", "iree")

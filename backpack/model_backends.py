@@ -221,6 +221,18 @@ def require(module: str, package: str, purpose: str, extra: str | None = None):
                                       f"installed ({exc}); install it with: {how}") from None
 
 
+def importable(*modules: str) -> bool:
+    """Whether every one of ``modules`` imports (an optional backend's packages are installed and work)."""
+    import importlib
+
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def default_threads(threads: int) -> int:
     """Thread count for a backend: ``threads`` if > 0, else the machine's cores."""
     if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 0:

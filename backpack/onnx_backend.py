@@ -11,7 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InvalidInputError, ModelLoadError
-from .model_backends import ModelBackend, ModelSession, ModelSource, default_threads, onnx_specs, parse_onnx, require
+from .model_backends import (
+    ModelBackend,
+    ModelSession,
+    ModelSource,
+    default_threads,
+    importable,
+    onnx_specs,
+    parse_onnx,
+    require,
+)
 
 
 class OnnxRuntimeBackend(ModelBackend):
@@ -32,12 +41,7 @@ class OnnxRuntimeBackend(ModelBackend):
     @staticmethod
     def available() -> bool:
         """Whether onnxruntime and onnx are importable."""
-        try:
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return False
-        return True
+        return importable("onnx", "onnxruntime")
 
     def __init__(self, threads: int = 0, inter_op_threads: int = 0, sequential: bool = True,
                  optimization: str = "all"):
