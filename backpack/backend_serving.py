@@ -22,6 +22,7 @@ from ._arrays import check_count, check_result_size
 from .bag_scoring import fit_columns
 from .factor_export import export_factor_model
 from .factor_model import FactorModel, eligible_mask
+from .errors import ModelFileError
 from .model_backends import ModelBackend, get_backend
 from .recommender import Recommender
 
@@ -113,8 +114,21 @@ class BackendServedModel(Recommender):
         self.native.save(path)
 
     @classmethod
-    def load(cls, path):
-        raise NotImplementedError("load the native model (ALS.load, BPR.load, ...) and wrap it again")
+    def load(cls, path, backend: str | ModelBackend = "onnx", **options) -> "BackendServedModel":
+        """Read a factor model saved by :meth:`save` (ALS, BPR, embeddings, hybrid) and serve it on ``backend``."""
+        from .factor_export import USER_VECTOR_BUILDERS
+        from .model_files import npz_path
+
+        try:
+            with np.load(npz_path(path), allow_pickle=False) as f:
+                kind = str(f["kind"]) if "kind" in f else None
+        except Exception:
+            kind = None  # the model class's own load reports what is wrong with the file
+        classes = {c.kind: c for c in USER_VECTOR_BUILDERS if isinstance(getattr(c, "kind", None), str)}
+        if kind not in classes:
+            raise ModelFileError(f"{npz_path(path)} is not a saved factor model that exports to ONNX "
+                                 f"(kinds: {', '.join(sorted(classes))})")
+        return cls(classes[kind].load(path), backend, **options)
 
 
 def _padded(rows: sp.csr_matrix, index_pad: int, weight_pad, weight_dtype):

@@ -132,6 +132,16 @@ def test_the_export_is_deterministic_so_the_iree_cache_hits(models):
         assert export_factor_model(model).SerializeToString() == export_factor_model(model).SerializeToString()
 
 
+def test_a_saved_model_loads_straight_onto_a_backend(models, backends, user_items, tmp_path):
+    for name in ("als", "bpr"):
+        models[name].save(tmp_path / name)
+        served = BackendServedModel.load(tmp_path / name, backends["onnx"])
+        assert_same_lists(models[name].recommend_rows(user_items[:20], 10), served.recommend_rows(user_items[:20], 10))
+    backpack.ItemKNN(k=5).fit(user_items, show_progress=False).save(tmp_path / "knn")
+    with pytest.raises(backpack.ModelFileError, match="not a saved factor model that exports to ONNX"):
+        BackendServedModel.load(tmp_path / "knn")
+
+
 def test_models_without_an_export_say_which_can(user_items):
     knn = backpack.ItemKNN(k=10).fit(user_items, show_progress=False)
     with pytest.raises(backpack.InvalidInputError, match="ItemKNN models cannot be exported to ONNX; exportable: "):
