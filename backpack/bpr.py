@@ -107,9 +107,11 @@ class BPR(FactorModel):
             held = held.copy()
             held.eliminate_zeros()
         counts = np.maximum(np.diff(held.indptr), 1).astype(np.float64)
-        ones = sp.csr_matrix((np.ones(held.nnz), held.indices, held.indptr), shape=held.shape)
+        ones = sp.csr_matrix((np.ones(held.nnz, np.float32), held.indices, held.indptr), shape=held.shape)
         out = np.ones((held.shape[0], self.factors + 2))
-        out[:, :-1] = (ones @ self.item_factors.astype(np.float64)) / counts[:, None]
+        # float32 product: only the bags' rows are touched (a float64 copy of all the item
+        # factors cost 20 ms per call on 200k items)
+        out[:, :-1] = (ones @ self.item_factors) / counts[:, None]
         return out
 
     def _learn_fold_in(self, csr: sp.csr_matrix) -> np.ndarray:

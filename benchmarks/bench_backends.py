@@ -51,7 +51,7 @@ def numpy_recommender(model):
             return out.astype(np.float32)
     elif isinstance(model, backpack.BPR):
         def users(rows):
-            ones = sp.csr_matrix((np.ones(rows.nnz), rows.indices, rows.indptr), shape=rows.shape)
+            ones = sp.csr_matrix((np.ones(rows.nnz, np.float32), rows.indices, rows.indptr), shape=rows.shape)
             counts = np.maximum(np.diff(rows.indptr), 1)[:, None]
             summary = np.hstack([(ones @ items) / counts, np.ones((rows.shape[0], 1))])
             return (summary @ model.fold_in_map).astype(np.float32)
