@@ -118,6 +118,17 @@ class Engine:
                 self.timestamps.forget(self.bags.user_indices([user]), self.bags.item_indices([item]))
             return removed
 
+    def apply_activities(self, mapped) -> dict:
+        """Apply mapped activities (:class:`~backpack.activity_mapping.Mapped`): interactions are
+        added with their weights and times, Undo removals taken out. Returns the counts."""
+        adds = mapped.interactions
+        if adds:
+            timed = [a.timestamp for a in adds]
+            self.add_interactions([a.user for a in adds], [a.item for a in adds], [a.weight for a in adds],
+                                  timestamps=None if all(t is None for t in timed) else timed)
+        removed = sum(self.remove_interaction(r.user, r.item) for r in mapped.removals)
+        return {"interactions": len(adds), "undone": len(mapped.removals), "removed": removed}
+
     def load_matrix(self, user_items, user_ids: Sequence[str], item_ids: Sequence[str], *,
                     timestamps=None) -> None:
         """Replace all bags with a users x items matrix (bulk import).
