@@ -67,6 +67,7 @@ class Engine:
         self.item_kinds = ItemKinds()
         self.item_descriptions = ItemDescriptions()
         self.content = None  # the ContentIndex of fit_content (None until then)
+        self.features = None  # the FeatureIndex of fit_features (None until then)
         self.kind_weights = dict(DEFAULT_KIND_WEIGHTS if kind_weights is None else kind_weights)
         self.num_threads = num_threads
         self.plugins = plugins if plugins is not None else get_plugins()
@@ -189,6 +190,18 @@ class Engine:
                               [item_text(docs[i]) for i in ids], show_progress=show_progress)
         self.content = ContentIndex(ids, vectors, task=task, num_threads=self.num_threads)
         return self.content
+
+    def fit_features(self, *, similarity: str = "cosine", k: int = 100):
+        """Index every item description's features (types, keywords, tags, creator, licence, genre,
+        scene features) for content similarity without a neural model; returns the FeatureIndex."""
+        from .item_features import FeatureIndex, item_features
+
+        docs = self.item_descriptions.snapshot()
+        if not docs:
+            raise NotFittedError("no item descriptions to index: call engine.put_items(...) first")
+        self.features = FeatureIndex({item: item_features(doc) for item, doc in docs.items()},
+                                     similarity=similarity, k=k, num_threads=self.num_threads)
+        return self.features
 
     def _content_matrix(self, n_items: int) -> np.ndarray | None:
         """Content vectors aligned to item indices 0..n_items-1 (zero rows: no description), or None."""
@@ -359,13 +372,20 @@ class Engine:
         """The ``n`` items most like ``item`` (never ``item`` itself).
 
         ``based_on``: ``"interactions"`` asks the fitted model, ``"content"``
-        the content index (:meth:`fit_content`; results have source
+        the text-embedding index (:meth:`fit_content`), ``"features"`` the
+        feature index (:meth:`fit_features`; both give source
         ``"content"``), ``"auto"`` (default) the model unless nobody has
-        interacted with ``item`` yet and it has a description (cold start).
+        interacted with ``item`` yet and it is indexed (cold start; text
+        embeddings first, then features).
         """
-        if based_on not in ("auto", "interactions", "content"):
-            raise InvalidInputError(f"based_on must be 'auto', 'interactions' or 'content', got {based_on!r}")
-        if based_on == "content" or (based_on == "auto" and self._is_cold(item)):
+        if based_on not in ("auto", "interactions", "content", "features"):
+            raise InvalidInputError(
+                f"based_on must be 'auto', 'interactions', 'content' or 'features', got {based_on!r}")
+        if based_on == "auto" and self._is_cold(item):
+            based_on = "content" if self.content is not None and item in self.content else "features"
+        if based_on == "features":
+            return self._similar_by_features(item, n, items, exclude, item_kind)
+        if based_on == "content":
             return self._similar_by_content(item, n, items, exclude, item_kind)
         served = self._serving()
         idx = self._known_items(served, [item])
@@ -375,9 +395,9 @@ class Engine:
         return self._named(ids, scores, served)[0]
 
     def _is_cold(self, item: str) -> bool:
-        """Whether ``item`` has a content vector but nothing the model could know it by."""
-        content, served = self.content, self._served
-        if content is None or item not in content:
+        """Whether ``item`` is content-indexed but has nothing the model could know it by."""
+        served = self._served
+        if not any(index is not None and item in index for index in (self.content, self.features)):
             return False
         idx = self.bags.item_index(item)
         if served is None or idx < 0 or idx >= served.n_items:
@@ -387,12 +407,26 @@ class Engine:
     def _similar_by_content(self, item, n, items, exclude, item_kind) -> list[Recommendation]:
         if self.content is None:
             raise NotFittedError("no content index: call engine.fit_content() after put_items()")
-        allowed = None if items is None else list(items)
-        if item_kind is not None:
-            of_kind = self.bags.item_ids(self.item_kinds.indices(item_kind, self.bags))
-            allowed = of_kind if allowed is None else sorted(set(allowed) & set(of_kind))
+        allowed = self._allowed_ids(items, item_kind)
         found = self.content.similar(item, check_count(n, "n"), allowed=allowed, denied=exclude or ())
         return [Recommendation(i, s, "content") for i, s in found]
+
+    def _similar_by_features(self, item, n, items, exclude, item_kind) -> list[Recommendation]:
+        if self.features is None:
+            raise NotFittedError("no feature index: call engine.fit_features() after put_items()")
+        allowed, denied = self._allowed_ids(items, item_kind), set(exclude or ())
+        n = check_count(n, "n")
+        found = self.features.similar(item, len(self.features))
+        keep = [(i, s) for i, s in found if i not in denied and (allowed is None or i in allowed)]
+        return [Recommendation(i, s, "content") for i, s in keep[:n]]
+
+    def _allowed_ids(self, items, item_kind) -> set[str] | None:
+        """Item ids a content result may hold: ``items`` and the items of ``item_kind`` (None: any)."""
+        allowed = None if items is None else set(items)
+        if item_kind is not None:
+            of_kind = set(self.bags.item_ids(self.item_kinds.indices(item_kind, self.bags)))
+            allowed = of_kind if allowed is None else allowed & of_kind
+        return allowed
 
     # -- internals ------------------------------------------------------------
 

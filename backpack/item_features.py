@@ -1,0 +1,99 @@
+"""Item features for content similarity: what an item *is*, as discrete tokens.
+
+:func:`item_features` reads a JSON-LD item node (compacted with schema.org or
+ActivityStreams terms, or expanded) and returns tokens such as
+``type:3DModel``, ``keyword:pirate``, ``creator:https://ex.org/ana``,
+``license:https://creativecommons.org/licenses/by/4.0/``, ``genre:racing``.
+Features already extracted elsewhere (scene ingestion puts a ``features``
+list on the node) are kept as they are.
+
+:class:`FeatureIndex` stacks the tokens of all described items into an
+item x feature sparse matrix and hands it to the C++ item-kNN core with the
+features in the role of users: two items are similar when they share (rare)
+features. That answers "similar items" for items nobody has interacted with,
+without any model download.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import UnknownItemError
+from .item_text import _TAGS, _TYPE, _keys, _keywords, _tag_names, _texts, _the_node, _values
+
+_CREATOR = (*_keys("creator", schema=True), *_keys("author", schema=True), *_keys("attributedTo", as2=True))
+_LICENSE = _keys("license", schema=True)
+_GENRE = _keys("genre", schema=True)
+_FEATURES = ("features", "backpack:features", "https://backpack.dev/ns#features")
+
+
+def item_features(document, *, language: str | None = "en") -> list[str]:
+    """Sorted, unique feature tokens of the item that ``document`` (a JSON-LD node) describes."""
+    node = _the_node(document)
+    out = {f"type:{_short(t)}" for t in _values(node, _TYPE) if isinstance(t, str)}
+    out |= {f"keyword:{k.strip().casefold()}" for value in _values(node, _keys("keywords", schema=True))
+            for k in _keywords(value, language) if k.strip()}
+    out |= {f"keyword:{name.lstrip('#').strip().casefold()}" for tag in _values(node, _TAGS)
+            for name in _tag_names(tag, language) if name.strip("# ")}
+    for prefix, keys in (("creator", _CREATOR), ("license", _LICENSE), ("genre", _GENRE)):
+        out |= {f"{prefix}:{ref}" for ref in _references(_values(node, keys), language)}
+    out |= {f for f in _values(node, _FEATURES) if isinstance(f, str) and f}
+    return sorted(out)
+
+
+def _short(type_iri: str) -> str:
+    return type_iri.replace("#", "/").replace(":", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def _references(values: list, language: str | None) -> list[str]:
+    """A property's values as tokens: a node by its id (else its name), a literal by its text."""
+    out = []
+    for value in values:
+        if isinstance(value, dict) and "@value" not in value:
+            ref = value.get("@id", value.get("id"))
+            out += [ref] if isinstance(ref, str) else [t.casefold() for t in
+                                                      _texts(_values(value, _keys("name", True, True)), language)]
+        else:
+            out += [t.strip().casefold() for t in _texts([value], language)]
+    return [r for r in out if r]
+
+
+class FeatureIndex:
+    """Items compared by shared features through the item-kNN core (cosine, BM25, TF-IDF or Jaccard)."""
+
+    def __init__(self, features: Mapping[str, Sequence[str]], *, similarity: str = "cosine", k: int = 100,
+                 num_threads: int = 0):
+        from .itemknn import ItemKNN
+
+        self.item_ids = list(features)
+        self._row = {item: r for r, item in enumerate(self.item_ids)}
+        vocabulary: dict[str, int] = {}
+        cols, rows = [], []
+        for r, item in enumerate(self.item_ids):
+            for token in dict.fromkeys(features[item]):
+                cols.append(vocabulary.setdefault(token, len(vocabulary)))
+                rows.append(r)
+        self.vocabulary = vocabulary
+        # features play the users' part: feature x item, one per shared token
+        self.matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (cols, rows)),
+                                    shape=(max(len(vocabulary), 1), len(self.item_ids)))
+        self._knn = ItemKNN(k=k, similarity=similarity, num_threads=num_threads).fit(self.matrix,
+                                                                                    show_progress=False)
+
+    def __contains__(self, item: str) -> bool:
+        return item in self._row
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def similar(self, item: str, n: int = 10) -> list[tuple[str, float]]:
+        """The ``n`` items sharing the most (weighted) features with ``item``, never ``item``; only
+        items sharing at least one feature are returned."""
+        if item not in self._row:
+            raise UnknownItemError(f"item {item!r} has no features in the feature index")
+        ids, scores = self._knn.similar_items(self._row[item], N=n)
+        return [(self.item_ids[i], float(s)) for i, s in zip(np.ravel(ids).tolist(), np.ravel(scores).tolist())
+                if i >= 0 and s > 0 and i != self._row[item]]

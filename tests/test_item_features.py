@@ -1,0 +1,68 @@
+"""Item features from JSON-LD and content similarity through the item-kNN core."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import backpack
+from backpack.item_features import FeatureIndex, item_features
+
+SCHEMA, AS2 = "http://schema.org/", "https://www.w3.org/ns/activitystreams#"
+
+
+def test_features_from_schema_org_as2_and_expanded_nodes_agree():
+    compact = {"@context": "https://schema.org", "@id": "urn:x:1", "@type": ["3DModel", "VideoGame"],
+               "keywords": "Pirate, Hat", "creator": {"@id": "https://ex.org/ana"},
+               "license": "https://creativecommons.org/licenses/by/4.0/", "genre": "Racing"}
+    expanded = [{"@id": "urn:x:1", "@type": [SCHEMA + "3DModel", SCHEMA + "VideoGame"],
+                 SCHEMA + "keywords": [{"@value": "Pirate, Hat"}], SCHEMA + "creator": [{"@id": "https://ex.org/ana"}],
+                 SCHEMA + "license": [{"@value": "https://creativecommons.org/licenses/by/4.0/"}],
+                 SCHEMA + "genre": [{"@value": "Racing"}]}]
+    want = ["creator:https://ex.org/ana", "genre:racing", "keyword:hat", "keyword:pirate",
+            "license:https://creativecommons.org/licenses/by/4.0/", "type:3DModel", "type:VideoGame"]
+    assert item_features(compact) == want
+    assert item_features(expanded) == want
+    note = {"@context": "https://www.w3.org/ns/activitystreams", "id": "https://s.example/n/1", "type": "Note",
+            "attributedTo": "https://s.example/users/bo",
+            "tag": [{"type": "Hashtag", "name": "#Cozy"}, {"type": "Mention", "name": "@ana"}]}
+    assert item_features(note) == ["creator:https://s.example/users/bo", "keyword:cozy", "type:Note"]
+    assert item_features({"@id": "urn:x:2", "features": ["node:Camera3D"]}) == ["node:Camera3D"]
+
+
+def test_feature_index_matches_a_cosine_reference():
+    rng = np.random.default_rng(3)
+    tokens = [f"t{k}" for k in range(30)]
+    features = {f"i{n}": list(rng.choice(tokens, size=rng.integers(1, 6), replace=False)) for n in range(60)}
+    index = FeatureIndex(features, similarity="cosine")
+    m = np.array([[t in features[i] for t in tokens] for i in index.item_ids], dtype=float)
+    unit = m / np.linalg.norm(m, axis=1, keepdims=True)
+    for row in (0, 9, 59):
+        cos = unit @ unit[row]
+        cos[row] = 0
+        got = index.similar(f"i{row}", 8)
+        assert all(s > 0 for _, s in got) and len(got) == min(8, int((cos > 0).sum()))
+        np.testing.assert_allclose([s for _, s in got], np.sort(cos[cos > 0])[::-1][:len(got)], atol=1e-5)
+        assert f"i{row}" not in [i for i, _ in got]
+    with pytest.raises(backpack.UnknownItemError):
+        index.similar("nope")
+
+
+def test_engine_cold_start_from_features_alone():
+    engine = backpack.Engine()
+    engine.add_interactions(["a", "a", "b"], ["urn:hat:1", "urn:boot:1", "urn:hat:1"])
+    engine.put_items([
+        {"@id": "urn:hat:1", "@type": "3DModel", "keywords": "hat, pirate"},
+        {"@id": "urn:boot:1", "@type": "3DModel", "keywords": "boots, pirate"},
+        {"@id": "urn:car:1", "@type": "Product", "keywords": "car, racing"},
+        {"@id": "urn:hat:new", "@type": "3DModel", "keywords": "hat, wizard"},
+    ])
+    engine.fit("itemknn", k=5)
+    engine.fit_features()
+    got = engine.similar_items("urn:hat:new", n=3)
+    assert [r.item for r in got][:1] == ["urn:hat:1"] and {r.source for r in got} == {"content"}
+    assert "urn:car:1" not in [r.item for r in got]  # shares nothing
+    assert [r.item for r in engine.similar_items("urn:hat:new", n=3, exclude=["urn:hat:1"])] == ["urn:boot:1"]
+    assert {r.source for r in engine.similar_items("urn:hat:1", n=2)} != {"content"}  # warm: the model
+    with pytest.raises(backpack.NotFittedError, match="fit_content"):
+        engine.similar_items("urn:hat:new", based_on="content")
