@@ -100,9 +100,9 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
         sub.add_argument("--model", help="label of the model to use (default: the active one)")
         sub.add_argument("--item-kind", help="only items of this kind (from imported JSON-LD types)")
         sub.add_argument("--threads", type=int, default=0, help="0 = all cores")
-    similar.add_argument("--based-on", choices=["auto", "interactions", "content"], default="auto",
-                         help="the fitted model, the item descriptions (backpack embed), or auto: descriptions "
-                              "for items nobody has interacted with yet")
+    similar.add_argument("--based-on", choices=["auto", "interactions", "content", "features"], default="auto",
+                         help="the fitted model, the embedded descriptions (backpack embed), the descriptions' "
+                              "features, or auto: descriptions for items nobody has interacted with yet")
     recommend.add_argument("--keep-owned", action="store_true", help="allow items already in the user's bag")
     recommend.add_argument("--backend", help="serve a factor model (als, bpr, embeddings) on this model backend "
                                              "(onnx, iree; see `backpack models`)")

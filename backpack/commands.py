@@ -204,11 +204,20 @@ def run_recommend(args, plugins: Plugins) -> int:
     return 0
 
 
+def _any_untouched(engine: Engine, items: list[str]) -> bool:
+    """Whether any of ``items`` has no interaction yet (a cold item the model cannot place)."""
+    counts = engine.bags.item_user_counts()
+    return any(i < 0 or counts[i] == 0 for i in engine.bags.item_indices(items).tolist())
+
+
 def run_similar(args, plugins: Plugins) -> int:
     """Top-n items most like each item named."""
     data, engine = _engine(args, plugins)
-    if args.model or data.state().get("active_model") or engine.content is None:
+    if args.model or data.state().get("active_model") or not len(engine.item_descriptions):
         _stale_note(args, data, engine)  # without any model, only descriptions can answer (cold start)
+    if len(engine.item_descriptions) and (args.based_on == "features" or (
+            args.based_on == "auto" and engine.content is None and _any_untouched(engine, args.items))):
+        engine.fit_features()  # built per call: fast, and always in step with the imported descriptions
     results = [engine.similar_items(item, n=args.n, based_on=args.based_on, **_kind_filter(args))
                for item in args.items]
     _print(args, [{"item": i, "similar": _listing(rows)} for i, rows in zip(args.items, results)],

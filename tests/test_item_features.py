@@ -66,3 +66,21 @@ def test_engine_cold_start_from_features_alone():
     assert {r.source for r in engine.similar_items("urn:hat:1", n=2)} != {"content"}  # warm: the model
     with pytest.raises(backpack.NotFittedError, match="fit_content"):
         engine.similar_items("urn:hat:new", based_on="content")
+
+
+def test_cli_similar_answers_cold_items_from_features(tmp_path, capsys):
+    import json
+
+    from backpack.cli import main
+
+    csv = tmp_path / "i.csv"
+    csv.write_text("user,item\na,urn:hat:1\na,urn:boot:1\nb,urn:hat:1\n")
+    items = tmp_path / "items.jsonld"
+    items.write_text(json.dumps([{"@id": "urn:hat:1", "@type": "3DModel", "keywords": "hat, pirate"},
+                                 {"@id": "urn:hat:new", "@type": "3DModel", "keywords": "hat, wizard"}]))
+    data = ["--data-dir", str(tmp_path / "d"), "--json", "--no-progress"]
+    assert main(["import", str(csv), str(items), *data]) == 0
+    capsys.readouterr()
+    assert main(["similar", "urn:hat:new", *data]) == 0  # no model fitted: descriptions answer
+    [result] = json.loads(capsys.readouterr().out)
+    assert [r["item"] for r in result["similar"]] == ["urn:hat:1"]
