@@ -60,9 +60,16 @@ def expand(document, *, loader: ContextLoader | None = None, policy: str = "erro
     return _translated(_pyld.expand, document, options)
 
 
-def compact(document, context, *, loader: ContextLoader | None = None) -> dict:
-    """``document`` compacted with ``context`` (a URL, an inline context or a list of them)."""
+def compact(document, context, *, loader: ContextLoader | None = None, policy: str = "error") -> dict:
+    """``document`` compacted with ``context`` (a URL, an inline context or a list of them).
+
+    ``context`` is checked for collisions like a document's; under a policy
+    other than ``"error"`` a colliding one is replaced by the merged context.
+    """
     loader = loader or default_loader()
+    merged = effective_context(context, loader=loader, policy=policy)
+    if merged.collisions:
+        context = merged.context
     return _translated(_pyld.compact, document, context, loader.options())
 
 

@@ -287,7 +287,7 @@ def _apply(policy: str, collision: Collision, merged: dict, owner: dict, new: di
             del served[term]
         if prefix is not None:
             taken[prefix] = {"@id": namespace, "_prefix": True, "reverse": False, "protected": False}
-        taken[name] = dict(new, _prefix=False)
+        taken[name] = dict(new, _prefix=prefix is None and _is_prefix(new))
         if served is None:
             owner[name] = source.label
             if prefix is not None:
