@@ -87,14 +87,10 @@ def check_vocabularies(plugins: Plugins | None = None, *, policy: str = "error")
     :class:`NamespaceCollisionError`; the other policies log and return them.
     """
     loader = ContextLoader(plugins, policy=policy)
-    refused = [c for c in loader.collisions if c.action == "error"]
+    refused = loader.refused()
     if refused:
-        loader.context(_first_iri(refused[0].new_source))  # raises the loader's error for it
+        raise refused[0]
     return loader.collisions
-
-
-def _first_iri(label: str) -> str:
-    return label[1:label.index(">")]
 
 
 def _translated(fn, *args, **kwargs):

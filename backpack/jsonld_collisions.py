@@ -42,22 +42,23 @@ _GEN_DELIMS = (":", "/", "?", "#", "[", "]", "@")
 Load = Callable[[str], dict]
 
 
-def pyld_options(load: Load) -> dict:
-    """PyLD options resolving context URLs with ``load``, with a context cache of their own.
+def pyld_options(load: Load, cache=None) -> dict:
+    """PyLD options resolving context URLs with ``load`` and caching processed contexts in ``cache``.
 
-    PyLD's default cache of resolved contexts is process-wide and keyed by URL
-    alone, so two loaders serving different documents under one URL (a
-    rewritten plugin vocabulary, a test) would see each other's; each loader
-    gets its own.
+    PyLD's default cache of processed contexts is process-wide and keyed by
+    URL alone, so two loaders serving different documents under one URL (a
+    rewritten plugin vocabulary, a test) would see each other's: each loader
+    passes its own ``cache`` (a fresh bounded one if None). The resolver is
+    new on every call because PyLD keeps an unbounded per-operation cache in it.
     """
-    from cachetools import LRUCache
+    from cachetools import LRUCache  # PyLD's own dependency
     from pyld.context_resolver import ContextResolver
 
     def document_loader(url, options=None):
         return {"contextUrl": None, "documentUrl": url, "document": load(url)}
 
-    return {"documentLoader": document_loader,
-            "contextResolver": ContextResolver(LRUCache(maxsize=256), document_loader)}
+    cache = LRUCache(maxsize=256) if cache is None else cache
+    return {"documentLoader": document_loader, "contextResolver": ContextResolver(cache, document_loader)}
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ class ContextLoader:
         for served in contexts_in_order:
             self._claim(served)
         self._compare([s for s in contexts_in_order if self._served.get(_key(s.iri)) is s])
-        self._options = pyld_options(self.document)
+        self._cache = _LockedCache(256)  # processed contexts, this loader's documents only
 
     # -- the PyLD interface ---------------------------------------------------
 
@@ -91,7 +91,7 @@ class ContextLoader:
 
     def options(self, **extra) -> dict:
         """Options for ``pyld.jsonld`` calls: this loader and a context cache of its own."""
-        return {**self._options, **extra}
+        return {**pyld_options(self.document, self._cache), **extra}
 
     # -- lookups --------------------------------------------------------------
 
@@ -122,6 +122,13 @@ class ContextLoader:
     def source(self, url: str) -> str:
         """How messages name the context at ``url``: ``<iri> (plugin 'name')``."""
         return self.context(url).label
+
+    def refused(self) -> list[NamespaceCollisionError]:
+        """The errors of the vocabularies not served because of a collision (policy ``"error"``)."""
+        unique: dict[int, NamespaceCollisionError] = {}
+        for error in self._refused.values():
+            unique.setdefault(id(error), error)
+        return list(unique.values())
 
     def contexts(self) -> list[ServedContext]:
         """Every served context once (not once per alias), in comparison order."""
@@ -199,6 +206,24 @@ class ContextLoader:
         return self.context(url).document
 
 
+class _LockedCache:
+    """A bounded cache of processed contexts that threads may share (PyLD uses ``get`` and ``[]=``)."""
+
+    def __init__(self, maxsize: int):
+        from cachetools import LRUCache  # PyLD's own dependency
+
+        self._cache = LRUCache(maxsize=maxsize)
+        self._lock = threading.Lock()
+
+    def get(self, key, default=None):
+        with self._lock:
+            return self._cache.get(key, default)
+
+    def __setitem__(self, key, value) -> None:
+        with self._lock:
+            self._cache[key] = value
+
+
 def _key(url: str) -> str:
     """The lookup key of a context URL: the URL without its fragment."""
     return urldefrag(url)[0]
@@ -223,15 +248,16 @@ def _prefix_from(name: str) -> str:
     return prefix if prefix[0].isalpha() else "ctx_" + prefix
 
 
-_default: tuple[Plugins, ContextLoader] | None = None
+_default: tuple[dict, ContextLoader] | None = None
 _default_lock = threading.Lock()
 
 
 def default_loader() -> ContextLoader:
-    """The loader over the process-wide plugins (built once; a new one if the plugin manager was replaced)."""
+    """The loader over the process-wide plugins, rebuilt when their vocabularies change
+    (a plugin registered since, or another plugin manager)."""
     global _default
-    plugins = get_plugins()
+    registry = get_plugins().registry("vocabularies")  # the same dict until a plugin is added
     with _default_lock:
-        if _default is None or _default[0] is not plugins:
-            _default = (plugins, ContextLoader(plugins))
+        if _default is None or _default[0] is not registry:
+            _default = (registry, ContextLoader(get_plugins()))
         return _default[1]

@@ -237,3 +237,38 @@ def test_a_sample_document_round_trips_through_compaction(jsonld_loader, iri):
     before, after = normalize(expanded, loader=jsonld_loader), normalize(again, loader=jsonld_loader)
     assert before and before == after
     assert before.count("\n") >= 3  # the sample really produced a graph
+
+
+def test_two_loaders_serving_one_url_differently_do_not_share_processed_contexts():
+    # PyLD's default cache is process-wide and keyed by URL: each loader must use its own
+    red = ContextLoader(vocabulary_plugins(), contexts={"https://local.example/c": {"@context": {"hue": "https://red.example/hue"}}})
+    blue = ContextLoader(vocabulary_plugins(), contexts={"https://local.example/c": {"@context": {"hue": "https://blue.example/hue"}}})
+    doc = {"@context": "https://local.example/c", "@id": "https://i.example/1", "hue": "x"}
+    assert "https://red.example/hue" in expand(doc, loader=red)[0]
+    assert "https://blue.example/hue" in expand(doc, loader=blue)[0]
+
+
+def test_one_loader_serves_many_threads(jsonld_loader):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def expand_one(i):
+        doc = {"@context": [AS2_CONTEXT, {"n": f"https://t.example/{i % 5}#n"}], "type": "Note", "n": i}
+        return expand(doc, loader=jsonld_loader)[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(expand_one, range(200)))
+    assert all(r["@type"] == [AS + "Note"] and r[f"https://t.example/{i % 5}#n"] == [{"@value": i}]
+               for i, r in enumerate(results))
+
+
+def test_the_default_loader_follows_plugins_registered_later(monkeypatch):
+    import backpack.jsonld_loader as loader_module
+    from plugin_samples import game_vocabulary
+
+    plugins = vocabulary_plugins()
+    monkeypatch.setattr(loader_module, "get_plugins", lambda: plugins)
+    monkeypatch.setattr(loader_module, "_default", None)
+    assert not loader_module.default_loader().serves(game_vocabulary.GAME_CONTEXT)
+    assert loader_module.default_loader() is loader_module.default_loader()  # built once while nothing changes
+    plugins.register(game_vocabulary, name="game_vocabulary")
+    assert loader_module.default_loader().serves(game_vocabulary.GAME_CONTEXT)
