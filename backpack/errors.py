@@ -103,3 +103,30 @@ class ModelContractError(BackpackError, ValueError):
     in another layout, an input that is not an image tensor). The message says what was expected."""
 
     code = "model_contract"
+
+
+class UnknownContextError(InvalidInputError):
+    """A JSON-LD document names a remote context Backpack does not serve.
+
+    Backpack never fetches contexts at run time: the message names the URL and
+    says how to register it (a plugin's ``register_vocabularies`` hook, or the
+    ``contexts=`` argument of :class:`backpack.jsonld_loader.ContextLoader`).
+    """
+
+    code = "unknown_context"
+
+
+class NamespaceCollisionError(InvalidInputError):
+    """Two JSON-LD contexts bind one term or prefix to different IRIs, or a
+    document redefines a protected term.
+
+    The message names the term, both IRIs and both sources; ``collision``
+    holds them as a :class:`backpack.jsonld_collisions.Collision` (None when
+    only PyLD saw the clash, inside a scoped context).
+    """
+
+    code = "namespace_collision"
+
+    def __init__(self, message: str, collision=None):
+        super().__init__(message)
+        self.collision = collision

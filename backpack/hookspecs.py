@@ -58,7 +58,13 @@ def register_vocabularies(register):
     """Add JSON-LD contexts, served offline.
 
     Call ``register(iri, document, description="")`` with the context's IRI and
-    its JSON document (a dict).
+    its JSON document (a dict with an ``@context`` entry). Optional keywords:
+    ``aliases=[...]``, other URLs the real server answers with the same
+    document (``http://`` as well as ``https://``, a trailing slash), and
+    ``prefix="ex"``, the prefix the ``namespace`` collision policy renames
+    this vocabulary's clashing terms under (default: from the plugin name).
+    ``backpack.jsonld_loader.ContextLoader`` serves them offline; see
+    ``docs/jsonld.md``.
     """
 
 
