@@ -428,6 +428,22 @@ class Engine:
             allowed = of_kind if allowed is None else allowed & of_kind
         return allowed
 
+    # -- ActivityStreams out ----------------------------------------------------
+
+    def recommend_collection(self, user: str, n: int = 10, **filters) -> dict:
+        """:meth:`recommend` as a compacted AS2 ``OrderedCollection`` (see backpack.activity_output)."""
+        from .activity_output import recommendations_collection
+
+        served = self._served
+        return recommendations_collection(self.recommend(user, n, **filters), for_user=user,
+                                          algorithm=served.registration.name if served else None)
+
+    def similar_collection(self, item: str, n: int = 10, **filters) -> dict:
+        """:meth:`similar_items` as a compacted AS2 ``OrderedCollection``."""
+        from .activity_output import recommendations_collection
+
+        return recommendations_collection(self.similar_items(item, n, **filters), similar_to=item)
+
     # -- internals ------------------------------------------------------------
 
     def _recommend_rows(self, served: _Served, rows, n, filter_owned, items, exclude, item_kind):
