@@ -130,3 +130,26 @@ class NamespaceCollisionError(InvalidInputError):
     def __init__(self, message: str, collision=None):
         super().__init__(message)
         self.collision = collision
+
+
+class SceneFileError(InvalidInputError):
+    """A scene file (glTF, GLB, Godot ``.tscn``) that is truncated or malformed.
+
+    The message names the file and where it went wrong: the byte ``offset``
+    (glTF / GLB) or the ``line`` and ``column`` (``.tscn``, 1-based). Those
+    are also kept as attributes (None when not known) for tools to point at.
+    """
+
+    code = "bad_scene_file"
+
+    def __init__(self, path, problem: str, *, offset: int | None = None, line: int | None = None,
+                 column: int | None = None):
+        self.path, self.problem = str(path), problem
+        self.offset, self.line, self.column = offset, line, column
+        if line is not None:
+            where = f"{self.path}:{line}" + (f":{column}" if column is not None else "")
+        elif offset is not None:
+            where = f"{self.path}: at byte {offset}"
+        else:
+            where = self.path
+        super().__init__(f"{where}: {problem}")
