@@ -61,11 +61,14 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="machine-readable output")
 
     importing = commands.add_parser(
-        "import", parents=[state, output], help="import interactions (CSV, TSV, JSON Lines) and items (JSON-LD)",
+        "import", parents=[state, output],
+        help="import interactions (CSV, TSV, JSON Lines), items (JSON-LD) and scenes (glTF, GLB, .tscn)",
         description="Interaction files need user and item columns (CSV header or JSON keys) and may have "
                     "weight, kind (view, like, ...) and timestamp (epoch seconds or ISO 8601). JSON-LD files "
-                    "(.jsonld) hold item nodes with @id and @type. An import is all or nothing.")
-    importing.add_argument("files", nargs="+", metavar="FILE")
+                    "(.jsonld) hold item nodes with @id and @type. An import is all or nothing, except for "
+                    "scenes: a FOLDER imports every .gltf, .glb and .tscn file under it (as does a scene file "
+                    "named alone); bad scene files are listed and left out, and the exit code is then 1.")
+    importing.add_argument("files", nargs="+", metavar="FILE_OR_FOLDER")
     importing.add_argument("--format", choices=["csv", "tsv", "jsonl", "jsonld"],
                            help="file format (default: from each file's suffix)")
     importing.add_argument("--replace", action="store_true",

@@ -20,6 +20,7 @@ from .errors import InvalidInputError
 from .evaluate_command import parse_value
 from .importing import file_format, read_interactions, read_items
 from .plugins import Plugins
+from .scene_import import ScanReport, import_scene_folder, is_scene_file, read_scene
 from .state_dir import DataDir, DataDirError, check_label
 
 
@@ -58,17 +59,28 @@ def _print(args, value, text: str) -> None:
 # -- import ---------------------------------------------------------------------
 
 def run_import(args, plugins: Plugins) -> int:
-    """Interactions from CSV / TSV / JSON Lines and items from JSON-LD, all or nothing."""
+    """Interactions from CSV / TSV / JSON Lines and items from JSON-LD, all or nothing; scenes as items.
+
+    A folder argument imports the scene files under it (``.gltf``, ``.glb``,
+    ``.tscn``), as does a scene file named alone. Scenes are the exception to
+    all or nothing: the good ones are imported, the bad ones listed, and the
+    exit code is 1 when any failed. A bad interaction or JSON-LD file still
+    stops the whole import before anything is written.
+    """
     paths = [Path(p) for p in args.files]
     for path in paths:
-        if not path.is_file():
-            raise InvalidInputError(f"{path}: no such file")
+        if not (path.is_file() or path.is_dir()):
+            raise InvalidInputError(f"{path}: no such file or folder")
     data = _data_dir(args, create=True)
+    scenes = []
     with data.locked():
         engine = Engine(plugins=plugins) if args.replace else data.open_engine(load_model=False, plugins=plugins)
         before_users, before_items, before_nnz = engine.bags.n_users, engine.bags.n_items, engine.bags.nnz
         counted = {"interactions": 0, "items": 0}
         for path in paths:
+            if path.is_dir() or (args.format is None and is_scene_file(path)):
+                scenes.append(_read_scenes(args, path))
+                continue
             fmt = file_format(path, args.format)
             if fmt == "jsonld":
                 counted["items"] += engine.put_items([item.document for item in read_items(path)])
@@ -78,7 +90,11 @@ def run_import(args, plugins: Plugins) -> int:
                     engine.add_interactions(chunk.users, chunk.items, chunk.weights, kinds=chunk.kinds,
                                             timestamps=chunk.timestamps)
                     counted["interactions"] += len(chunk)
-        # Nothing is written until every file has been read: an import is all or nothing.
+        # Nothing is written until every file has been read: an import is all or nothing
+        # (except for scene files that failed, which are reported and left out).
+        for report in scenes:
+            if report.items:
+                counted["items"] += engine.put_items([item.document for item in report.items])
         if args.replace:
             _forget_models(data)
         data.save_engine(engine)
@@ -86,11 +102,30 @@ def run_import(args, plugins: Plugins) -> int:
                "new_users": engine.bags.n_users - before_users, "new_items": engine.bags.n_items - before_items,
                "users": engine.bags.n_users, "items_with_interactions": engine.bags.n_items,
                "stored_pairs": engine.bags.nnz, "new_pairs": engine.bags.nnz - before_nnz}
-    _print(args, summary,
-           f"imported {counted['interactions']:,} interactions and {counted['items']:,} item descriptions "
-           f"into {data.path}\n  now {engine.bags.n_users:,} users x {engine.bags.n_items:,} items, "
-           f"{engine.bags.nnz:,} (user, item) pairs; fit a model with: backpack fit ALGORITHM")
-    return 0
+    failed = [problem for report in scenes for problem in report.as_dict()["failed"]]
+    if scenes:
+        summary["scenes"] = {"files": sum(r.files for r in scenes), "imported": sum(r.imported for r in scenes),
+                             "failed": failed}
+    text = (f"imported {counted['interactions']:,} interactions and {counted['items']:,} item descriptions "
+            f"into {data.path}\n  now {engine.bags.n_users:,} users x {engine.bags.n_items:,} items, "
+            f"{engine.bags.nnz:,} (user, item) pairs; fit a model with: backpack fit ALGORITHM")
+    if failed:
+        text += f"\n{len(failed):,} scene file(s) failed and were left out:\n" + "\n".join(
+            f"  {problem['error']}" for problem in failed)
+    _print(args, summary, text)
+    return 1 if failed else 0
+
+
+def _read_scenes(args, path: Path) -> ScanReport:
+    """A folder of scenes, or one scene file, read into a report (bad files listed, not raised)."""
+    if path.is_dir():
+        return import_scene_folder(path, progress=not (args.no_progress or args.json))
+    report = ScanReport(path.parent)
+    try:
+        report.items.append(read_scene(path))
+    except InvalidInputError as exc:
+        report.errors.append((path, str(exc)))
+    return report
 
 
 def _forget_models(data: DataDir) -> None:

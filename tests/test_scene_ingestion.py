@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backpack import Engine
+from backpack import Engine, cli
 from backpack.errors import InvalidInputError, SceneFileError
 from backpack.godot_text import Call, ExtRef, NodePath, StringName, SubRef, parse_sections
 from backpack.scene_import import ScanReport, import_scene_folder, read_scene, scene_files
@@ -568,3 +568,51 @@ def test_the_progress_bar_can_be_hidden(scenes, capsys):
 def test_a_missing_folder_is_an_error(tmp_path):
     with pytest.raises(InvalidInputError, match="no such folder"):
         import_scene_folder(tmp_path / "nope")
+
+
+def test_cli_imports_a_scene_folder_and_lists_the_failures(scenes, tmp_path, capsys):
+    data_dir = tmp_path / "state"
+    code = cli.main(["import", str(scenes), "--json", "--data-dir", str(data_dir)])
+    out, _ = capsys.readouterr()
+    summary = json.loads(out)
+    assert code == 1  # done, with problems listed
+    assert summary["items"] == 3
+    assert summary["scenes"]["files"] == 5 and summary["scenes"]["imported"] == 3
+    assert [f["file"].rsplit("/", 1)[-1] for f in summary["scenes"]["failed"]] == ["broken.glb", "broken.tscn"]
+    engine = Engine.open(data_dir)
+    names = {doc["name"] for doc in engine.item_descriptions.snapshot().values()}
+    assert names == {"Pirate Ship", "Deck", 'The "Black" Pearl'}
+    assert (data_dir / "items.jsonl").exists()
+    ship = next(d for d in engine.item_descriptions.snapshot().values() if d["name"] == "Pirate Ship")
+    assert engine.bags.n_items == 3 and "material:Brass" in ship["bp:features"]
+
+
+def test_cli_text_output_names_the_bad_files_and_a_clean_folder_exits_zero(scenes, tmp_path, capsys):
+    code = cli.main(["import", str(scenes), "--no-progress", "--data-dir", str(tmp_path / "a")])
+    out, _ = capsys.readouterr()
+    assert code == 1 and "2 scene file(s) failed" in out and "broken.glb: at byte" in out
+    for bad in ("props/broken.glb", "props/deep/broken.tscn"):
+        (scenes / bad).unlink()
+    code = cli.main(["import", str(scenes), "--no-progress", "--data-dir", str(tmp_path / "b")])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "3 item descriptions" in out and "failed" not in out
+
+
+def test_a_bad_interaction_file_still_stops_everything(scenes, tmp_path, capsys):
+    (tmp_path / "log.csv").write_text("user,item\nu1\n")
+    code = cli.main(["import", str(scenes), str(tmp_path / "log.csv"), "--json", "--data-dir",
+                     str(tmp_path / "state")])
+    assert code == 2 and "log.csv:2" in capsys.readouterr().err
+    assert not (tmp_path / "state" / "items.jsonl").exists()
+
+
+def test_a_scene_file_can_be_imported_alone_next_to_interactions(tmp_path, capsys):
+    (tmp_path / "ship.tscn").write_text(TSCN)
+    (tmp_path / "log.csv").write_text("user,item\nu1,x\n")
+    code = cli.main(["import", str(tmp_path / "ship.tscn"), str(tmp_path / "log.csv"), "--json",
+                     "--data-dir", str(tmp_path / "state")])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["items"] == 1 and summary["interactions"] == 1
+    assert summary["scenes"] == {"files": 1, "imported": 1, "failed": []}
+    engine = Engine.open(tmp_path / "state")
+    assert len(engine.item_descriptions) == 1
