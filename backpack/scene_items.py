@@ -105,8 +105,8 @@ def scene_item(summary: SceneSummary) -> SceneDescription:
 
     Its ``name`` is the metadata title, else the scene's own name (glTF
     scene, Godot root node), else the file's stem; ``keywords`` are the
-    metadata subjects then words from the names of nodes, meshes and
-    materials (:func:`name_words`).
+    metadata subjects then words from object names, in the order the reader
+    met them (meshes, materials, nodes, groups: :func:`name_words`).
     """
     name = summary.title or summary.fallback_name or summary.path.stem
     subjects = _unique(s.strip() for s in summary.subjects if s.strip())
