@@ -21,11 +21,12 @@ is a ``MeshInstance3D``, a camera a ``Camera3D``, a punctual light a
 from __future__ import annotations
 
 import json
+import os
 import struct
 from pathlib import Path
 
 from .errors import SceneFileError
-from .scene_items import SceneDescription, SceneSummary, scene_item
+from .scene_items import SceneDescription, SceneSummary, file_iri, scene_item
 from .xmp_packets import XmpPackets
 
 GLB_MAGIC = b"glTF"
@@ -40,38 +41,48 @@ _PACKET_HOLDERS = ("scenes", "nodes", "meshes", "materials", "animations", "imag
 def read_gltf(path) -> SceneDescription:
     """The item description of a ``.gltf`` or ``.glb`` file (binary when it starts with ``glTF``)."""
     path = Path(path)
-    data = path.read_bytes()
-    if data[:4] == GLB_MAGIC or path.suffix.lower() == ".glb":
-        json_bytes, json_offset, bin_length = split_glb(data, path)
-        binary = True
-    else:
-        json_bytes, json_offset, bin_length, binary = data, 0, None, False
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if file.read(4) == GLB_MAGIC or path.suffix.lower() == ".glb":
+            json_bytes, json_offset, bin_length = split_glb(file, size, path)
+            binary = True
+        else:
+            file.seek(0)
+            json_bytes, json_offset, bin_length, binary = file.read(), 0, None, False
+        iri = file_iri(file)  # the BIN chunk (often most of the file) is hashed in blocks, never held
     doc = parse_json(json_bytes, path, json_offset)
-    return scene_item(_GltfReader(path, data, doc, json_offset, bin_length, binary).summary())
+    return scene_item(_GltfReader(path, iri, size, doc, json_offset, bin_length, binary).summary())
 
 
-def split_glb(data: bytes, path) -> tuple[bytes, int, int | None]:
-    """The JSON chunk's bytes, its offset in the file and the BIN chunk's length (None: no BIN chunk)."""
-    if len(data) < 12:
-        raise SceneFileError(path, f"the file ends after {len(data)} bytes, inside the 12-byte GLB header",
-                             offset=len(data))
-    magic, version, length = struct.unpack_from("<4sII", data, 0)
+def split_glb(file, size: int, path) -> tuple[bytes, int, int | None]:
+    """The JSON chunk's bytes, its offset in the file and the BIN chunk's length (None: no BIN chunk).
+
+    ``file`` is a seekable binary file of ``size`` bytes; only the header,
+    the chunk headers and the JSON chunk are read.
+    """
+    def read(offset: int, count: int) -> bytes:
+        file.seek(offset)
+        return file.read(count)
+
+    if size < 12:
+        raise SceneFileError(path, f"the file ends after {size} bytes, inside the 12-byte GLB header", offset=size)
+    magic, version, length = struct.unpack("<4sII", read(0, 12))
     if magic != GLB_MAGIC:
         raise SceneFileError(path, f"not a GLB file: magic is {magic!r}, not b'glTF'", offset=0)
     if version != 2:
         raise SceneFileError(path, f"GLB version {version} is not supported (only glTF 2.0)", offset=4)
-    if length > len(data):
-        raise SceneFileError(path, f"truncated: the header says {length} bytes, the file ends after {len(data)}",
-                             offset=len(data))
-    if length < len(data):
-        raise SceneFileError(path, f"{len(data) - length} bytes after the end the header gives ({length} bytes)",
+    if length > size:
+        raise SceneFileError(path, f"truncated: the header says {length} bytes, the file ends after {size}",
+                             offset=size)
+    if length < size:
+        raise SceneFileError(path, f"{size - length} bytes after the end the header gives ({length} bytes)",
                              offset=length)
     json_chunk, bin_length, position, number = None, None, 12, 0
     while position < length:
         if length - position < 8:
             raise SceneFileError(path, f"chunk {number} header needs 8 bytes, only {length - position} left",
                                  offset=position)
-        chunk_length, chunk_type = struct.unpack_from("<II", data, position)
+        chunk_length, chunk_type = struct.unpack("<II", read(position, 8))
         if chunk_length % 4:
             raise SceneFileError(path, f"chunk {number} length {chunk_length} is not a multiple of 4 "
                                        "(chunks must stay 4-byte aligned)", offset=position)
@@ -83,7 +94,7 @@ def split_glb(data: bytes, path) -> tuple[bytes, int, int | None]:
             raise SceneFileError(path, f"the first chunk must be JSON, its type is 0x{chunk_type:08x}",
                                  offset=position + 4)
         if number == 0:
-            json_chunk = (data[start:start + chunk_length], start)
+            json_chunk = (read(start, chunk_length), start)
         elif chunk_type == CHUNK_JSON:
             raise SceneFileError(path, "a second JSON chunk", offset=position + 4)
         elif chunk_type == CHUNK_BIN:
@@ -125,9 +136,9 @@ def parse_json(raw: bytes, path, base_offset: int = 0) -> dict:
 class _GltfReader:
     """Checks the parts of one parsed glTF document that an item needs, and summarises them."""
 
-    def __init__(self, path: Path, data: bytes, doc: dict, json_offset: int, bin_length: int | None,
+    def __init__(self, path: Path, iri: str, size: int, doc: dict, json_offset: int, bin_length: int | None,
                  binary: bool):
-        self.path, self.data, self.doc, self.json_offset = path, data, doc, json_offset
+        self.path, self.iri, self.size, self.doc, self.json_offset = path, iri, size, doc, json_offset
         self.bin_length, self.binary = bin_length, binary
 
     def fail(self, pointer: str, problem: str):
@@ -179,7 +190,7 @@ class _GltfReader:
         if version is None or not version.startswith("2."):
             self.fail("/asset/version", f"{version!r} is not a glTF 2.x version")
         self.check_buffers()
-        summary = SceneSummary(self.path, self.data, "model/gltf-binary" if self.binary else "model/gltf+json",
+        summary = SceneSummary(self.path, self.iri, self.size, "model/gltf-binary" if self.binary else "model/gltf+json",
                                ["3DModel"])
         summary.count(f"format:{'glb' if self.binary else 'gltf'}")
         packets = self.packets(asset)
@@ -226,10 +237,10 @@ class _GltfReader:
                 self.fail(pointer, "has no uri (only a GLB's first buffer may live in its BIN chunk)")
             if self.bin_length is None:
                 raise SceneFileError(self.path, f"{pointer} lives in the BIN chunk, and there is none",
-                                     offset=len(self.data))
+                                     offset=self.size)
             if size > self.bin_length:
                 raise SceneFileError(self.path, f"{pointer} needs {size} bytes, the BIN chunk holds "
-                                                f"{self.bin_length}", offset=len(self.data))
+                                                f"{self.bin_length}", offset=self.size)
 
     def packets(self, asset: dict) -> XmpPackets:
         holder = self.extension(self.doc, "KHR_xmp_json_ld", "")

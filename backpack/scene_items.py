@@ -45,6 +45,15 @@ def scene_iri(data: bytes) -> str:
     return f"urn:backpack:scene:{hashlib.sha256(data).hexdigest()}"
 
 
+def file_iri(file) -> str:
+    """The item IRI of an open binary file, hashed from its start in blocks (the file is not held)."""
+    file.seek(0)
+    digest = hashlib.sha256()
+    while block := file.read(1 << 20):
+        digest.update(block)
+    return f"urn:backpack:scene:{digest.hexdigest()}"
+
+
 def name_words(names) -> list[str]:
     """Search words from object names: ``"PirateShip_Hull.001"`` -> ``["pirate", "ship", "hull"]``.
 
@@ -73,7 +82,8 @@ class SceneSummary:
     """
 
     path: Path
-    data: bytes
+    iri: str
+    size: int
     encoding_format: str
     types: list[str]
     fallback_name: str | None = None
@@ -121,11 +131,11 @@ def scene_item(summary: SceneSummary) -> SceneDescription:
         summary.count(f"license:{summary.license}")
     document = {
         "@context": SCENE_CONTEXT,
-        "@id": scene_iri(summary.data),
+        "@id": summary.iri,
         "@type": summary.types if len(summary.types) > 1 else summary.types[0],
         "name": name,
         "encodingFormat": summary.encoding_format,
-        "contentSize": f"{len(summary.data)} B",
+        "contentSize": f"{summary.size} B",
     }
     optional = {"description": summary.description, "creator": summary.creators or None,
                 "keywords": keywords or None, "license": summary.license}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .errors import SceneFileError
 from .godot_text import Call, ExtRef, NodePath, Section, SubRef, parse_sections
-from .scene_items import SceneDescription, SceneSummary, scene_item
+from .scene_items import SceneDescription, SceneSummary, scene_iri, scene_item
 
 ENCODING_FORMAT = "application/x-godot-scene"
 SUPPORTED_FORMATS = (2, 3)
@@ -131,7 +131,7 @@ class _TscnReader:
         version = header.attributes.get("format")
         if version not in SUPPORTED_FORMATS or isinstance(version, bool):
             self.fail(header, f"format={version!r} is not a scene format this reader knows (2 or 3)")
-        summary = SceneSummary(self.path, self.data, ENCODING_FORMAT, ["bp:GodotScene"])
+        summary = SceneSummary(self.path, scene_iri(self.data), len(self.data), ENCODING_FORMAT, ["bp:GodotScene"])
         summary.count("format:tscn")
         nodes, root_meta, connections = [], {}, 0
         for section in self.sections[1:]:
