@@ -190,8 +190,8 @@ class _GltfReader:
         if version is None or not version.startswith("2."):
             self.fail("/asset/version", f"{version!r} is not a glTF 2.x version")
         self.check_buffers()
-        summary = SceneSummary(self.path, self.iri, self.size, "model/gltf-binary" if self.binary else "model/gltf+json",
-                               ["3DModel"])
+        encoding = "model/gltf-binary" if self.binary else "model/gltf+json"
+        summary = SceneSummary(self.path, self.iri, self.size, encoding, ["3DModel"])
         summary.count(f"format:{'glb' if self.binary else 'gltf'}")
         packets = self.packets(asset)
         meshes, materials = self.meshes(summary), self.materials(summary)
@@ -212,16 +212,16 @@ class _GltfReader:
         summary.license = summary.license or copyright_
         summary.extra = {key: value for key, value in {
             "copyrightNotice": copyright_,
-            "bp:generator": self.text(asset, "generator", "/asset"),
-            "bp:gltfVersion": version,
-            "bp:meshCount": len(meshes), "bp:meshes": meshes,
-            "bp:materialNames": [m["name"] for m in materials], "bp:materials": materials,
-            "bp:nodeTypes": sorted({n["type"] for n in summary.nodes}),
-            "bp:textureCount": len(self.objects("textures")), "bp:imageCount": len(self.objects("images")),
-            "bp:skinCount": len(self.objects("skins")),
-            "bp:animations": animations, "bp:hasAnimations": bool(animations),
-            "bp:extensionsUsed": extensions,
-            "bp:xmp": packets.kept() or None,
+            "backpack:generator": self.text(asset, "generator", "/asset"),
+            "backpack:gltfVersion": version,
+            "backpack:meshCount": len(meshes), "backpack:meshes": meshes,
+            "backpack:materialNames": [m["name"] for m in materials], "backpack:materials": materials,
+            "backpack:nodeTypes": sorted({n["type"] for n in summary.nodes}),
+            "backpack:textureCount": len(self.objects("textures")), "backpack:imageCount": len(self.objects("images")),
+            "backpack:skinCount": len(self.objects("skins")),
+            "backpack:animations": animations, "backpack:hasAnimations": bool(animations),
+            "backpack:extensionsUsed": extensions,
+            "backpack:xmp": packets.kept() or None,
         }.items() if value is not None}
         return summary
 

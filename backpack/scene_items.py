@@ -22,17 +22,18 @@ from pathlib import Path
 from .importing import ItemDescription, item_from_node
 
 #: Backpack's vocabulary for what schema.org has no term for (node counts, features, packets).
-BACKPACK_VOCAB = "https://w3id.org/backpack/ns#"
+BACKPACK_VOCAB = "https://backpack.dev/ns#"
 
-#: the context of every scene item: schema.org terms by default, ``bp:`` for Backpack's own,
+#: the context of every scene item: schema.org terms by default, ``backpack:`` for Backpack's own,
 #: JSON literals where the value is a tree of the file's own data (node trees, Godot metadata).
 SCENE_CONTEXT = {
     "@vocab": "https://schema.org/",
-    "bp": BACKPACK_VOCAB,
-    **{f"bp:{term}": {"@type": "@json"} for term in ("nodes", "meshes", "materials", "resources", "metadata")},
+    "backpack": BACKPACK_VOCAB,
+    **{f"backpack:{term}": {"@type": "@json"}
+       for term in ("nodes", "meshes", "materials", "resources", "metadata")},
 }
 
-#: nodes kept in ``bp:nodes`` (the count is always exact): a summary, not the scene
+#: nodes kept in ``backpack:nodes`` (the count is always exact): a summary, not the scene
 MAX_LISTED_NODES = 1000
 
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
@@ -141,10 +142,10 @@ def scene_item(summary: SceneSummary) -> SceneDescription:
                 "keywords": keywords or None, "license": summary.license}
     document.update({key: value for key, value in optional.items() if value is not None})
     document.update(summary.extra)
-    document["bp:nodeCount"] = len(summary.nodes)
-    document["bp:nodes"] = summary.nodes[:MAX_LISTED_NODES]
+    document["backpack:nodeCount"] = len(summary.nodes)
+    document["backpack:nodes"] = summary.nodes[:MAX_LISTED_NODES]
     features = dict(sorted(summary.features.items()))
-    document["bp:features"] = list(features)
+    document["backpack:features"] = list(features)
     base = item_from_node(document, str(summary.path))
     return SceneDescription(base.id, base.kind, base.document, features=features, path=summary.path)
 

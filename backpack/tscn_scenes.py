@@ -13,7 +13,7 @@ from the root's metadata; keywords are the ``tags`` / ``keywords``
 metadata of every node, then words from node, group and material names.
 Metadata keys that start with ``_`` are the editor's own and are skipped.
 A scene with any 3D node is a ``3DModel``; every scene is also a
-``bp:GodotScene``. Errors (:class:`~backpack.errors.SceneFileError`) name
+``backpack:GodotScene``. Errors (:class:`~backpack.errors.SceneFileError`) name
 the line and column: syntax, a missing or misplaced heading, a node whose
 parent does not exist, a reference to an undeclared resource.
 """
@@ -131,7 +131,8 @@ class _TscnReader:
         version = header.attributes.get("format")
         if version not in SUPPORTED_FORMATS or isinstance(version, bool):
             self.fail(header, f"format={version!r} is not a scene format this reader knows (2 or 3)")
-        summary = SceneSummary(self.path, scene_iri(self.data), len(self.data), ENCODING_FORMAT, ["bp:GodotScene"])
+        summary = SceneSummary(self.path, scene_iri(self.data), len(self.data), ENCODING_FORMAT,
+                               ["backpack:GodotScene"])
         summary.count("format:tscn")
         nodes, root_meta, connections = [], {}, 0
         for section in self.sections[1:]:
@@ -162,14 +163,15 @@ class _TscnReader:
         types = sorted({n["type"] for n in nodes if n["type"]})
         summary.extra = {key: value for key, value in {
             "identifier": header.attributes.get("uid") if isinstance(header.attributes.get("uid"), str) else None,
-            "bp:godotFormat": version,
-            "bp:nodeTypes": types,
-            "bp:resources": list(self.ext.values()),
-            "bp:subResourceTypes": sorted(set(self.sub.values())),
-            "bp:materialNames": sorted(f[len("material:"):] for f in summary.features if f.startswith("material:")),
-            "bp:connectionCount": connections,
-            "bp:hasAnimations": "AnimationPlayer" in types or "Animation" in self.sub.values(),
-            "bp:metadata": root_meta or None,
+            "backpack:godotFormat": version,
+            "backpack:nodeTypes": types,
+            "backpack:resources": list(self.ext.values()),
+            "backpack:subResourceTypes": sorted(set(self.sub.values())),
+            "backpack:materialNames": sorted(f[len("material:"):] for f in summary.features
+                                             if f.startswith("material:")),
+            "backpack:connectionCount": connections,
+            "backpack:hasAnimations": "AnimationPlayer" in types or "Animation" in self.sub.values(),
+            "backpack:metadata": root_meta or None,
         }.items() if value is not None}
         return summary
 

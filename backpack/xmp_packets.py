@@ -39,7 +39,8 @@ class XmpPackets:
 
     def kept(self) -> list[dict]:
         """Every packet as given (with its own ``@context``) and the objects it applies to."""
-        return [{"bp:appliesTo": users, "bp:packet": packet} for packet, users in zip(self.packets, self.users)]
+        return [{"backpack:appliesTo": users, "backpack:packet": packet}
+                for packet, users in zip(self.packets, self.users)]
 
     def _packets_of(self, pointers) -> list[dict]:
         """Packets used by ``pointers`` in that order (None: every packet, used or not)."""

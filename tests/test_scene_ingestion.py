@@ -187,29 +187,29 @@ def test_glb_with_xmp_packets_becomes_one_3d_model_item(tmp_path):
     assert doc["encodingFormat"] == "model/gltf-binary"
     # subjects of every packet, in packet order, then words from mesh, material and node names
     assert doc["keywords"] == ["pirate", "ship", "deck", "wood", "metal", "unused", "hull", "brass"]
-    assert doc["bp:nodeCount"] == 2 and doc["bp:meshCount"] == 1
-    assert doc["bp:materialNames"] == ["Brass"]
-    assert doc["bp:materials"][0]["baseColorFactor"] == [1, 0.8, 0.2, 1]
-    assert doc["bp:meshes"] == [{"name": "Hull", "primitives": 1, "attributes": ["POSITION"], "materials": [0]}]
-    assert [n["path"] for n in doc["bp:nodes"]] == ["ShipRoot", "ShipRoot/HullMesh"]
-    assert doc["bp:nodeTypes"] == ["MeshInstance3D", "Node3D"]
-    assert doc["bp:hasAnimations"] is False
-    assert doc["bp:extensionsUsed"] == ["KHR_xmp_json_ld", "KHR_materials_emissive"]
+    assert doc["backpack:nodeCount"] == 2 and doc["backpack:meshCount"] == 1
+    assert doc["backpack:materialNames"] == ["Brass"]
+    assert doc["backpack:materials"][0]["baseColorFactor"] == [1, 0.8, 0.2, 1]
+    assert doc["backpack:meshes"] == [{"name": "Hull", "primitives": 1, "attributes": ["POSITION"], "materials": [0]}]
+    assert [n["path"] for n in doc["backpack:nodes"]] == ["ShipRoot", "ShipRoot/HullMesh"]
+    assert doc["backpack:nodeTypes"] == ["MeshInstance3D", "Node3D"]
+    assert doc["backpack:hasAnimations"] is False
+    assert doc["backpack:extensionsUsed"] == ["KHR_xmp_json_ld", "KHR_materials_emissive"]
     for feature in ("type:3DModel", "format:glb", "material:Brass", "node:MeshInstance3D", "node:Node3D",
                     "tag:pirate", "tag:wood", "creator:ana", "creator:bo", "ext:KHR_materials_emissive"):
         assert feature in item.features, feature
     assert "creator:carla" not in item.features
-    assert doc["bp:features"] == sorted(item.features)
+    assert doc["backpack:features"] == sorted(item.features)
 
 
 def test_every_xmp_packet_is_kept_with_the_objects_it_applies_to(tmp_path):
     doc = xmp_doc()
     (tmp_path / "ship.glb").write_bytes(glb(doc))
-    kept = read_scene(tmp_path / "ship.glb").document["bp:xmp"]
-    assert [k["bp:appliesTo"] for k in kept] == [["/asset"], ["/scenes/0"], ["/nodes/1", "/meshes/0"],
+    kept = read_scene(tmp_path / "ship.glb").document["backpack:xmp"]
+    assert [k["backpack:appliesTo"] for k in kept] == [["/asset"], ["/scenes/0"], ["/nodes/1", "/meshes/0"],
                                                  ["/materials/0"], []]
-    assert [k["bp:packet"] for k in kept] == doc["extensions"]["KHR_xmp_json_ld"]["packets"]
-    assert all("@context" in k["bp:packet"] for k in kept)
+    assert [k["backpack:packet"] for k in kept] == doc["extensions"]["KHR_xmp_json_ld"]["packets"]
+    assert all("@context" in k["backpack:packet"] for k in kept)
 
 
 def test_the_name_falls_back_from_xmp_title_to_scene_packet_to_scene_name_to_file_stem(tmp_path):
@@ -256,10 +256,10 @@ def test_gltf_json_without_xmp_names_node_types_as_godot_would(tmp_path):
     d = item.document
     assert d["encodingFormat"] == "model/gltf+json" and d["name"] == "Deck"
     assert d["license"] == d["copyrightNotice"] == "2026 ana"
-    assert "bp:xmp" not in d
-    assert d["bp:nodeTypes"] == ["Camera3D", "DirectionalLight3D", "MeshInstance3D", "Node3D", "OmniLight3D"]
-    assert d["bp:animations"] == ["Bob"] and d["bp:hasAnimations"] is True
-    assert [n["path"] for n in d["bp:nodes"]][2:] == ["ShipRoot/Lookout", "ShipRoot/Lantern", "ShipRoot/Sun"]
+    assert "backpack:xmp" not in d
+    assert d["backpack:nodeTypes"] == ["Camera3D", "DirectionalLight3D", "MeshInstance3D", "Node3D", "OmniLight3D"]
+    assert d["backpack:animations"] == ["Bob"] and d["backpack:hasAnimations"] is True
+    assert [n["path"] for n in d["backpack:nodes"]][2:] == ["ShipRoot/Lookout", "ShipRoot/Lantern", "ShipRoot/Sun"]
     for feature in ("format:gltf", "node:Camera3D", "node:OmniLight3D", "animation:Bob", "ext:KHR_lights_punctual",
                     "meta:tags=sunny", "meta:intensity=3", "tag:sunny", "license:2026 ana"):
         assert feature in item.features, feature
@@ -430,26 +430,26 @@ def test_tscn_becomes_one_item_with_its_tree_metadata_and_resources(tmp_path):
     path.write_text(TSCN)
     item = read_scene(path)
     d = item.document
-    assert item.kind == "3DModel" and d["@type"] == ["3DModel", "bp:GodotScene"]
+    assert item.kind == "3DModel" and d["@type"] == ["3DModel", "backpack:GodotScene"]
     assert item.id == "urn:backpack:scene:" + hashlib.sha256(TSCN.encode()).hexdigest()
     assert d["name"] == 'The "Black" Pearl'
     assert d["description"] == "A ship with\ntwo lines of description."
     assert d["creator"] == ["ana"] and d["license"] == "CC-BY-4.0"
-    assert d["identifier"] == "uid://c8pirate" and d["bp:godotFormat"] == 3
+    assert d["identifier"] == "uid://c8pirate" and d["backpack:godotFormat"] == 3
     assert d["encodingFormat"] == "application/x-godot-scene"
     assert d["keywords"][:3] == ["pirate", "ship", "hull"]
     assert {"wooden", "hittable", "cannon", "lookout", "player", "brass"} <= set(d["keywords"])
-    assert [(n["path"], n["type"]) for n in d["bp:nodes"]] == [
+    assert [(n["path"], n["type"]) for n in d["backpack:nodes"]] == [
         ("PirateShip", "Node3D"), ("PirateShip/Hull", "MeshInstance3D"), ("PirateShip/Hull/Cannon", None),
         ("PirateShip/Hull/Cannon/Lookout", "Camera3D"), ("PirateShip/Player", "AnimationPlayer")]
-    assert d["bp:nodes"][2]["instance"] == "res://props/cannon.tscn"
-    assert d["bp:nodes"][1]["groups"] == ["wooden", "hittable"]
-    assert d["bp:resources"][0] == {"path": "res://textures/planks.png", "type": "Texture2D", "uid": "uid://btex"}
-    assert d["bp:subResourceTypes"] == ["BoxMesh", "StandardMaterial3D"]
-    assert d["bp:materialNames"] == ["Brass"] and d["bp:hasAnimations"] is True
-    assert d["bp:connectionCount"] == 1
-    assert d["bp:metadata"]["stats"] == {"speed": 12.5, "crew": [1, 2, 3], "home": "Ports/Tortuga"}
-    assert "_edit_lock_" not in d["bp:metadata"]
+    assert d["backpack:nodes"][2]["instance"] == "res://props/cannon.tscn"
+    assert d["backpack:nodes"][1]["groups"] == ["wooden", "hittable"]
+    assert d["backpack:resources"][0] == {"path": "res://textures/planks.png", "type": "Texture2D", "uid": "uid://btex"}
+    assert d["backpack:subResourceTypes"] == ["BoxMesh", "StandardMaterial3D"]
+    assert d["backpack:materialNames"] == ["Brass"] and d["backpack:hasAnimations"] is True
+    assert d["backpack:connectionCount"] == 1
+    assert d["backpack:metadata"]["stats"] == {"speed": 12.5, "crew": [1, 2, 3], "home": "Ports/Tortuga"}
+    assert "_edit_lock_" not in d["backpack:metadata"]
     for feature in ("type:3DModel", "type:GodotScene", "format:tscn", "node:MeshInstance3D", "node:Camera3D",
                     "node:AnimationPlayer", "resource:Texture2D", "resource:Script", "resource:BoxMesh",
                     "resource:StandardMaterial3D", "instance:res://props/cannon.tscn", "meta:tags=pirate",
@@ -463,9 +463,9 @@ def test_godot3_format2_scenes_are_read_too(tmp_path):
     (tmp_path / "crate.tscn").write_text(TSCN_GODOT3)
     item = read_scene(tmp_path / "crate.tscn")
     d = item.document
-    assert d["name"] == "Crate" and d["bp:godotFormat"] == 2
+    assert d["name"] == "Crate" and d["backpack:godotFormat"] == 2
     assert d["keywords"][:2] == ["crate", "loot"]
-    assert d["@type"] == ["3DModel", "bp:GodotScene"]  # Sprite3D is a 3D node
+    assert d["@type"] == ["3DModel", "backpack:GodotScene"]  # Sprite3D is a 3D node
     assert {"node:Spatial", "node:Sprite3D", "resource:Texture", "tag:loot"} <= set(item.features)
 
 
@@ -473,7 +473,7 @@ def test_a_scene_without_3d_nodes_is_a_godot_scene_only(tmp_path):
     (tmp_path / "menu.tscn").write_text('[gd_scene format=3]\n\n[node name="Menu" type="Control"]\n\n'
                                         '[node name="Play" type="Button" parent="."]\ntext = "Play"\n')
     item = read_scene(tmp_path / "menu.tscn")
-    assert item.kind == "GodotScene" and item.document["@type"] == "bp:GodotScene"
+    assert item.kind == "GodotScene" and item.document["@type"] == "backpack:GodotScene"
 
 
 @pytest.mark.parametrize("text, line, column, words", [
@@ -584,7 +584,7 @@ def test_cli_imports_a_scene_folder_and_lists_the_failures(scenes, tmp_path, cap
     assert names == {"Pirate Ship", "Deck", 'The "Black" Pearl'}
     assert (data_dir / "items.jsonl").exists()
     ship = next(d for d in engine.item_descriptions.snapshot().values() if d["name"] == "Pirate Ship")
-    assert engine.bags.n_items == 3 and "material:Brass" in ship["bp:features"]
+    assert engine.bags.n_items == 3 and "material:Brass" in ship["backpack:features"]
 
 
 def test_cli_text_output_names_the_bad_files_and_a_clean_folder_exits_zero(scenes, tmp_path, capsys):
