@@ -559,6 +559,27 @@ def test_a_folder_import_keeps_going_past_bad_files(scenes, capsys):
     assert report.as_dict()["failed"][0]["file"].endswith("broken.glb")
 
 
+def test_scene_features_feed_the_feature_index_for_cold_items(tmp_path):
+    """A GLB ship and a .tscn ship share material, tags and node types; a menu shares almost nothing."""
+    ship = xmp_doc()
+    ship["nodes"].append({"name": "Lookout", "camera": 0})
+    ship["nodes"][0]["children"].append(2)
+    ship["cameras"] = [{"type": "perspective", "perspective": {"yfov": 1.0, "znear": 0.1}}]
+    (tmp_path / "ship.glb").write_bytes(glb(ship))
+    (tmp_path / "ship.tscn").write_text(TSCN)
+    (tmp_path / "menu.tscn").write_text('[gd_scene format=3]\n\n[node name="Menu" type="Control"]\n')
+    engine = Engine()
+    report = import_scene_folder(tmp_path, engine=engine, progress=False)
+    ids = {item.path.name: item.id for item in report.items}
+    from backpack.item_features import item_features
+    assert {"material:Brass", "node:Camera3D", "tag:pirate"} <= set(item_features(engine.item_descriptions.get(
+        ids["ship.glb"])))
+    engine.fit_features()
+    similar = engine.similar_items(ids["ship.glb"], n=2, based_on="features")
+    assert similar[0].item == ids["ship.tscn"] and similar[0].score > 0
+    assert all(r.item != ids["menu.tscn"] or r.score < similar[0].score for r in similar)
+
+
 def test_the_progress_bar_can_be_hidden(scenes, capsys):
     report = import_scene_folder(scenes, progress=False)
     assert report.imported == 3 and report.stored == 0
