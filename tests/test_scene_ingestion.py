@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from backpack import Engine, cli
 from backpack.errors import InvalidInputError, SceneFileError
 from backpack.godot_text import Call, ExtRef, NodePath, StringName, SubRef, parse_sections
+from backpack.item_features import item_features
 from backpack.scene_import import ScanReport, import_scene_folder, read_scene, scene_files
 from backpack.scene_items import name_words
 
@@ -571,7 +572,6 @@ def test_scene_features_feed_the_feature_index_for_cold_items(tmp_path):
     engine = Engine()
     report = import_scene_folder(tmp_path, engine=engine, progress=False)
     ids = {item.path.name: item.id for item in report.items}
-    from backpack.item_features import item_features
     assert {"material:Brass", "node:Camera3D", "tag:pirate"} <= set(item_features(engine.item_descriptions.get(
         ids["ship.glb"])))
     engine.fit_features()
