@@ -24,10 +24,11 @@ from .importing import ItemDescription, item_from_node
 #: Backpack's vocabulary for what schema.org has no term for (node counts, features, packets).
 BACKPACK_VOCAB = "https://backpack.dev/ns#"
 
-#: the context of every scene item: schema.org terms by default, ``backpack:`` for Backpack's own,
+#: the context of every scene item: schema.org terms by default (``http://``, as schema.org's own
+#: context and the rest of Backpack expand them), ``backpack:`` for Backpack's own,
 #: JSON literals where the value is a tree of the file's own data (node trees, Godot metadata).
 SCENE_CONTEXT = {
-    "@vocab": "https://schema.org/",
+    "@vocab": "http://schema.org/",
     "backpack": BACKPACK_VOCAB,
     **{f"backpack:{term}": {"@type": "@json"}
        for term in ("nodes", "meshes", "materials", "resources", "metadata")},

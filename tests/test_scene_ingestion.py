@@ -580,6 +580,22 @@ def test_scene_features_feed_the_feature_index_for_cold_items(tmp_path):
     assert all(r.item != ids["menu.tscn"] or r.score < similar[0].score for r in similar)
 
 
+def test_scene_items_are_json_ld_the_offline_processor_reads(tmp_path):
+    """Expanded by PyLD with Backpack's loader (nothing fetched) and re-emitted compacted, nothing is lost."""
+    from backpack.activity_output import compact_item
+
+    (tmp_path / "ship.glb").write_bytes(glb(xmp_doc()))
+    (tmp_path / "ship.tscn").write_text(TSCN)
+    for name in ("ship.glb", "ship.tscn"):
+        item = read_scene(tmp_path / name)
+        out = compact_item(item.document)
+        assert out["id"] == item.id and out["name"] == item.document["name"]
+        assert out["bp:features"] == item.document["backpack:features"]
+        nodes = out["bp:nodes"]  # a JSON literal, kept as is ({"type": "@json", "@value": ...} in this context)
+        assert (nodes["@value"] if "@value" in nodes else nodes) == item.document["backpack:nodes"]
+    assert out["type"] == ["3DModel", "bp:GodotScene"]
+
+
 def test_the_progress_bar_can_be_hidden(scenes, capsys):
     report = import_scene_folder(scenes, progress=False)
     assert report.imported == 3 and report.stored == 0
