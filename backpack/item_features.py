@@ -27,7 +27,9 @@ from .item_text import _TAGS, _TYPE, _keys, _keywords, _tag_names, _texts, _the_
 _CREATOR = (*_keys("creator", schema=True), *_keys("author", schema=True), *_keys("attributedTo", as2=True))
 _LICENSE = _keys("license", schema=True)
 _GENRE = _keys("genre", schema=True)
-_FEATURES = ("features", "backpack:features", "https://backpack.dev/ns#features")
+# Backpack's context names the term ``feature`` (bp:feature); scene items write ``backpack:features``.
+_FEATURES = tuple(f"{prefix}{term}" for term in ("feature", "features")
+                  for prefix in ("", "bp:", "backpack:", "https://backpack.dev/ns#"))
 
 
 def item_features(document, *, language: str | None = "en") -> list[str]:

@@ -28,6 +28,9 @@ def test_features_from_schema_org_as2_and_expanded_nodes_agree():
             "tag": [{"type": "Hashtag", "name": "#Cozy"}, {"type": "Mention", "name": "@ana"}]}
     assert item_features(note) == ["creator:https://s.example/users/bo", "keyword:cozy", "type:Note"]
     assert item_features({"@id": "urn:x:2", "features": ["node:Camera3D"]}) == ["node:Camera3D"]
+    # however Backpack's own term is spelled: compacted by its context, prefixed, or expanded
+    for key in ("feature", "bp:feature", "backpack:features", "https://backpack.dev/ns#feature"):
+        assert item_features({"@id": "urn:x:3", key: ["meta:tags=pirate"]}) == ["meta:tags=pirate"]
 
 
 def test_feature_index_matches_a_cosine_reference():
