@@ -44,6 +44,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     SCHEMA + "BuyAction": 8.0, SCHEMA + "CreateAction": 5.0,
 }
 UNDO = AS + "Undo"
+#: short type names of the nodes the mapper takes (what an import routes to it rather than to items)
+ACTIVITY_KINDS = frozenset(iri.rsplit("#", 1)[-1].rsplit("/", 1)[-1] for iri in (*DEFAULT_WEIGHTS, UNDO))
 _ACTOR = (AS + "actor", SCHEMA + "agent")
 _OBJECT = (AS + "object", SCHEMA + "object")
 _TIME = (AS + "published", SCHEMA + "startTime", SCHEMA + "endTime", AS + "updated")

@@ -77,3 +77,32 @@ def test_items_are_re_emitted_compacted_with_the_same_graph(document):
     assert out["@context"][-1] == "https://backpack.dev/ns/v1"
     assert same_graph(out, document)
     assert same_graph(expand(out), expand(document))
+
+
+def test_cli_imports_activities_and_items_from_one_jsonld_file(tmp_path, capsys):
+    import json
+
+    from backpack.cli import main
+
+    doc = {"@context": "https://www.w3.org/ns/activitystreams", "@graph": [
+        {"id": ITEMS[0], "type": "Note", "name": "a hat"},
+        {"id": "https://social.example/a/1", "type": "Like", "actor": ANA, "object": ITEMS[0]},
+        {"id": "https://social.example/a/2", "type": "Like", "actor": ANA, "object": ITEMS[1],
+         "published": "2026-11-01T00:00:00Z"},
+        {"id": "https://social.example/a/3", "type": "Undo", "actor": ANA,
+         "object": {"id": "https://social.example/a/1", "type": "Like", "actor": ANA, "object": ITEMS[0]}},
+    ]}
+    path = tmp_path / "outbox.jsonld"
+    path.write_text(json.dumps(doc))
+    data = tmp_path / "data"
+    assert main(["import", str(path), "--data-dir", str(data), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["activities"], summary["items"]) == (3, 1)
+    engine = backpack.Engine.open(data)
+    assert engine.bags.bag(ANA) == {ITEMS[1]: 3.0}  # liked twice, one undone
+    bad = tmp_path / "bad.jsonld"
+    bad.write_text(json.dumps({"@context": "https://www.w3.org/ns/activitystreams", "id": "https://s.example/a/9",
+                               "type": "Like", "object": ITEMS[0]}))
+    assert main(["import", str(bad), "--data-dir", str(data)]) == 2
+    assert "has no actor" in capsys.readouterr().err
+    assert backpack.Engine.open(data).bags.bag(ANA) == {ITEMS[1]: 3.0}  # nothing of the bad file stored
