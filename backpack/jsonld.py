@@ -56,7 +56,9 @@ def expand(document, *, loader: ContextLoader | None = None, policy: str = "erro
         merged = effective_context(document, loader=loader, policy=policy)
         if merged.collisions:  # resolved by the policy: expand with the merged context
             document = {**document, "@context": merged.context}
-    options = loader.options(**({"base": base} if base else {}))
+    # PyLD resolves relative IRIs against http://example.org/base/ unless told otherwise: that would
+    # silently turn "activities/1" into someone else's absolute IRI. No base (None) keeps them relative.
+    options = loader.options(base=base or None)
     return _translated(_pyld.expand, document, options)
 
 
