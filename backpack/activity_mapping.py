@@ -189,6 +189,8 @@ def is_absolute_iri(value) -> bool:
     """Whether ``value`` is an absolute IRI (a scheme, and something after it)."""
     if not isinstance(value, str) or not value or value.startswith("_:"):
         return False
+    if value.startswith(("https://", "http://")):  # the common case, without parsing
+        return len(value) > value.index("//") + 2
     parts = urlsplit(value)
     return bool(parts.scheme) and len(value) > len(parts.scheme) + 1
 
