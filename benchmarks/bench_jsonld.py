@@ -45,7 +45,7 @@ def main() -> None:
     fast = rate(lambda d: ActivityMapper().map(expand_many(d)), docs)
     slow = rate(lambda d: ActivityMapper().map([n for raw in d for n in expand(json.loads(raw))]),
                 docs[: args.pyld_activities])
-    print(f"| path | activities | activities/s | ratio |")
+    print("| path | activities | activities/s | ratio |")
     print("|---|---:|---:|---:|")
     print(f"| fast path (msgspec) | {args.activities:,} | {fast:,.0f} | {fast / slow:.1f}x |")
     print(f"| PyLD only | {args.pyld_activities:,} | {slow:,.0f} | 1.0x |")
