@@ -60,15 +60,14 @@ class HybridRecommender(FactorModel):
         self.content_factors: np.ndarray | None = None  # items x dim, unit rows (zero: no description)
         self.scale = 1.0
 
-    def _make_cf(self, num_threads: int) -> FactorModel:
-        from .plugins import create_registered, get_plugins
+    def _registry(self):
+        from .plugins import get_plugins
 
-        plugins = self._plugins if self._plugins is not None else get_plugins()
-        registration = plugins.algorithm(self.collaborative)
-        params = dict(self.collaborative_params)
-        params.setdefault("num_threads", num_threads)
-        model = create_registered(registration, params, FactorModel)
-        return model
+        return self._plugins if self._plugins is not None else get_plugins()
+
+    def _make_cf(self, num_threads: int) -> FactorModel:
+        params = {"num_threads": num_threads, **self.collaborative_params}
+        return self._registry().create("algorithms", self.collaborative, params, FactorModel)
 
     def fit(self, user_items, show_progress: bool = True, item_embeddings=None) -> "HybridRecommender":
         """Fit the collaborative model and blend it with ``item_embeddings`` (items x dim)."""
@@ -130,11 +129,6 @@ class HybridRecommender(FactorModel):
                 "collaborative_params": self.collaborative_params, "scale": self.scale}
         return {"content_factors": self.content_factors, "hybrid": np.array(json.dumps(meta))}
 
-    @classmethod
-    def load(cls, path, num_threads: int = 0):
-        """Read a model written by :meth:`save`."""
-        return super().load(path, num_threads=num_threads)
-
     def _load_extra(self, f, path) -> None:
         if "hybrid" not in f or "content_factors" not in f:
             raise ModelFileError(f"{npz_path(path)} is not a hybrid model file")
@@ -142,8 +136,9 @@ class HybridRecommender(FactorModel):
         self.collaborative, self.content_weight = meta["collaborative"], float(meta["content_weight"])
         self.collaborative_params, self.scale = dict(meta["collaborative_params"]), float(meta["scale"])
         self.content_factors = np.asarray(f["content_factors"], dtype=np.float32)
-        registration_cls = type(self._make_cf(self.num_threads))
-        self.cf = registration_cls.load(_cf_path(path), num_threads=self.num_threads)
+        # loaded the way the data directory loads any saved model: by its factory's load()
+        factory = self._registry().algorithm(self.collaborative).value
+        self.cf = factory.load(_cf_path(path), num_threads=self.num_threads)
 
 
 def unit_profiles(rows: sp.csr_matrix, content: np.ndarray) -> np.ndarray:

@@ -246,10 +246,9 @@ def get_backend(name: str, plugins=None, **options) -> ModelBackend:
     Unknown names raise the plugin registry's error listing the known ones;
     a backend whose packages are missing raises BackendUnavailableError.
     """
-    from .plugins import create_registered, get_plugins
+    from .plugins import get_plugins
 
-    plugins = plugins if plugins is not None else get_plugins()
-    return create_registered(plugins.lookup("model_backends", name), options, ModelBackend)
+    return (plugins if plugins is not None else get_plugins()).create("model_backends", name, options, ModelBackend)
 
 
 def available_backends(plugins=None) -> dict[str, str]:

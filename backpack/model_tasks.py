@@ -47,10 +47,9 @@ class ModelTask(ABC):
 
 def get_task(name: str, plugins=None, **options) -> ModelTask:
     """The task registered as ``name``, made with ``options`` (``backend=``, ``model=``, ...)."""
-    from .plugins import create_registered, get_plugins
+    from .plugins import get_plugins
 
-    plugins = plugins if plugins is not None else get_plugins()
-    return create_registered(plugins.lookup("model_tasks", name), options, ModelTask)
+    return (plugins if plugins is not None else get_plugins()).create("model_tasks", name, options, ModelTask)
 
 
 def task_status(plugins=None) -> dict[str, dict]:

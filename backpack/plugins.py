@@ -174,6 +174,11 @@ class Plugins:
         """The algorithm registered as ``name``; typed errors for unknown or contested names."""
         return self.lookup("algorithms", name)
 
+    def create(self, kind: str, name: str, params: dict, expected: type):
+        """``name`` from registry ``kind`` made with ``params`` and checked to be an ``expected``
+        (see :func:`create_registered`)."""
+        return create_registered(self.lookup(kind, name), params, expected)
+
     def lookup(self, kind: str, name: str) -> Registration:
         """The registration of ``name`` in registry ``kind``.
 

@@ -142,12 +142,9 @@ def test_invalid_activities_are_refused_by_the_mapper():
            {"@context": AS2_CONTEXT, "id": "https://s.example/a/2", "type": "Wave", "actor": "https://s.example/u",
             "object": "https://a.example/i"},
            {"@context": AS2_CONTEXT, "id": "https://s.example/a/3", "type": "Like", "object": "https://a.example/i"}]
-    refused = 0
     for doc in bad:
         with pytest.raises(BackpackError):
             ActivityMapper().map(expand(doc))
-        refused += 1
-    assert refused == len(bad)
 
 
 # -- fuzzing: random values in every slot of a document ----------------------------------
