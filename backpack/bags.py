@@ -98,6 +98,10 @@ class Bags:
         with core_errors():
             return self._store.item_names(np.ascontiguousarray(indices, dtype=np.int32))
 
+    def item_user_count(self, item: str) -> int:
+        """How many users hold ``item`` (0 for an unknown item): one lookup, not the whole array."""
+        return int(self._store.item_user_count(self.item_index(item)))
+
     def item_user_counts(self) -> np.ndarray:
         """How many users hold each item."""
         return self._store.item_user_counts()

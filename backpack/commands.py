@@ -252,8 +252,7 @@ def run_recommend(args, plugins: Plugins) -> int:
 
 def _any_untouched(engine: Engine, items: list[str]) -> bool:
     """Whether any of ``items`` has no interaction yet (a cold item the model cannot place)."""
-    counts = engine.bags.item_user_counts()
-    return any(i < 0 or counts[i] == 0 for i in engine.bags.item_indices(items).tolist())
+    return any(engine.bags.item_user_count(item) == 0 for item in items)
 
 
 def run_similar(args, plugins: Plugins) -> int:

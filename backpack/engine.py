@@ -402,7 +402,7 @@ class Engine:
         idx = self.bags.item_index(item)
         if served is None or idx < 0 or idx >= served.n_items:
             return True
-        return int(self.bags.item_user_counts()[idx]) == 0
+        return self.bags.item_user_count(item) == 0
 
     def _similar_by_content(self, item, n, items, exclude, item_kind) -> list[Recommendation]:
         if self.content is None:

@@ -235,6 +235,11 @@ std::vector<std::string> BagStore::item_names(const int32_t *idx, int64_t n) con
     return names_of(items_, idx, n, "item");
 }
 
+int32_t BagStore::item_user_count(int32_t item) const {
+    std::shared_lock lock(mutex_);
+    return item >= 0 && static_cast<size_t>(item) < item_counts_.size() ? item_counts_[item] : 0;
+}
+
 std::vector<int32_t> BagStore::item_user_counts() const {
     std::shared_lock lock(mutex_);
     return item_counts_;

@@ -63,6 +63,8 @@ public:
     std::vector<std::string> item_names(const int32_t *idx, int64_t n) const;
     // Number of users holding each item (kept in step with every write).
     std::vector<int32_t> item_user_counts() const;
+    // Number of users holding one item (0 for an index out of range).
+    int32_t item_user_count(int32_t item) const;
 
     int32_t n_users() const;
     int32_t n_items() const;

@@ -241,6 +241,7 @@ NB_MODULE(_core, m) {
         .def("item_names", [](const BagStore &s, const In1<int32_t> &idx) {
             return s.item_names(idx.data(), idx.shape(0));
         })
+        .def("item_user_count", &BagStore::item_user_count)
         .def("item_user_counts", [](const BagStore &s) {
             auto v = s.item_user_counts();
             size_t n = v.size();

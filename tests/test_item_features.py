@@ -60,6 +60,7 @@ def test_engine_cold_start_from_features_alone():
         {"@id": "urn:car:1", "@type": "Product", "keywords": "car, racing"},
         {"@id": "urn:hat:new", "@type": "3DModel", "keywords": "hat, wizard"},
     ])
+    assert [engine.bags.item_user_count(i) for i in ("urn:hat:1", "urn:hat:new", "unknown")] == [2, 0, 0]
     engine.fit("itemknn", k=5)
     engine.fit_features()
     got = engine.similar_items("urn:hat:new", n=3)
