@@ -1,0 +1,228 @@
+"""The store: what the server keeps durable, behind one interface a plugin can replace.
+
+A store holds users, items (their expanded JSON-LD), an append-only log of
+interaction writes, model snapshots (their manifest: where, which algorithm,
+up to which log position), access tokens and background jobs. The built-in
+store is SQLite in WAL mode (``backpack.sqlite_store``); a server database
+registers another through the ``register_stores`` hook, and the same store
+test-suite runs against every store.
+
+Every write method returns only once the write is durable: a server
+acknowledges a client's write after the store call returned, so an
+acknowledged write survives a crash of the process.
+
+The interaction log is the source of truth for bags: each entry has a
+sequence number (``seq``, increasing, never reused). A snapshot records the
+highest ``seq`` it contains (its *watermark*); on start the server loads the
+latest snapshot and replays the entries after it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+from .errors import BackpackError
+
+ROLES = ("admin", "service", "user")
+JOB_STATES = ("available", "executing", "completed", "retryable", "discarded")
+
+
+class StoreError(BackpackError):
+    """The store could not do what was asked (unreachable, corrupt, a constraint broken)."""
+
+    code = "store"
+
+
+class UnknownJobError(StoreError, KeyError):
+    """No job has that id."""
+
+    code = "unknown_job"
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One write of the interaction log. ``op`` is ``"add"`` or ``"remove"``;
+    ``weight`` and ``timestamp`` are None for a removal (``timestamp`` may be
+    None for an add without a time)."""
+
+    seq: int
+    op: str
+    user: str
+    item: str
+    weight: float | None
+    timestamp: float | None
+
+
+@dataclass(frozen=True)
+class SnapshotRecord:
+    """A model snapshot on disk: ``path`` (a data directory, see ``backpack.state_dir``),
+    the algorithm of its active model (None: bags only), and the log watermark it contains."""
+
+    id: int
+    path: str
+    algorithm: str | None
+    watermark: int
+    created: float
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An access token as stored: never the secret, only its hash."""
+
+    id: str
+    role: str
+    user: str | None
+    created: float
+    revoked: bool
+    label: str = ""
+
+
+@dataclass
+class Job:
+    """A background job. ``state`` is one of :data:`JOB_STATES`; ``attempts`` counts
+    claims; ``run_at`` is when it may next be claimed; ``progress`` is 0..1."""
+
+    id: int
+    kind: str
+    args: dict
+    state: str
+    attempts: int
+    max_attempts: int
+    run_at: float
+    progress: float = 0.0
+    result: dict | None = None
+    error: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class Store(ABC):
+    """Durable state of a Backpack server. Safe to call from several threads."""
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and files; the store is unusable afterwards."""
+
+    def check(self) -> list[str]:
+        """Consistency problems found (empty: the store is intact)."""
+        return []
+
+    # -- interaction log ---------------------------------------------------------
+
+    @abstractmethod
+    def append_interactions(self, users: Sequence[str], items: Sequence[str], weights: Sequence[float],
+                            timestamps: Sequence[float | None] | None = None) -> int:
+        """Append adds to the log in one transaction; returns the last ``seq`` written."""
+
+    @abstractmethod
+    def append_removals(self, users: Sequence[str], items: Sequence[str]) -> int:
+        """Append removals to the log in one transaction; returns the last ``seq`` written."""
+
+    @abstractmethod
+    def log_since(self, watermark: int, *, batch_size: int = 100_000) -> Iterator[list[LogEntry]]:
+        """Log entries with ``seq > watermark`` in ``seq`` order, in batches (streamed, not all in memory)."""
+
+    @abstractmethod
+    def watermark(self) -> int:
+        """The highest ``seq`` written (0 for an empty log)."""
+
+    # -- users and items --------------------------------------------------------
+
+    @abstractmethod
+    def put_users(self, users: dict[str, dict]) -> None:
+        """Insert or replace users: id -> JSON-LD node (``{}`` when nothing is known but the id)."""
+
+    @abstractmethod
+    def get_user(self, user: str) -> dict | None:
+        """A user's node, or None."""
+
+    @abstractmethod
+    def put_items(self, items: dict[str, dict]) -> None:
+        """Insert or replace item descriptions: IRI -> expanded JSON-LD node."""
+
+    @abstractmethod
+    def get_item(self, item: str) -> dict | None:
+        """An item's node, or None."""
+
+    @abstractmethod
+    def iter_items(self, *, batch_size: int = 10_000) -> Iterator[list[tuple[str, dict]]]:
+        """Every stored item as (id, node), in batches."""
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Sizes: ``users``, ``items``, ``log`` entries, ``jobs``, ``tokens``, ``snapshots``."""
+
+    # -- snapshots ---------------------------------------------------------------
+
+    @abstractmethod
+    def record_snapshot(self, path: str, algorithm: str | None, watermark: int) -> SnapshotRecord:
+        """Record a snapshot already written (atomically) at ``path``."""
+
+    @abstractmethod
+    def latest_snapshot(self) -> SnapshotRecord | None:
+        """The most recent snapshot, or None."""
+
+    # -- tokens -----------------------------------------------------------------
+
+    @abstractmethod
+    def create_token(self, role: str, user: str | None = None, *, label: str = "") -> tuple[TokenRecord, str]:
+        """A new token: its record and the secret (shown once; only a hash is stored).
+        ``role`` is one of :data:`ROLES`; a ``user`` token must name its user."""
+
+    @abstractmethod
+    def verify_token(self, secret: str) -> TokenRecord | None:
+        """The live (unrevoked) token with this secret, compared in constant time, else None."""
+
+    @abstractmethod
+    def revoke_token(self, token_id: str) -> bool:
+        """Revoke a token; False if there is no such token."""
+
+    @abstractmethod
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked ones included."""
+
+    # -- jobs ---------------------------------------------------------------------
+
+    @abstractmethod
+    def enqueue_job(self, kind: str, args: dict | None = None, *, max_attempts: int = 3,
+                    run_at: float | None = None) -> Job:
+        """Add an ``available`` job (runnable from ``run_at``, default now)."""
+
+    @abstractmethod
+    def claim_job(self, kinds: Sequence[str] | None = None) -> Job | None:
+        """Atomically take the oldest runnable job (available or retryable, ``run_at`` passed):
+        it becomes ``executing`` with one more attempt. None when there is nothing to do."""
+
+    @abstractmethod
+    def set_job_progress(self, job_id: int, progress: float) -> None:
+        """Record an executing job's progress (0..1)."""
+
+    @abstractmethod
+    def complete_job(self, job_id: int, result: dict | None = None) -> Job:
+        """Mark an executing job ``completed``."""
+
+    @abstractmethod
+    def fail_job(self, job_id: int, error: str) -> Job:
+        """Record a failed attempt: ``retryable`` with exponential back-off while attempts remain,
+        else ``discarded``."""
+
+    @abstractmethod
+    def recover_jobs(self) -> int:
+        """After a crash: every ``executing`` job becomes ``retryable`` (or ``discarded`` when out of
+        attempts); returns how many were recovered. Called when a server starts."""
+
+    @abstractmethod
+    def get_job(self, job_id: int) -> Job:
+        """A job by id (:class:`UnknownJobError` if none)."""
+
+    @abstractmethod
+    def list_jobs(self, state: str | None = None, *, limit: int = 100) -> list[Job]:
+        """Jobs, newest first, optionally only those in ``state``."""
