@@ -35,6 +35,14 @@ def effective_context(document, *, loader: ContextLoader | None = None, policy: 
     check_policy(policy)
     value = document.get("@context") if isinstance(document, dict) and "@context" in document else document
     entries = value if isinstance(value, list) else [value]
+    if all(entry is None or isinstance(entry, str) for entry in entries):
+        # context URLs only (the common case): served documents do not change, so neither does the merge
+        return loader.remembered(("merged", tuple(entries), policy),
+                                 lambda: _merged(entries, loader, policy))
+    return _merged(entries, loader, policy)
+
+
+def _merged(entries: list, loader: ContextLoader, policy: str) -> MergedContext:
     sources: list[ContextSource] = []
     for i, entry in enumerate(entries, 1):
         if entry is None:  # a null context clears everything before it

@@ -55,7 +55,9 @@ def pyld_options(load: Load, cache=None) -> dict:
     from pyld.context_resolver import ContextResolver
 
     def document_loader(url, options=None):
-        return {"contextUrl": None, "documentUrl": url, "document": load(url)}
+        # "static": PyLD keeps the processed context in ``cache`` and never loads or re-processes it
+        # again (the cache belongs to one loader, whose documents do not change under a URL)
+        return {"contextUrl": None, "documentUrl": url, "document": load(url), "tag": "static"}
 
     cache = LRUCache(maxsize=256) if cache is None else cache
     return {"documentLoader": document_loader, "contextResolver": ContextResolver(cache, document_loader)}

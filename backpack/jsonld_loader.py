@@ -93,6 +93,14 @@ class ContextLoader:
         """Options for ``pyld.jsonld`` calls: this loader and a context cache of its own."""
         return {**pyld_options(self.document, self._cache), **extra}
 
+    def remembered(self, key, compute):
+        """``compute()``, kept under ``key`` with this loader's processed contexts (it depends only on them)."""
+        value = self._cache.get(key)
+        if value is None:
+            value = compute()
+            self._cache[key] = value
+        return value
+
     # -- lookups --------------------------------------------------------------
 
     def document(self, url: str) -> dict:
