@@ -44,8 +44,6 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     SCHEMA + "BuyAction": 8.0, SCHEMA + "CreateAction": 5.0,
 }
 UNDO = AS + "Undo"
-#: short type names of the nodes the mapper takes (what an import routes to it rather than to items)
-ACTIVITY_KINDS = frozenset(iri.rsplit("#", 1)[-1].rsplit("/", 1)[-1] for iri in (*DEFAULT_WEIGHTS, UNDO))
 _ACTOR = (AS + "actor", SCHEMA + "agent")
 _OBJECT = (AS + "object", SCHEMA + "object")
 _TIME = (AS + "published", SCHEMA + "startTime", SCHEMA + "endTime", AS + "updated")
@@ -176,7 +174,10 @@ def _types(node, where: str) -> list[str]:
         raise MappingError(f"{where} is {type(node).__name__}, not a JSON-LD node")
     types = node.get("@type")
     if not types:
-        raise MappingError(f"{where} has no @type: an activity needs one")
+        ident = node.get("@id")
+        named = f"{where} <{ident}>" if isinstance(ident, str) else where
+        raise MappingError(f"{named} has no @type: Backpack needs it to tell an activity (as:Like) from an "
+                           "item (schema:3DModel, as:Note) or an actor (as:Person)")
     return list(types)
 
 

@@ -18,9 +18,8 @@ from tqdm import tqdm
 from .engine import Engine
 from .errors import InvalidInputError
 from .evaluate_command import parse_value
-from .activity_mapping import ACTIVITY_KINDS, ActivityMapper
-from .importing import file_format, read_interactions, read_items
-from .jsonld import expand
+from .importing import file_format, read_interactions, read_json
+from .jsonld import expand_documents
 from .plugins import Plugins
 from .scene_import import ScanReport, import_scene_folder, is_scene_file, read_scene
 from .state_dir import DataDir, DataDirError, check_label
@@ -78,21 +77,19 @@ def run_import(args, plugins: Plugins) -> int:
     with data.locked():
         engine = Engine(plugins=plugins) if args.replace else data.open_engine(load_model=False, plugins=plugins)
         before_users, before_items, before_nnz = engine.bags.n_users, engine.bags.n_items, engine.bags.nnz
-        counted = {"interactions": 0, "items": 0, "activities": 0}
-        mapper, pending = ActivityMapper(), []
+        counted = {"interactions": 0, "items": 0, "users": 0, "activities": 0}
+        pending = []
         for path in paths:
             if path.is_dir() or (args.format is None and is_scene_file(path)):
                 scenes.append(_read_scenes(args, path))
                 continue
             fmt = file_format(path, args.format)
-            if fmt == "jsonld":
-                nodes = read_items(path)
-                activities = [n.document for n in nodes if n.kind in ACTIVITY_KINDS]
-                if activities:  # activities in, as interactions (and Undo as removals)
-                    mapped = mapper.map([node for doc in activities for node in expand(doc)])
-                    pending.append(mapped)
-                    counted["activities"] += len(activities)
-                counted["items"] += engine.put_items([n.document for n in nodes if n.kind not in ACTIVITY_KINDS])
+            if fmt == "jsonld":  # activities, items and actors, sorted by the engine's record mapper
+                records = engine.mapper.map(expand_documents(read_json(path)))
+                pending.append(records)
+                counted["activities"] += len(records.activities.interactions) + len(records.activities.removals)
+                counted["items"] += len(records.items)
+                counted["users"] += len(records.users)
                 continue
             with _bar(args, total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name) as bar:
                 for chunk in read_interactions(path, fmt=fmt, chunk_size=args.chunk_size, progress=bar):
@@ -101,8 +98,10 @@ def run_import(args, plugins: Plugins) -> int:
                     counted["interactions"] += len(chunk)
         # Nothing is written until every file has been read: an import is all or nothing
         # (except for scene files that failed, which are reported and left out).
-        for mapped in pending:
-            engine.apply_activities(mapped)
+        for records in pending:
+            engine.put_items([r.node for r in records.items], expanded=True)
+            engine.put_users([u.node for u in records.users], expanded=True)
+            engine.apply_activities(records.activities)
         for report in scenes:
             if report.items:
                 counted["items"] += engine.put_items([item.document for item in report.items])

@@ -17,13 +17,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._arrays import check_count
+from .activity_mapping import ActivityMapper
 from .bags import Bags, id_lists, weight_array
 from .errors import InvalidInputError, NotFittedError, StaleModelError, UnknownItemError
 from .fitting import accepts, fit_model, wants, wants_timestamps
-from .item_descriptions import ItemDescriptions
+from .descriptions import Descriptions
 from .item_kinds import ItemKinds
 from .plugins import Plugins, Registration, call_plugin, create_algorithm, get_plugins
 from .recommender import Recommender
+from .record_mapping import RecordMapper
 from .timestamps import TimestampLog, timestamp_array
 
 log = logging.getLogger("backpack.engine")
@@ -57,15 +59,19 @@ class Engine:
     ``plugins`` (by default every installed plugin, see ``backpack plugins``).
     ``timestamps`` holds when each pair last happened (for recency-aware
     algorithms and time splits); ``item_kinds`` what each item is (for
-    ``item_kind=`` on every recommendation call).
+    ``item_kind=`` on every recommendation call). ``activity_weights``
+    overrides the weight of ActivityStreams activity types and schema.org
+    actions (``{"Like": 5}``, see :data:`backpack.activity_mapping.DEFAULT_WEIGHTS`).
     """
 
     def __init__(self, *, kind_weights: dict[str, float] | None = None, num_threads: int = 0,
-                 plugins: Plugins | None = None):
+                 plugins: Plugins | None = None, activity_weights: dict[str, float] | None = None):
         self.bags = Bags()
         self.timestamps = TimestampLog()
         self.item_kinds = ItemKinds()
-        self.item_descriptions = ItemDescriptions()
+        self.item_descriptions = Descriptions()  # item IRI -> expanded JSON-LD node
+        self.user_descriptions = Descriptions()  # user (actor) IRI -> expanded JSON-LD node
+        self.mapper = RecordMapper(activities=ActivityMapper(activity_weights))  # JSON-LD in: see ingest()
         self.content = None  # the ContentIndex of fit_content (None until then)
         self.features = None  # the FeatureIndex of fit_features (None until then)
         self.kind_weights = dict(DEFAULT_KIND_WEIGHTS if kind_weights is None else kind_weights)
@@ -152,21 +158,74 @@ class Engine:
                 self._generation += 1
                 self._served = None
 
-    def put_items(self, documents) -> int:
-        """Store item descriptions (JSON-LD nodes with ``@id``; a node, a list or a ``@graph`` document).
+    def ingest(self, documents, *, policy: str = "error") -> dict:
+        """Take JSON-LD in any mixture: activities become interactions (``Undo`` removes), objects
+        become item descriptions, actors become users (see :mod:`backpack.record_mapping`).
 
-        Each item gets an index even if nobody has interacted with it, so
-        after the next fit a hybrid model can recommend it; its ``@type``
-        becomes its kind (``item_kind=``). Returns how many were stored.
-        Call :meth:`fit_content` to (re)build the content index from them.
+        ``documents`` is a document (dict), raw JSON (str or bytes: flat AS2
+        activities take the fast path), or a list of them. All or nothing: a
+        document that cannot be mapped raises before anything is stored.
+        Returns the counts.
         """
-        described = self.item_descriptions.put(documents)
+        from .jsonld import expand_documents
+        from .jsonld_fast import expand_many
+
+        batch = documents if isinstance(documents, list) else [documents]
+        raw = [d for d in batch if isinstance(d, (str, bytes))]
+        parsed = [d for d in batch if not isinstance(d, (str, bytes))]
+        nodes = (expand_many(raw) if raw else []) + (expand_documents(parsed, policy=policy) if parsed else [])
+        records = self.mapper.map(nodes)
+        self._store_items(records.items)
+        self.user_descriptions.put({u.id: u.node for u in records.users})
+        counts = self.apply_activities(records.activities)
+        return {**counts, "items": len(records.items), "users": len(records.users)}
+
+    def put_items(self, documents, *, expanded: bool = False, policy: str = "error") -> int:
+        """Store item descriptions (JSON-LD: a node, a list of nodes or a ``@graph`` document).
+
+        Nodes are expanded (a node without ``@context`` is read with
+        schema.org's and Backpack's, :data:`backpack.jsonld.DEFAULT_CONTEXT`;
+        ``expanded=True`` says they already are) and kept expanded. Each
+        needs an absolute IRI as ``@id`` and an item type (schema.org
+        ``3DModel``, AS2 ``Image``, ...): otherwise a
+        :class:`~backpack.activity_mapping.MappingError` names the node and
+        nothing is stored. Each item gets an index even if nobody has
+        interacted with it, so after the next fit a hybrid model can
+        recommend it; its type becomes its kind (``item_kind=``). Returns
+        how many were stored. Call :meth:`fit_content` or
+        :meth:`fit_features` to (re)build the content indexes.
+        """
+        records = self.mapper.map(self._expanded(documents, expanded, policy), only="items")
+        self._store_items(records.items)
+        return len(records.items)
+
+    def put_users(self, documents, *, expanded: bool = False, policy: str = "error") -> int:
+        """Store user descriptions: actors (AS2 ``Person``, ``Service``, ...; schema.org ``Person``), as
+        :meth:`put_items` stores items. Returns how many were stored."""
+        records = self.mapper.map(self._expanded(documents, expanded, policy), only="users")
+        self.user_descriptions.put({u.id: u.node for u in records.users})
+        return len(records.users)
+
+    @staticmethod
+    def _expanded(documents, expanded: bool, policy: str) -> list:
+        from .jsonld import expand_documents
+
+        if not expanded:
+            return expand_documents(documents, policy=policy)
+        if isinstance(documents, dict):
+            return [documents]
+        if not isinstance(documents, list):
+            raise InvalidInputError(f"expanded JSON-LD must be a node or a list of nodes, not "
+                                    f"{type(documents).__name__}")
+        return documents
+
+    def _store_items(self, items) -> None:
+        if not items:
+            return
+        self.item_descriptions.put({record.id: record.node for record in items})
         with self._write_lock:
-            self.bags.add_items([d.id for d in described])
-        kinds = [(d.id, d.kind) for d in described if d.kind]
-        if kinds:
-            self.set_item_kinds([i for i, _ in kinds], [k for _, k in kinds])
-        return len(described)
+            self.bags.add_items([record.id for record in items])
+        self.set_item_kinds([record.id for record in items], [record.kind for record in items])
 
     def fit_content(self, task: str = "text-embedding", *, show_progress: bool = False, **task_options):
         """Embed every item description (name, description, keywords, tags) and swap in a content index.
@@ -203,10 +262,18 @@ class Engine:
                                      similarity=similarity, k=k, num_threads=self.num_threads)
         return self.features
 
-    def _content_matrix(self, n_items: int) -> np.ndarray | None:
-        """Content vectors aligned to item indices 0..n_items-1 (zero rows: no description), or None."""
-        content = self.content
-        return None if content is None else content.aligned(self.bags.item_ids(np.arange(n_items)))
+    def _content_matrix(self, n_items: int, source: str = "auto") -> np.ndarray | None:
+        """Content vectors aligned to item indices 0..n_items-1 (zero rows: no description), or None.
+
+        ``source``: ``"text"`` the text-embedding index (:meth:`fit_content`),
+        ``"features"`` the feature index's vectors (:meth:`fit_features`),
+        ``"auto"`` the text index if there is one, else the features.
+        """
+        if source not in ("auto", "text", "features"):
+            raise InvalidInputError(f"the content source must be 'auto', 'text' or 'features', got {source!r}")
+        index = self.content if source == "text" else self.features if source == "features" else (
+            self.content if self.content is not None else self.features)
+        return None if index is None else index.aligned(self.bags.item_ids(np.arange(n_items)))
 
     def set_item_kinds(self, items: Sequence[str], kinds: Sequence[str] | str) -> None:
         """Say what ``items`` are (avatar, prop, world, ...), for ``item_kind=`` on recommendation calls."""
@@ -231,7 +298,8 @@ class Engine:
             generation = self._generation
             user_items = self.bags.to_csr()
             times = self.timestamps.as_csr(user_items) if wants_timestamps(model) else None
-        embeddings = self._content_matrix(user_items.shape[1]) if wants(model, "item_embeddings") else None
+        embeddings = (self._content_matrix(user_items.shape[1], getattr(model, "content_source", "auto"))
+                      if wants(model, "item_embeddings") else None)
         start = time.perf_counter()
         fit_model(registration, model, user_items, timestamps=times, item_embeddings=embeddings,
                   show_progress=show_progress)

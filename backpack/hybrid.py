@@ -5,7 +5,9 @@ score(bag, item) = (1 - w) * cf(bag, item) / scale + w * cos(profile(bag), conte
 ``cf`` is any factor model (ALS by default, BPR, embeddings), ``scale`` the
 typical size of its best scores (measured at fit, so both halves live on the
 scale of a cosine), ``profile`` the bag's weighted mean content vector and
-``content`` the text-embedding of the item's description. An item nobody has
+``content`` the text-embedding of the item's description or, without a text
+model, the item's feature vector (``content_source="features"``: its types,
+keywords, tags, creator and licence, reduced by a truncated SVD). An item nobody has
 interacted with has no collaborative signal (its factors stay near zero) but
 a full content score, so it can be recommended from its description alone.
 
@@ -41,6 +43,10 @@ class HybridRecommender(FactorModel):
     ----------
     collaborative : algorithm name of a factor model (``als``, ``bpr``, ``embeddings``).
     content_weight : share of the content half, in [0, 1].
+    content_source : which content the engine blends in: ``"text"`` (the text-embedding index of
+        ``engine.fit_content()``), ``"features"`` (the feature index of ``engine.fit_features()``:
+        types, keywords, tags, creator, licence, scene features; no neural model needed) or
+        ``"auto"`` (text if fitted, else features).
     num_threads : threads for fit and batch calls; 0 means all cores.
     **collaborative_params : passed to the collaborative model (``factors=64``, ...).
     """
@@ -48,10 +54,13 @@ class HybridRecommender(FactorModel):
     kind = "hybrid"
 
     def __init__(self, collaborative: str = "als", content_weight: float = 0.3, num_threads: int = 0,
-                 plugins=None, **collaborative_params):
+                 plugins=None, content_source: str = "auto", **collaborative_params):
         super().__init__(num_threads)
         if not (isinstance(content_weight, (int, float)) and 0.0 <= content_weight <= 1.0):
             raise InvalidInputError(f"content_weight must be a number in [0, 1], got {content_weight!r}")
+        if content_source not in ("auto", "text", "features"):
+            raise InvalidInputError(f"content_source must be 'auto', 'text' or 'features', got {content_source!r}")
+        self.content_source = content_source
         self.collaborative = collaborative
         self.content_weight = float(content_weight)
         self.collaborative_params = dict(collaborative_params)
@@ -73,7 +82,7 @@ class HybridRecommender(FactorModel):
         """Fit the collaborative model and blend it with ``item_embeddings`` (items x dim)."""
         if item_embeddings is None:
             raise NotFittedError("the hybrid recommender needs content vectors: call engine.fit_content() "
-                                 "first (or pass item_embeddings=)")
+                                 "or engine.fit_features() first (or pass item_embeddings=)")
         csr = as_user_items(user_items)
         content = np.asarray(item_embeddings, dtype=np.float32)
         if content.ndim != 2 or content.shape[0] != csr.shape[1] or not np.isfinite(content).all():
@@ -126,7 +135,8 @@ class HybridRecommender(FactorModel):
 
     def _extra_arrays(self) -> dict:
         meta = {"collaborative": self.collaborative, "content_weight": self.content_weight,
-                "collaborative_params": self.collaborative_params, "scale": self.scale}
+                "collaborative_params": self.collaborative_params, "scale": self.scale,
+                "content_source": self.content_source}
         return {"content_factors": self.content_factors, "hybrid": np.array(json.dumps(meta))}
 
     def _load_extra(self, f, path) -> None:
@@ -135,6 +145,7 @@ class HybridRecommender(FactorModel):
         meta = json.loads(str(f["hybrid"]))
         self.collaborative, self.content_weight = meta["collaborative"], float(meta["content_weight"])
         self.collaborative_params, self.scale = dict(meta["collaborative_params"]), float(meta["scale"])
+        self.content_source = meta.get("content_source", "auto")  # files from before it was a choice: auto
         self.content_factors = np.asarray(f["content_factors"], dtype=np.float32)
         # loaded the way the data directory loads any saved model: by its factory's load()
         factory = self._registry().algorithm(self.collaborative).value

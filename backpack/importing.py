@@ -250,32 +250,13 @@ def item_from_node(node, where: str, context=None) -> ItemDescription:
     return ItemDescription(iri, kind or None, node)
 
 
-def item_nodes(doc, where: str) -> list[ItemDescription]:
-    """The item nodes of a parsed JSON-LD document (one node, an array, or a ``@graph``)."""
-    context = doc.get("@context") if isinstance(doc, dict) else None
-    if isinstance(doc, dict) and "@graph" in doc:
-        nodes = doc["@graph"]
-    else:
-        nodes = doc if isinstance(doc, list) else [doc]
-    if not isinstance(nodes, list):
-        raise InvalidInputError(f"{where}: @graph must be an array of nodes")
-    return [item_from_node(node, f"{where}: node {number}", context) for number, node in enumerate(nodes)]
-
-
-def read_items(path) -> list[ItemDescription]:
-    """Item nodes of a JSON-LD file (one node, an array, or a ``@graph``).
-
-    Each node needs an ``@id`` (or the AS2 alias ``id``); its first ``@type``
-    / ``type`` becomes the item's kind (the part after the last ``/``, ``#``
-    or ``:``, so ``schema:3DModel`` is ``3DModel``). The node is kept as
-    given, with the document's ``@context``, for the JSON-LD mapping to use.
-    """
+def read_json(path):
+    """The parsed JSON of a file (a JSON-LD document), with errors that name the file and the place."""
     path = Path(path)
     try:
         with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+            return json.load(f)
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except ValueError as exc:
         raise InvalidInputError(f"{path}: not JSON ({exc})") from None
-    return item_nodes(doc, str(path))

@@ -42,7 +42,8 @@ def item_features(document, *, language: str | None = "en") -> list[str]:
             for name in _tag_names(tag, language) if name.strip("# ")}
     for prefix, keys in (("creator", _CREATOR), ("license", _LICENSE), ("genre", _GENRE)):
         out |= {f"{prefix}:{ref}" for ref in _references(_values(node, keys), language)}
-    out |= {f for f in _values(node, _FEATURES) if isinstance(f, str) and f}
+    out |= {f for f in (v.get("@value") if isinstance(v, dict) else v for v in _values(node, _FEATURES))
+            if isinstance(f, str) and f}  # plain strings when compact, {"@value": ...} when expanded
     return sorted(out)
 
 
@@ -84,6 +85,36 @@ class FeatureIndex:
                                     shape=(max(len(vocabulary), 1), len(self.item_ids)))
         self._knn = ItemKNN(k=k, similarity=similarity, num_threads=num_threads).fit(self.matrix,
                                                                                     show_progress=False)
+
+    def vectors(self, dim: int = 64) -> np.ndarray:
+        """Dense item vectors (items x at most ``dim``) whose inner products approximate the cosine of
+        the items' TF-IDF weighted features: the exact unit rows when there are no more features than
+        ``dim``, else a truncated SVD of them (latent semantic analysis). What the hybrid recommender
+        blends in when there is no text-embedding index."""
+        from scipy.sparse.linalg import svds
+
+        items_by_features = self.matrix.T.tocsr()
+        # rare features say more about an item than ones every item has (idf), then unit rows: cosine
+        df = np.bincount(items_by_features.indices, minlength=items_by_features.shape[1])
+        idf = np.log((1 + items_by_features.shape[0]) / (1 + df)).astype(np.float32) + 1.0
+        weighted = items_by_features @ sp.diags(idf)
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1))).ravel()
+        unit = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ weighted
+        if unit.shape[1] <= dim or min(unit.shape) <= 1:
+            return unit.toarray().astype(np.float32)
+        k = min(dim, min(unit.shape) - 1)
+        u, s, _ = svds(unit.astype(np.float64), k=k, random_state=0)  # a fixed start: the same vectors every fit
+        return (u * s).astype(np.float32)
+
+    def aligned(self, item_ids: Sequence[str], dim: int = 64) -> np.ndarray:
+        """:meth:`vectors` for ``item_ids`` in that order (zero rows for items without features)."""
+        vectors = self.vectors(dim)
+        out = np.zeros((len(item_ids), vectors.shape[1]), dtype=np.float32)
+        rows = [(k, self._row[i]) for k, i in enumerate(item_ids) if i in self._row]
+        if rows:
+            at, src = np.array(rows).T
+            out[at] = vectors[src]
+        return out
 
     def __contains__(self, item: str) -> bool:
         return item in self._row

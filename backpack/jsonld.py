@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pyld import jsonld as _pyld
 
+from .contexts import BACKPACK_CONTEXT, SCHEMA_CONTEXT
 from .errors import BackpackError, InvalidInputError, NamespaceCollisionError
 from .jsonld_collisions import Collision, ContextSource, MergedContext, check_policy, merge_contexts
 from .jsonld_loader import ContextLoader, default_loader
@@ -68,6 +69,35 @@ def expand(document, *, loader: ContextLoader | None = None, policy: str = "erro
     # silently turn "activities/1" into someone else's absolute IRI. No base (None) keeps them relative.
     options = loader.options(base=base or None)
     return _translated(_pyld.expand, document, options)
+
+
+#: how a node that names no ``@context`` is read: schema.org terms, and Backpack's for the rest
+DEFAULT_CONTEXT = [SCHEMA_CONTEXT, BACKPACK_CONTEXT]
+
+
+def expand_documents(documents, *, loader: ContextLoader | None = None, policy: str = "error",
+                     default_context=DEFAULT_CONTEXT) -> list:
+    """The expanded nodes of ``documents``: one JSON-LD document (a node, or a ``@graph`` document) or a
+    list of them, each with its own ``@context``; a document without one is read with
+    ``default_context`` (None: none, so only absolute IRIs survive). Errors name the document."""
+    if isinstance(documents, dict):
+        documents = [documents]
+    elif not isinstance(documents, list):
+        raise InvalidInputError(f"JSON-LD documents must be objects or a list of them, not {type(documents).__name__}")
+    out = []
+    for number, document in enumerate(documents):
+        where = f"document {number}" if len(documents) > 1 else "the document"
+        if not isinstance(document, dict):
+            raise InvalidInputError(f"{where} is {type(document).__name__}, not a JSON-LD object")
+        if "@context" not in document and default_context is not None:
+            document = {"@context": default_context, **document}
+        try:
+            out.extend(expand(document, loader=loader, policy=policy))
+        except BackpackError as exc:
+            if exc.args and isinstance(exc.args[0], str):  # say which document, keep the error's type
+                exc.args = (f"{where}: {exc.args[0]}", *exc.args[1:])
+            raise
+    return out
 
 
 def compact(document, context, *, loader: ContextLoader | None = None, policy: str = "error") -> dict:

@@ -6,7 +6,8 @@ Layout (format 1)::
     DIR/bags.npz            every bag: a users x items CSR and both id lists (index order)
     DIR/timestamps.npz      the latest time of each (user, item) pair
     DIR/item_kinds.json     item id -> kind (avatar, prop, world, ...)
-    DIR/items.jsonl         item descriptions as imported (JSON-LD), one per line
+    DIR/items.jsonl         item descriptions (expanded JSON-LD), one per line
+    DIR/users.jsonl         user (actor) descriptions (expanded JSON-LD), one per line
     DIR/models/LABEL.npz    a fitted model, written by its own ``save``
     DIR/models/LABEL.json   its manifest: algorithm, parameters, when and on what it was fitted
 
@@ -290,28 +291,25 @@ class DataDir:
     # -- item descriptions ------------------------------------------------------
 
     def _save_items(self, engine) -> None:
-        """All item descriptions to ``items.jsonl`` and the content index to ``content.npz``, atomically."""
-        docs = engine.item_descriptions.snapshot()
-        with atomic_file(self.path / "items.jsonl", "w", encoding="utf-8") as f:
-            for doc in docs.values():
-                f.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
+        """Item and user descriptions to ``items.jsonl`` / ``users.jsonl`` and the content index to
+        ``content.npz``, atomically."""
+        for name, descriptions in (("items.jsonl", engine.item_descriptions),
+                                   ("users.jsonl", engine.user_descriptions)):
+            docs = descriptions.snapshot()
+            if docs or (self.path / name).exists():
+                with atomic_file(self.path / name, "w", encoding="utf-8") as f:
+                    for doc in docs.values():
+                        f.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
         content = engine.content
         if content is not None:
             save_npz(self.path / "content.npz", "content", _BAGS_VERSION, vectors=content.vectors,
                      item_ids=np.array(content.item_ids, dtype=str), task=np.array(content.task))
 
     def _load_items(self, engine) -> None:
-        path = self.path / "items.jsonl"
-        if path.exists():
-            docs = []
-            with open(path, encoding="utf-8") as f:
-                for number, line in enumerate(f, 1):
-                    try:
-                        docs.append(json.loads(line))
-                    except ValueError:
-                        raise DataDirError(f"{path} line {number} is not JSON: the file is damaged") from None
+        for docs, put in ((self._read_jsonl("items.jsonl"), engine.put_items),
+                          (self._read_jsonl("users.jsonl"), engine.put_users)):
             if docs:
-                engine.put_items(docs)
+                put(docs, expanded=True)  # saved expanded: no context to process again
         content = self.path / "content.npz"
         if content.exists():
             from .content_index import ContentIndex
@@ -319,6 +317,19 @@ class DataDir:
             with open_npz(content, "content", _BAGS_VERSION, "content index") as f:
                 engine.content = ContentIndex(f["item_ids"].tolist(), f["vectors"], task=str(f["task"]),
                                               num_threads=engine.num_threads)
+
+    def _read_jsonl(self, name: str) -> list:
+        path = self.path / name
+        if not path.exists():
+            return []
+        docs = []
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    docs.append(json.loads(line))
+                except ValueError:
+                    raise DataDirError(f"{path} line {number} is not JSON: the file is damaged") from None
+        return docs
 
     def n_items_described(self) -> int:
         """How many item descriptions were imported (lines of ``items.jsonl``)."""

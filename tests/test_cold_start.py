@@ -151,8 +151,12 @@ def test_errors_say_what_to_do():
     with pytest.raises(backpack.NotFittedError, match="put_items"):
         e.fit_content()
     with pytest.raises(backpack.InvalidInputError, match="has no @id"):
-        e.put_items([{"name": "no id"}])
-    with pytest.raises(backpack.InvalidInputError, match="must be JSON-LD nodes"):
+        e.put_items([{"@type": "3DModel", "name": "no id"}])
+    with pytest.raises(backpack.InvalidInputError, match="has no @type"):
+        e.put_items([{"@id": "urn:x:1", "name": "no type"}])
+    with pytest.raises(backpack.InvalidInputError, match="not an absolute IRI"):
+        e.put_items([{"@id": "hat", "@type": "3DModel"}])
+    with pytest.raises(backpack.InvalidInputError, match="must be objects or a list"):
         e.put_items("hat")
     e.add_interactions(["a", "b"], ["x", "y"])
     with pytest.raises(backpack.NotFittedError, match="fit_content"):

@@ -88,3 +88,60 @@ def test_cli_similar_answers_cold_items_from_features(tmp_path, capsys):
     assert main(["similar", "urn:hat:new", *data]) == 0  # no model fitted: descriptions answer
     [result] = json.loads(capsys.readouterr().out)
     assert [r["item"] for r in result["similar"]] == ["urn:hat:1"]
+
+
+def idf_unit_rows(index) -> np.ndarray:
+    """Reference for FeatureIndex.vectors: the TF-IDF weighted item x feature rows, unit length, in NumPy."""
+    m = index.matrix.T.toarray().astype(np.float64)
+    df = (m > 0).sum(axis=0)
+    w = m * (np.log((1 + m.shape[0]) / (1 + df)) + 1.0)
+    norms = np.linalg.norm(w, axis=1, keepdims=True)
+    return w / np.where(norms > 0, norms, 1.0)
+
+
+@pytest.mark.parametrize("dim", [1000, 12])
+def test_feature_vectors_give_the_cosine_of_weighted_features(dim):
+    rng = np.random.default_rng(3)
+    tokens = [f"keyword:k{t}" for t in range(40)]
+    features = {f"i{i}": list(rng.choice(tokens, size=rng.integers(1, 6), replace=False)) for i in range(80)}
+    index = FeatureIndex(features)
+    reference = idf_unit_rows(index)
+    vectors = index.vectors(dim)
+    assert vectors.shape == (80, min(dim, 40)) and vectors.dtype == np.float32
+    exact_gram = reference @ reference.T
+    if dim >= 40:  # the exact rows
+        np.testing.assert_allclose(vectors @ vectors.T, exact_gram, atol=1e-5)
+    else:  # a rank-12 SVD: the best rank-12 approximation of the Gram matrix (Eckart-Young)
+        s = np.linalg.svd(reference, compute_uv=False)
+        err = np.linalg.norm(vectors @ vectors.T - exact_gram)
+        assert err == pytest.approx(np.sqrt((s[12:] ** 4).sum()), rel=1e-3)
+    aligned = index.aligned(["i5", "nope", "i0"], dim)
+    np.testing.assert_array_equal(aligned[0], vectors[5])
+    assert not aligned[1].any()
+
+
+def test_hybrid_blends_in_the_feature_index_without_a_text_model():
+    themes = {"pirate": "pirate, ship, sea", "wizard": "wizard, magic, spell", "space": "space, rocket, star"}
+    engine = backpack.Engine(num_threads=1)
+    rng = np.random.default_rng(0)
+    users, items = [], []
+    for theme in themes:
+        for u in range(10):
+            for i in rng.choice(6, size=3, replace=False):
+                users.append(f"{theme}-fan-{u}")
+                items.append(f"urn:{theme}:{i}")
+    engine.add_interactions(users, items)
+    engine.put_items([{"@id": f"urn:{t}:{i}", "@type": "3DModel", "keywords": kw} for t, kw in themes.items()
+                      for i in range(6)] + [{"@id": "urn:new:pirate", "@type": "3DModel", "keywords": "pirate, sea"}])
+    with pytest.raises(backpack.NotFittedError, match="fit_features"):
+        engine.fit("hybrid", content_source="features")
+    engine.fit_features()
+    def ranks(fans: str) -> list[int]:  # where the cold pirate item comes in each fan's full list
+        return [[r.item for r in engine.recommend(f"{fans}-fan-{u}", n=20)].index("urn:new:pirate")
+                for u in range(10)]
+
+    engine.fit("als", factors=8, iterations=5, random_state=0)
+    assert min(ranks("pirate")) >= 3  # ALS cannot know it: after every unowned pirate item
+    engine.fit("hybrid", factors=8, iterations=5, random_state=0, content_weight=0.5, content_source="features")
+    # each fan owns 3 of the 6 pirate items: the cold one comes among the other 3, before any other theme
+    assert max(ranks("pirate")) <= 3 and min(ranks("wizard")) >= 3 and min(ranks("space")) >= 3

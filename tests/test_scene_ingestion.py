@@ -617,11 +617,14 @@ def test_cli_imports_a_scene_folder_and_lists_the_failures(scenes, tmp_path, cap
     assert summary["scenes"]["files"] == 5 and summary["scenes"]["imported"] == 3
     assert [f["file"].rsplit("/", 1)[-1] for f in summary["scenes"]["failed"]] == ["broken.glb", "broken.tscn"]
     engine = Engine.open(data_dir)
-    names = {doc["name"] for doc in engine.item_descriptions.snapshot().values()}
+    name = "http://schema.org/name"  # descriptions are kept expanded
+    names = {doc[name][0]["@value"] for doc in engine.item_descriptions.snapshot().values()}
     assert names == {"Pirate Ship", "Deck", 'The "Black" Pearl'}
     assert (data_dir / "items.jsonl").exists()
-    ship = next(d for d in engine.item_descriptions.snapshot().values() if d["name"] == "Pirate Ship")
-    assert engine.bags.n_items == 3 and "material:Brass" in ship["backpack:features"]
+    ship = next(d for d in engine.item_descriptions.snapshot().values() if d[name][0]["@value"] == "Pirate Ship")
+    assert engine.bags.n_items == 3
+    assert {"@value": "material:Brass"} in ship["https://backpack.dev/ns#features"]
+    assert "material:Brass" in item_features(ship)
 
 
 def test_cli_text_output_names_the_bad_files_and_a_clean_folder_exits_zero(scenes, tmp_path, capsys):
