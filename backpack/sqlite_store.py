@@ -9,7 +9,8 @@ Threads: each thread gets its own connection. WAL lets readers run while one
 writer commits, which one shared connection behind a lock would not (a
 ``recommend`` reading an item would wait on an fsync); writers queue on
 SQLite's own lock with a busy timeout, which also orders writers in other
-processes. Every write starts with ``BEGIN IMMEDIATE`` so the write lock is
+processes. A thread's connection is closed when the thread ends (or at
+``close()``), so short-lived threads do not pile up open files. Every write starts with ``BEGIN IMMEDIATE`` so the write lock is
 taken up front: a read-then-write (claiming a job) cannot be overtaken
 between its read and its write, and never fails half-way with "database is
 locked" when upgrading a read lock.
@@ -26,6 +27,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -90,6 +92,11 @@ def _parse_secret(secret) -> tuple[str, str] | None:
     return token_id, random
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the C class cannot), so the store's list of
+    connections does not keep a finished thread's connection open."""
+
+
 class SQLiteStore(Store):
     """The :class:`~backpack.store.Store` in one SQLite file (created with mode 0600: it holds token hashes).
 
@@ -106,7 +113,8 @@ class SQLiteStore(Store):
         self.backoff_base, self.backoff_cap = float(backoff_base), float(backoff_cap)
         self.busy_timeout, self.clock = float(busy_timeout), clock
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # every thread's connection, for close(); weak, so a thread's connection closes when the thread ends
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._closed = False
         try:
@@ -129,7 +137,7 @@ class SQLiteStore(Store):
                 # isolation_level=None: no implicit transactions; writes say BEGIN IMMEDIATE themselves.
                 # check_same_thread=False only so close() may close every thread's connection.
                 conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
-                                       check_same_thread=False)
+                                       check_same_thread=False, factory=_Connection)
                 conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = FULL")
@@ -137,7 +145,7 @@ class SQLiteStore(Store):
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
             with self._lock:
-                self._connections.append(conn)
+                self._connections.add(conn)
             self._local.conn = conn
         return conn
 
@@ -185,9 +193,8 @@ class SQLiteStore(Store):
         """Close every thread's connection; further calls raise :class:`StoreError`."""
         with self._lock:
             self._closed = True
-            for conn in self._connections:
+            for conn in list(self._connections):
                 conn.close()
-            self._connections.clear()
 
     def check(self, *, full: bool = False) -> list[str]:
         """Consistency problems: SQLite's ``quick_check`` (``integrity_check`` when ``full``), then
@@ -298,9 +305,8 @@ class SQLiteStore(Store):
             last = rows[-1][0]
 
     def counts(self) -> dict[str, int]:
-        tables = {"users": "users", "items": "items", "log": "log", "jobs": "jobs", "tokens": "tokens",
-                  "snapshots": "snapshots"}
-        return {name: self._read(f"SELECT count(*) FROM {table}")[0][0] for name, table in tables.items()}
+        return {table: self._read(f"SELECT count(*) FROM {table}")[0][0]
+                for table in ("users", "items", "log", "jobs", "tokens", "snapshots")}
 
     # -- snapshots -------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 """What only the SQLite store promises: WAL and fsync settings, a private file, migrations, check(), the plugin."""
 
+import gc
 import sqlite3
 import stat
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -120,6 +122,18 @@ def test_check_reports_each_kind_of_damage(store, damage, problem):
     store._connection().execute(damage)
     problems = store.check()
     assert len(problems) == 1 and problem in problems[0], problems
+
+
+def test_each_thread_has_its_own_connection_closed_when_the_thread_ends(store):
+    store.watermark()
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(store._connection()) or store.watermark())
+    worker.start()
+    worker.join()
+    assert seen[0] is not store._connection()
+    del seen
+    gc.collect()
+    assert len(store._connections) == 1  # only this thread's is still open
 
 
 def test_a_closed_store_says_so(store):
