@@ -131,7 +131,7 @@ def test_each_thread_has_its_own_connection_closed_when_the_thread_ends(store):
     worker.start()
     worker.join()
     assert seen[0] is not store._connection()
-    del seen
+    seen.clear()
     gc.collect()
     assert len(store._connections) == 1  # only this thread's is still open
 
