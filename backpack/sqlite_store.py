@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import os
 import secrets
 import sqlite3
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .errors import InvalidInputError
+from .importing import finite_number
 from .store import (JOB_STATES, ROLES, UNFINISHED_JOB_STATES, Job, JobStateError, LogEntry, SnapshotRecord, Store,
                     StoreError, TokenRecord, UnknownJobError)
 
@@ -232,8 +232,8 @@ class SQLiteStore(Store):
                             timestamps: Sequence[float | None] | None = None) -> int:
         n = _same_length(users=users, items=items, weights=weights,
                          **({} if timestamps is None else {"timestamps": timestamps}))
-        rows = [("add", _name("user", u), _name("item", i), _finite("weight", w),
-                 None if timestamps is None or timestamps[k] is None else _finite("timestamp", timestamps[k]))
+        rows = [("add", _name("user", u), _name("item", i), finite_number(w, "weight"),
+                 None if timestamps is None or timestamps[k] is None else finite_number(timestamps[k], "timestamp"))
                 for k, (u, i, w) in enumerate(zip(users, items, weights))]
         return self._append(rows) if n else self.watermark()
 
@@ -395,6 +395,8 @@ class SQLiteStore(Store):
         return self._job(conn, cursor.lastrowid)
 
     def claim_job(self, kinds: Sequence[str] | None = None) -> Job | None:
+        if isinstance(kinds, str):  # claim_job("fit") means that kind, not the kinds "f", "i" and "t"
+            kinds = (kinds,)
         if kinds is not None and not kinds:
             return None
         kinds_sql = "" if kinds is None else f" AND kind IN ({_marks(kinds)})"
@@ -498,16 +500,6 @@ def _name(what: str, value) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInputError(f"a {what} id must be a non-empty string, got {value!r:.80}")
     return value
-
-
-def _finite(what: str, value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"a {what} must be a number, got {value!r:.80}") from None
-    if not math.isfinite(number):
-        raise InvalidInputError(f"a {what} must be finite, got {number}")
-    return number
 
 
 def _same_length(**sequences) -> int:

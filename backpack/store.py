@@ -227,7 +227,8 @@ class Store(ABC):
     @abstractmethod
     def claim_job(self, kinds: Sequence[str] | None = None) -> Job | None:
         """Atomically take the oldest runnable job (available or retryable, ``run_at`` passed):
-        it becomes ``executing`` with one more attempt. None when there is nothing to do."""
+        it becomes ``executing`` with one more attempt. None when there is nothing to do.
+        ``kinds`` limits it to those kinds (one kind may be given as a plain string)."""
 
     @abstractmethod
     def set_job_progress(self, job_id: int, progress: float) -> None:

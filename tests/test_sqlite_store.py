@@ -13,7 +13,7 @@ import pytest
 from backpack.plugins import Plugins
 from backpack.errors import InvalidInputError
 from backpack.sqlite_store import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
-from backpack.store import StoreError, default_store_path, open_store
+from backpack.store import Store, StoreError, default_store_path, open_store
 
 
 @pytest.fixture
@@ -178,3 +178,18 @@ def test_open_store_creates_the_sqlite_store_through_the_plugin_registry(tmp_pat
         open_store("postgres", plugins=plugins)
     with pytest.raises(InvalidInputError, match="does not take"):
         open_store("sqlite", plugins=plugins, path=tmp_path / "x", colour="red")
+
+
+def test_the_contracts_default_enqueue_job_once_also_refuses_twins(path):
+    class WithoutOverride(SQLiteStore):  # what a store plugin that does not override it gets
+        enqueue_job_once = Store.enqueue_job_once
+
+    store = WithoutOverride(path)
+    try:
+        assert store.enqueue_job_once("fit", {"a": 1}) is not None
+        assert store.enqueue_job_once("fit", {"a": 1}) is None
+        store.claim_job()
+        assert store.enqueue_job_once("fit", {"a": 1}) is None
+        assert store.enqueue_job_once("fit", {"a": 2}) is not None
+    finally:
+        store.close()
