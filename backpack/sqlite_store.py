@@ -70,9 +70,15 @@ TOKEN_PREFIX = "bp"
 _JOB_COLUMNS = ("id, kind, args, state, attempts, max_attempts, run_at, progress, result, error, created, updated")
 
 
-def _canonical(value: dict) -> str:
-    """JSON with sorted keys, so equal job arguments are equal strings (enqueue_job_once compares them in SQL)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _job_args(args: dict | None) -> str:
+    """Job arguments as JSON with sorted keys, so equal arguments are equal strings
+    (enqueue_job_once compares them in SQL)."""
+    if args is not None and not isinstance(args, dict):
+        raise InvalidInputError(f"job args must be a dict, got {type(args).__name__}")
+    try:
+        return json.dumps(args or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"job args must be JSON-serialisable: {exc}") from None
 
 
 def _hash_secret(secret: str) -> str:
@@ -373,20 +379,15 @@ class SQLiteStore(Store):
         with self._write() as conn:  # the check and the insert in one transaction: no twin from another process
             pending = conn.execute(
                 f"SELECT 1 FROM jobs WHERE kind = ? AND args = ? AND state IN ({_marks(UNFINISHED_JOB_STATES)}) "
-                "LIMIT 1", (kind, _canonical(args or {}), *UNFINISHED_JOB_STATES)).fetchone()
+                "LIMIT 1", (kind, _job_args(args), *UNFINISHED_JOB_STATES)).fetchone()
             return None if pending else self._insert_job(conn, kind, args, max_attempts, run_at)
 
     def _insert_job(self, conn: sqlite3.Connection, kind: str, args: dict | None, max_attempts: int,
                     run_at: float | None) -> Job:
         _name("job kind", kind)
-        if args is not None and not isinstance(args, dict):
-            raise InvalidInputError("job args must be a dict")
+        encoded = _job_args(args)
         if int(max_attempts) < 1:
             raise InvalidInputError(f"max_attempts must be at least 1, got {max_attempts}")
-        try:
-            encoded = _canonical(args or {})
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"job args must be JSON-serialisable: {exc}") from None
         now = self.clock()
         cursor = conn.execute(
             "INSERT INTO jobs (kind, args, state, max_attempts, run_at, created, updated) "

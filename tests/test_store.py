@@ -315,7 +315,9 @@ def test_unknown_jobs_are_a_typed_error(store):
 
 def test_bad_job_arguments_are_refused(store):
     for call in (lambda: store.enqueue_job(""), lambda: store.enqueue_job("fit", {"f": object()}),
-                 lambda: store.enqueue_job("fit", max_attempts=0), lambda: store.list_jobs("lost")):
+                 lambda: store.enqueue_job("fit", max_attempts=0), lambda: store.list_jobs("lost"),
+                 lambda: store.enqueue_job("fit", ["not", "a", "dict"]),
+                 lambda: store.enqueue_job_once("fit", {"f": object()})):
         with pytest.raises(InvalidInputError):
             call()
     assert store.counts()["jobs"] == 0
