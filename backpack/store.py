@@ -117,13 +117,20 @@ class Job:
 
 
 class Store(ABC):
-    """Durable state of a Backpack server. Safe to call from several threads."""
+    """Durable state of a Backpack server. Safe to call from several threads.
+    ``with open_store(...) as store:`` closes it at the end of the block."""
 
     # -- lifecycle -------------------------------------------------------------
 
     @abstractmethod
     def close(self) -> None:
-        """Release connections and files; the store is unusable afterwards."""
+        """Release connections and files; the store is unusable afterwards (calls raise :class:`StoreError`)."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def check(self) -> list[str]:
         """Consistency problems found (empty: the store is intact)."""

@@ -11,7 +11,7 @@ import pytest
 from store_factories import STORE_FACTORIES, FakeClock
 
 from backpack.errors import InvalidInputError
-from backpack.store import JobStateError, LogEntry, UnknownJobError
+from backpack.store import JobStateError, LogEntry, StoreError, UnknownJobError
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
@@ -395,3 +395,10 @@ def test_check_finds_nothing_wrong_in_a_used_store(store):
     store.enqueue_job("embed")
     store.claim_job()
     assert store.check() == []
+
+
+def test_a_store_is_a_context_manager_that_closes_it(make_store):
+    with make_store() as store:
+        store.append_interactions(["u"], ["i"], [1])
+    with pytest.raises(StoreError):
+        store.watermark()
