@@ -63,7 +63,7 @@ def test_a_version_1_file_is_migrated_with_its_data_kept(path):
     conn.close()
     store = SQLiteStore(path)
     try:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION >= 2
         assert [e.weight for batch in store.log_since(0) for e in batch] == [2.0]
         assert store.get_item("i") == {"n": 1}
         record, secret = store.create_token("admin")  # tables from migration 2
