@@ -217,6 +217,8 @@ class SQLiteStore(Store):
             # a seq counter behind the log would hand out an existing seq again
             ("log seqs at or past the seq counter", "SELECT count(*) FROM log WHERE seq > "
              "(SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'log')"),
+            ("snapshots past the end of the log", "SELECT count(*) FROM snapshots WHERE watermark > "
+             "(SELECT coalesce(max(seq), 0) FROM log)"),
             ("jobs in an unknown state", "SELECT count(*) FROM jobs WHERE state NOT IN "
              f"({', '.join(repr(s) for s in JOB_STATES)})"),
             ("jobs with more attempts than allowed", "SELECT count(*) FROM jobs WHERE attempts > max_attempts"),
@@ -321,6 +323,10 @@ class SQLiteStore(Store):
             raise InvalidInputError(f"a snapshot watermark is a log seq (>= 0), got {watermark}")
         created = self.clock()
         with self._write() as conn:
+            # a snapshot claiming seqs nobody wrote would make the replay after it skip real writes
+            written = conn.execute("SELECT coalesce(max(seq), 0) FROM log").fetchone()[0]
+            if int(watermark) > written:
+                raise InvalidInputError(f"snapshot watermark {watermark} is past the end of the log ({written})")
             cursor = conn.execute("INSERT INTO snapshots (path, algorithm, watermark, created) VALUES (?, ?, ?, ?)",
                                   (str(path), algorithm, int(watermark), created))
         return SnapshotRecord(cursor.lastrowid, str(path), algorithm, int(watermark), created)

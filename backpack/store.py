@@ -185,7 +185,8 @@ class Store(ABC):
 
     @abstractmethod
     def record_snapshot(self, path: str, algorithm: str | None, watermark: int) -> SnapshotRecord:
-        """Record a snapshot already written (atomically) at ``path``."""
+        """Record a snapshot already written (atomically) at ``path``; a ``watermark`` past the
+        end of the log is an :class:`~backpack.errors.InvalidInputError`."""
 
     @abstractmethod
     def latest_snapshot(self) -> SnapshotRecord | None:

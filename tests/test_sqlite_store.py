@@ -111,6 +111,7 @@ def test_seqs_are_never_reused_even_after_the_last_entries_are_deleted(store):
     ("UPDATE items SET doc = '{broken'", "items that are not JSON"),
     ("UPDATE tokens SET user = NULL", "user does not fit"),
     ("PRAGMA user_version = 1", "schema version"),
+    ("UPDATE snapshots SET watermark = 99", "snapshots past the end of the log"),
 ])
 def test_check_reports_each_kind_of_damage(store, damage, problem):
     store.append_interactions(["u"], ["i"], [1])
@@ -118,6 +119,7 @@ def test_check_reports_each_kind_of_damage(store, damage, problem):
     store.put_items({"i": {}})
     store.create_token("user", "u")
     store.enqueue_job("fit")
+    store.record_snapshot("/data/snap", "als", 2)
     assert store.check() == [] and store.check(full=True) == []
     store._connection().execute(damage)
     problems = store.check()

@@ -162,12 +162,22 @@ def test_counts(store):
 
 def test_latest_snapshot_is_the_last_recorded(store):
     assert store.latest_snapshot() is None
+    store.append_interactions([f"u{n}" for n in range(25)], ["i"] * 25, [1.0] * 25)
     first = store.record_snapshot("/data/a", "als", 10)
     second = store.record_snapshot("/data/b", None, 25)
     assert second.id != first.id
     latest = store.latest_snapshot()
     assert (latest.path, latest.algorithm, latest.watermark) == ("/data/b", None, 25)
     assert latest == second
+
+
+def test_a_snapshot_cannot_claim_writes_the_log_does_not_hold(store):
+    store.append_interactions(["u"], ["i"], [1])
+    for watermark in (2, -1):
+        with pytest.raises(InvalidInputError):
+            store.record_snapshot("/data/a", "als", watermark)
+    assert store.latest_snapshot() is None
+    assert store.record_snapshot("/data/a", "als", 1).watermark == 1
 
 
 # -- tokens --------------------------------------------------------------------------
