@@ -139,6 +139,10 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--threads", type=int, default=0, help="0 = all cores")
 
+    from .serve_command import add_serve_parser
+
+    add_serve_parser(commands, state)
+
     listing = commands.add_parser("plugins", help="list plugins, where they come from and what they add")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -208,6 +212,10 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
             from .evaluate_command import run_evaluate
 
             return run_evaluate(args, plugins)
+        elif args.command in ("serve", "token"):
+            from . import serve_command
+
+            return getattr(serve_command, f"run_{args.command}")(args, plugins)
         elif args.command in _STATE_COMMANDS:
             from . import commands
 
