@@ -774,8 +774,13 @@ def _plain(recs: list[Recommendation]) -> list[dict]:
     return [{"item": r.item, "score": r.score, "source": r.source} for r in recs]
 
 
+#: the fields of a job in replies (a store's own bookkeeping, like run_at, stays inside)
+JOB_FIELDS = ("id", "kind", "args", "state", "attempts", "max_attempts", "progress", "result", "error", "created",
+              "updated")
+
+
 def _job_dict(job) -> dict:
-    return dataclasses.asdict(job)
+    return {name: getattr(job, name) for name in JOB_FIELDS}
 
 
 # -- running ------------------------------------------------------------------------------

@@ -55,16 +55,18 @@ class Running:
 
 
 @contextmanager
-def running_server(*, store: MemoryStore | None = None, seeded: bool = True, fitted: bool = True, **options):
+def running_server(*, store: MemoryStore | None = None, seeded: bool = True, fitted: bool = True, user: str = "user0",
+                   **options):
     """A server (port 0, a Unix socket in a short temporary folder) over ``store`` (a fresh one by default),
-    seeded with :func:`seed_pairs` through the protocol and fitted with itemknn unless told otherwise."""
+    seeded with :func:`seed_pairs` through the protocol and fitted with itemknn unless told otherwise;
+    its user token acts for ``user``."""
     folder = Path(tempfile.mkdtemp(prefix="bp-", dir="/tmp"))  # short: Unix socket paths are limited
     store = store if store is not None else MemoryStore()
     options.setdefault("limits", Limits(idle_timeout=30, read_timeout=5))
     engine = restore_engine(store)
     server = Server(engine, store, data_dir=folder, port=0, unix_path=folder / "bp.sock", **options)
     tokens = {"admin": store.create_token("admin")[1], "service": store.create_token("service")[1],
-              "user": store.create_token("user", "user0")[1]}
+              "user": store.create_token("user", user)[1]}
     thread = ServerThread(server).start()
     running = Running(server, thread, store, tokens, folder)
     try:

@@ -146,7 +146,7 @@ def test_matches_sees_differences():
 def test_documented_examples_are_what_the_server_replies():
     examples = documented_examples()
     assert len(examples) >= 15 and len({name for name, _ in examples}) == len(examples)
-    with running_server(seeded=False) as r, RawConnection(r.tcp) as raw:
+    with running_server(seeded=False, user="https://social.example/users/ana") as r, RawConnection(r.tcp) as raw:
         secrets = {"$ADMIN": r.tokens["admin"], "$SERVICE": r.tokens["service"], "$USER": r.tokens["user"]}
         for name, example in examples:
             text = json.dumps(example["request"])
