@@ -8,10 +8,10 @@ clash or a failure can be reported by plugin name. Event hooks are called
 after the fact and their return value is ignored; a plugin that raises in one
 is reported and the engine carries on.
 
-Algorithms, model backends, model tasks, commands and the events are consumed
-by this version of the engine; the other registries (vocabularies, mappers,
-stores) are collected and listed by ``backpack plugins`` so plugins can target
-them now, and the features that use them read from the same registry.
+Algorithms, model backends, model tasks, stores, commands and the events are
+consumed by this version of the engine; the other registries (vocabularies,
+mappers) are collected and listed by ``backpack plugins`` so plugins can
+target them now, and the features that use them read from the same registry.
 """
 
 from __future__ import annotations
@@ -78,9 +78,12 @@ def register_mappers(register):
 
 @hookspec
 def register_stores(register):
-    """Add storage backends for users, items, interactions and snapshots.
+    """Add stores: durable users, items, the interaction log, snapshots, tokens and jobs.
 
-    Call ``register(name, factory, description="")``.
+    Call ``register(name, factory, description="")``; ``factory(**options)``
+    returns a :class:`backpack.store.Store`. ``backpack.store.open_store(name,
+    **options)`` finds it by ``name``; the built-in one is ``"sqlite"``. Run
+    the shared store tests (``tests/test_store.py``) against a new store.
     """
 
 

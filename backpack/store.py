@@ -21,9 +21,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from .errors import BackpackError
+
+if TYPE_CHECKING:
+    from .plugins import Plugins
 
 ROLES = ("admin", "service", "user")
 JOB_STATES = ("available", "executing", "completed", "retryable", "discarded")
@@ -42,6 +46,16 @@ class UnknownJobError(StoreError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class JobStateError(StoreError):
+    """A job was asked to move from a state that does not allow it (e.g. completing a job nobody claimed)."""
+
+    code = "job_state"
+
+
+#: job states that still lead to a run: a periodic job is not enqueued again while one of these exists
+UNFINISHED_JOB_STATES = ("available", "executing", "retryable")
 
 
 @dataclass(frozen=True)
@@ -196,6 +210,20 @@ class Store(ABC):
                     run_at: float | None = None) -> Job:
         """Add an ``available`` job (runnable from ``run_at``, default now)."""
 
+    def enqueue_job_once(self, kind: str, args: dict | None = None, *, max_attempts: int = 3,
+                         run_at: float | None = None) -> Job | None:
+        """Enqueue like :meth:`enqueue_job` unless a job of this ``kind`` with equal ``args`` is
+        still unfinished (:data:`UNFINISHED_JOB_STATES`); None when one is.
+
+        This default checks, then enqueues, so two processes may both enqueue; a store
+        overrides it to do both in one transaction (the SQLite store does).
+        """
+        args = args or {}
+        for state in UNFINISHED_JOB_STATES:
+            if any(job.kind == kind and job.args == args for job in self.list_jobs(state, limit=1_000_000)):
+                return None
+        return self.enqueue_job(kind, args, max_attempts=max_attempts, run_at=run_at)
+
     @abstractmethod
     def claim_job(self, kinds: Sequence[str] | None = None) -> Job | None:
         """Atomically take the oldest runnable job (available or retryable, ``run_at`` passed):
@@ -226,3 +254,20 @@ class Store(ABC):
     @abstractmethod
     def list_jobs(self, state: str | None = None, *, limit: int = 100) -> list[Job]:
         """Jobs, newest first, optionally only those in ``state``."""
+
+
+def default_store_path(data_dir) -> Path:
+    """Where a data directory keeps its SQLite store: ``<data dir>/store.sqlite3``."""
+    return Path(data_dir).expanduser() / "store.sqlite3"
+
+
+def open_store(name: str = "sqlite", plugins: Plugins | None = None, **options) -> Store:
+    """A store made by the store plugin registered as ``name`` (``register_stores`` hook) with ``options``,
+    e.g. ``open_store("sqlite", path=default_store_path(data_dir))``.
+
+    Unknown names and options are an :class:`~backpack.errors.InvalidInputError` naming what is available.
+    """
+    from .plugins import get_plugins
+
+    plugins = plugins if plugins is not None else get_plugins()
+    return plugins.create("stores", name, options, Store)
