@@ -92,11 +92,11 @@ async def _serve(server) -> None:
 def run_token(args, plugins: Plugins) -> int:
     """``token create`` prints the secret; ``list`` the records as JSON lines; ``revoke`` says if it did."""
     from .errors import InvalidInputError
-    from .store import open_store
+    from .store import default_store_path, open_store
 
     data_dir = _data_dir(args)
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store("sqlite", path=str(data_dir / "store.sqlite"))
+    store = open_store("sqlite", plugins, path=default_store_path(data_dir))
     try:
         if args.token_command == "create":
             if args.role == "user" and not args.user:

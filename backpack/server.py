@@ -39,6 +39,7 @@ from .bags import weight_array
 from .engine import Engine, Recommendation
 from .errors import BackpackError, InvalidInputError
 from .item_descriptions import ItemDescriptions
+from .jobs import JobRunner, Scheduler
 from .protocol import (
     CODECS,
     HEADER,
@@ -71,7 +72,7 @@ OP_ROLES = {
     "stats": ("admin", "service"),
     "snapshot": ("admin",),
 }
-FIT_JOB = "fit"
+FIT_JOB, SNAPSHOT_JOB = "fit", "snapshot"
 TOKEN_TTL = 1.0  # seconds a verified token is trusted before the store is asked again (revocation delay)
 
 
@@ -150,7 +151,14 @@ class _Connection:
         self.tasks: set[asyncio.Task] = set()
 
     async def send(self, message: dict, *, switch_codec: str | None = None) -> None:
-        """Write one frame; ``switch_codec`` changes the codec right after it (``hello``)."""
+        """Write one frame; ``switch_codec`` changes the codec right after it (``hello``).
+        A client that already left is not an error: its reply is dropped."""
+        try:
+            await self._send(message, switch_codec)
+        except (ConnectionError, RuntimeError):  # RuntimeError: the transport is already closed
+            pass
+
+    async def _send(self, message: dict, switch_codec: str | None) -> None:
         async with self.send_lock:  # encode under the lock: a codec switch lands between two frames
             try:
                 frame = encode_frame(message, self.codec)
@@ -316,10 +324,12 @@ class Server:
         self._tokens: dict[str, tuple[TokenRecord | None, float]] = {}
         self._connections: set[_Connection] = set()
         self._servers: list[asyncio.AbstractServer] = []
-        self._background: list[asyncio.Task] = []
-        self._jobs_wake = threading.Event()
-        self._stopping = threading.Event()
-        self._job_thread: threading.Thread | None = None
+        scheduler = Scheduler(store)
+        if snapshot_interval > 0:
+            scheduler.every(snapshot_interval, SNAPSHOT_JOB, max_attempts=1, first_run=time.time() + snapshot_interval)
+        self.jobs = JobRunner(store, poll_interval=0.05, scheduler=scheduler, name="backpack-server-jobs")
+        self.jobs.handle(FIT_JOB, self._fit_job)
+        self.jobs.handle(SNAPSHOT_JOB, self._snapshot_job)
         self.address: tuple[str, int] | None = None
         self._ops: dict[str, Callable] = {name: getattr(self, f"_op_{name}") for name in OP_ROLES if name != "hello"}
 
@@ -333,28 +343,21 @@ class Server:
             self.address = server.sockets[0].getsockname()[:2]
         if self.unix_path is not None:
             self._servers.append(await asyncio.start_unix_server(self._handle, sock=_unix_socket(self.unix_path)))
-        self.store.recover_jobs()
-        self._job_thread = threading.Thread(target=self._job_worker, name="backpack-jobs", daemon=True)
-        self._job_thread.start()
-        if self.snapshot_interval > 0:
-            self._background.append(asyncio.ensure_future(self._periodic_snapshots()))
+        self.store.recover_jobs()  # before the runner claims: fits a crash interrupted run again
+        self.jobs.start()
 
     async def close(self) -> None:
         """Stop listening, close every connection, wait for the job worker, clean up the socket file."""
         for server in self._servers:
             server.close()
-        for task in self._background:
-            task.cancel()
         for conn in list(self._connections):
             for task in conn.tasks:
                 task.cancel()
             conn.writer.close()
         for server in self._servers:
             await server.wait_closed()
-        self._stopping.set()
-        self._jobs_wake.set()
-        if self._job_thread is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._job_thread.join)
+        if self.jobs.running:
+            await asyncio.get_running_loop().run_in_executor(None, self.jobs.stop)
         self._pool.shutdown(wait=True)
         if self.unix_path is not None and self.unix_path.is_socket():
             self.unix_path.unlink()
@@ -465,10 +468,7 @@ class Server:
         except Exception as exc:  # a bug in a handler must not take the server down
             log.exception("op %s failed", op)
             reply = error_reply(request_id, "internal", f"{type(exc).__name__}: {exc}")
-        try:
-            await conn.send(reply, switch_codec=switch)
-        except (ConnectionError, RuntimeError):
-            pass  # the client left before its reply
+        await conn.send(reply, switch_codec=switch)
 
     async def _caller(self, conn: _Connection, secret: str | None) -> Caller:
         """The caller behind ``secret`` (else the connection's hello token); ``unauthorized`` if it is bad."""
@@ -542,6 +542,8 @@ class Server:
         return weight_array(weights, count).tolist()
 
     def _write_adds(self, users, items, weights, times) -> int:
+        if not users:
+            return self.store.watermark()
         with self._write_lock:
             watermark = self.store.append_interactions(users, items, weights, times)
             self.engine.add_interactions(users, items, weights,
@@ -553,6 +555,8 @@ class Server:
         return {"removed": await self._run(self._write_removals, users, items)}
 
     def _write_removals(self, users, items) -> int:
+        if not users:
+            return 0
         with self._write_lock:
             self.store.append_removals(users, items)
             return sum(self.engine.remove_interaction(u, i) for u, i in zip(users, items))
@@ -644,7 +648,6 @@ class Server:
         self.engine.plugins.algorithm(algorithm)  # an unknown name fails now, not in the job
         job = await self._run(self.store.enqueue_job, FIT_JOB, {"algorithm": algorithm, "params": params},
                               max_attempts=1)
-        self._jobs_wake.set()
         return {"job": job.id}
 
     async def _op_job_status(self, caller: Caller, args: dict) -> dict:
@@ -669,39 +672,21 @@ class Server:
         self.store.record_snapshot(str(path), self.engine.serving["algorithm"], watermark)
         return {"path": str(path), "watermark": watermark}
 
-    async def _periodic_snapshots(self) -> None:
-        last = None
-        while True:
-            await asyncio.sleep(self.snapshot_interval)
-            try:
-                watermark = await self._run(self.store.watermark)
-                if watermark != last:
-                    last = (await self._run(self.snapshot))["watermark"]
-            except Exception:  # the next round tries again; serving goes on
-                log.exception("periodic snapshot failed")
-
-    def _job_worker(self) -> None:
-        """Runs fit jobs one at a time, as the store hands them out (retries included)."""
-        while not self._stopping.is_set():
-            self._jobs_wake.wait(timeout=1.0)
-            self._jobs_wake.clear()
-            while not self._stopping.is_set():
-                job = self.store.claim_job([FIT_JOB])
-                if job is None:
-                    break
-                self._run_fit(job)
-
-    def _run_fit(self, job) -> None:
+    def _fit_job(self, job, report_progress) -> dict:
+        """A ``fit`` job: fit, then snapshot so the new model survives a restart."""
         start = time.perf_counter()
-        try:
-            self.engine.fit(job.args["algorithm"], **job.args.get("params", {}))
-            snapshot = self.snapshot()
-        except Exception as exc:  # a failed fit is the job's result; the model in service stays
-            log.warning("fit job %s failed: %s", job.id, exc)
-            self.store.fail_job(job.id, f"{getattr(exc, 'code', type(exc).__name__)}: {exc}")
-            return
-        self.store.complete_job(job.id, {"algorithm": job.args["algorithm"],
-                                         "seconds": time.perf_counter() - start, "snapshot": snapshot["path"]})
+        self.engine.fit(job.args["algorithm"], **job.args.get("params", {}))
+        report_progress(0.9)
+        snapshot = self.snapshot()
+        return {"algorithm": job.args["algorithm"], "seconds": time.perf_counter() - start,
+                "snapshot": snapshot["path"]}
+
+    def _snapshot_job(self, job, report_progress) -> dict | None:
+        """A periodic ``snapshot`` job: a new snapshot only if something was written since the last."""
+        latest = self.store.latest_snapshot()
+        if latest is not None and latest.watermark == self.store.watermark():
+            return None
+        return self.snapshot()
 
 
 def _unix_socket(path: Path) -> socket.socket:
@@ -786,15 +771,15 @@ def _job_dict(job) -> dict:
 # -- running ------------------------------------------------------------------------------
 
 def open_server(data_dir, *, store: Store | None = None, plugins=None, num_threads: int = 0, **options) -> Server:
-    """A :class:`Server` over the data directory ``data_dir``: its store (``DIR/store.sqlite``
-    unless ``store`` is given) and an engine restored from it."""
+    """A :class:`Server` over the data directory ``data_dir``: its store (the SQLite store at
+    :func:`~backpack.store.default_store_path` unless ``store`` is given) and an engine restored from it."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     owns = store is None
     if store is None:
-        from .store import open_store
+        from .store import default_store_path, open_store
 
-        store = open_store("sqlite", path=str(data_dir / "store.sqlite"))
+        store = open_store("sqlite", plugins, path=default_store_path(data_dir))
     engine = restore_engine(store, plugins=plugins, num_threads=num_threads)
     return Server(engine, store, data_dir=data_dir, owns_store=owns, **options)
 

@@ -15,6 +15,7 @@ from memory_store import MemoryStore
 from backpack.client import Client
 from backpack.protocol import decode_body, encode_frame, recv_frame
 from backpack.server import Limits, Server, ServerThread, restore_engine
+from backpack.store import Store
 
 ITEM = "https://assets.example/item/{}"
 USERS = [f"user{u}" for u in range(30)]
@@ -34,7 +35,7 @@ def seed_pairs(seed: int = 3) -> tuple[list[str], list[str]]:
 class Running:
     """A started server with its store, tokens (admin, service, user ``user0``) and addresses."""
 
-    def __init__(self, server: Server, thread: ServerThread, store: MemoryStore, tokens: dict, folder: Path):
+    def __init__(self, server: Server, thread: ServerThread, store: Store, tokens: dict, folder: Path):
         self.server, self.thread, self.store, self.tokens, self.folder = server, thread, store, tokens, folder
 
     @property
@@ -55,7 +56,7 @@ class Running:
 
 
 @contextmanager
-def running_server(*, store: MemoryStore | None = None, seeded: bool = True, fitted: bool = True, user: str = "user0",
+def running_server(*, store: Store | None = None, seeded: bool = True, fitted: bool = True, user: str = "user0",
                    **options):
     """A server (port 0, a Unix socket in a short temporary folder) over ``store`` (a fresh one by default),
     seeded with :func:`seed_pairs` through the protocol and fitted with itemknn unless told otherwise;
@@ -97,8 +98,11 @@ class RawConnection:
     def request(self, message: dict, codec: str = "json") -> None:
         self.sock.sendall(encode_frame(message, codec))
 
+    def reply_body(self) -> bytes:
+        return recv_frame(self.sock)
+
     def reply(self, codec: str = "json") -> dict:
-        return decode_body(recv_frame(self.sock), codec)
+        return decode_body(self.reply_body(), codec)
 
     def closed_by_server(self) -> bool:
         """Whether the server closed its side (end of stream, or reset)."""

@@ -390,3 +390,15 @@ def test_a_crashing_handler_is_an_internal_error_and_the_server_stays_up(running
             client.recommend_bag([ITEM.format(1)])
         assert caught.value.code == "internal" and "boom" in caught.value.message
         assert client.stats()["users"] >= len(USERS)
+
+
+def test_periodic_snapshots_follow_the_writes():
+    with running_server(snapshot_interval=0.2) as r, r.client() as client:
+        client.add_interactions(["late"], [ITEM.format(1)])
+        deadline = time.monotonic() + 10
+        while (r.store.latest_snapshot() is None or r.store.latest_snapshot().watermark != r.store.watermark()):
+            assert time.monotonic() < deadline, "no snapshot caught up with the log"
+            time.sleep(0.05)
+        count = len(r.store.snapshots)
+        time.sleep(0.5)  # nothing written since: no new snapshots
+        assert len(r.store.snapshots) == count
