@@ -214,7 +214,7 @@ class RecommendBatcher:
             results = await self.run(self.engine.recommend_batch, users, n, filter_owned=filter_owned,
                                      items=None if items is None else list(items),
                                      exclude=None if exclude is None else list(exclude), item_kind=item_kind)
-        except BaseException as exc:  # every waiter gets the failure; nothing is left hanging
+        except BaseException as exc:  # noqa: BLE001 - every waiter gets the failure; none is left hanging
             for future in futures:
                 if not future.done():
                     future.set_exception(exc)
@@ -801,7 +801,7 @@ class ServerThread:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self.server.start())
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that called start()
             self._failure = exc
             self._ready.set()
             return
