@@ -373,7 +373,10 @@ class AsyncClient(_Api):
         self._waiting[request_id] = future
         self._writer.write(encode_frame({"id": request_id, "op": op, "args": args}, self._wire_codec))
         await self._writer.drain()
-        reply = await asyncio.wait_for(future, self.timeout)
+        try:
+            reply = await asyncio.wait_for(future, self.timeout)
+        finally:
+            self._waiting.pop(request_id, None)  # answered, timed out or cancelled: no longer awaited
         if "error" in reply:
             raise error_from_reply(reply["error"])
         return reply["result"]
