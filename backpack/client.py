@@ -25,10 +25,13 @@ import socket
 import time
 
 from . import errors
+from .activity_mapping import MappingError
 from .engine import Recommendation
 from .errors import BackpackError
 from .protocol import decode_body, encode_frame, read_frame, recv_frame
-from .store import UnknownJobError
+from .plugins import PluginConflictError, PluginError
+from .state_dir import DataDirError
+from .store import JobStateError, StoreError, UnknownJobError
 from .timestamps import timestamp_array
 
 #: job states after which a job will not change any more
@@ -52,7 +55,8 @@ ERROR_CLASSES: dict[str, type[BackpackError]] = {cls.code: cls for cls in (
     errors.InvalidInputError, errors.UnknownItemError, errors.UnknownUserError, errors.NotFittedError,
     errors.ModelFileError, errors.StaleModelError, errors.CancelledError, errors.DatasetUnavailableError,
     errors.BackendUnavailableError, errors.ModelLoadError, errors.ModelInputError, errors.ModelRunError,
-    errors.ModelContractError, errors.UnknownContextError, errors.NamespaceCollisionError, UnknownJobError)}
+    errors.ModelContractError, errors.UnknownContextError, errors.NamespaceCollisionError, MappingError,
+    StoreError, UnknownJobError, JobStateError, DataDirError, PluginError, PluginConflictError)}
 
 
 def error_from_reply(error: dict) -> BackpackError:

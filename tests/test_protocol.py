@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from server_helpers import RawConnection, running_server
 
-from backpack.client import ServerError, error_from_reply, parse_address
+from backpack.client import ERROR_CLASSES, ServerError, error_from_reply, parse_address
 from backpack.errors import NotFittedError, UnknownItemError
 from backpack.protocol import (
     ERROR_CODES,
@@ -97,6 +97,9 @@ def test_addresses():
 def test_error_replies_map_to_backpack_error_classes():
     assert isinstance(error_from_reply({"code": "not_fitted", "message": "m"}), NotFittedError)
     assert isinstance(error_from_reply({"code": "unknown_item", "message": "m"}), UnknownItemError)
+    for code, cls in ERROR_CLASSES.items():  # each class can be rebuilt from a reply and keeps its code
+        error = error_from_reply({"code": code, "message": "why"})
+        assert type(error) is cls and error.code == code and "why" in str(error)
     other = error_from_reply({"code": "rate_limited", "message": "slow down"})
     assert isinstance(other, ServerError) and other.code == "rate_limited" and other.message == "slow down"
 
