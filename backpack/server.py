@@ -697,7 +697,17 @@ def _unix_socket(path: Path) -> socket.socket:
     final path would leave a window).
     """
     if path.is_socket():
-        path.unlink()  # left by a server that died
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # left by a server that died
+        else:
+            raise InvalidInputError(f"another server is listening on {path}: stop it or choose another --unix path")
+        finally:
+            probe.close()
+    elif path.exists():
+        raise InvalidInputError(f"{path} exists and is not a socket: choose another --unix path")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     if tmp.exists():
         tmp.unlink()

@@ -14,7 +14,7 @@ from server_helpers import ITEM, USERS, RawConnection, running_server
 
 from backpack.client import AsyncClient, Client, ServerError
 from backpack.errors import InvalidInputError, UnknownItemError
-from backpack.server import OP_ROLES, Limits, Server, restore_engine
+from backpack.server import OP_ROLES, Limits, Server, ServerThread, restore_engine
 from backpack.store import UnknownJobError
 
 
@@ -402,3 +402,16 @@ def test_periodic_snapshots_follow_the_writes():
         count = len(r.store.snapshots)
         time.sleep(0.5)  # nothing written since: no new snapshots
         assert len(r.store.snapshots) == count
+
+
+def test_unix_socket_never_replaces_a_file_or_a_live_server(running, tmp_path):
+    engine = restore_engine(MemoryStore())
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    for path, reason in ((precious, "not a socket"), (running.unix, "another server")):
+        server = Server(engine, MemoryStore(), data_dir=tmp_path, port=None, unix_path=path)
+        with pytest.raises(InvalidInputError, match=reason):
+            ServerThread(server).start()
+    assert precious.read_text() == "keep me"
+    with Client(running.unix, token=running.tokens["admin"]) as client:  # the live server kept its socket
+        assert client.stats()["users"] > 0
