@@ -16,7 +16,7 @@ from .state_dir import default_data_dir
 _STATE_COMMANDS = ("import", "fit", "embed", "models", "recommend", "similar", "bench")
 
 #: exit codes: 0 done; 1 done, with problems to look at (e.g. broken plugins listed);
-#: 2 bad usage or input; 3 the data directory or a saved model is missing or unusable;
+#: 2 bad usage or input; 3 the data directory, its store or a saved model is missing or unusable;
 #: 4 a plugin failed; 130 interrupted. A plugin command's own code is passed through.
 EXIT_USAGE, EXIT_STATE, EXIT_PLUGIN = 2, 3, 4
 
@@ -26,8 +26,9 @@ def exit_code(exc: BackpackError) -> int:
     from .errors import ModelFileError, NotFittedError, StaleModelError
     from .plugins import PluginConflictError
     from .state_dir import DataDirError
+    from .store import StoreError
 
-    if isinstance(exc, (DataDirError, ModelFileError, NotFittedError, StaleModelError)):
+    if isinstance(exc, (DataDirError, ModelFileError, NotFittedError, StaleModelError, StoreError)):
         return EXIT_STATE
     if isinstance(exc, (PluginError, PluginConflictError)):
         return EXIT_PLUGIN
@@ -143,6 +144,11 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
 
     add_serve_parser(commands, state)
 
+    from .store_commands import configure_jobs, configure_token
+
+    configure_token(commands, [state, output])
+    configure_jobs(commands, [state, output])
+
     listing = commands.add_parser("plugins", help="list plugins, where they come from and what they add")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -212,14 +218,18 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
             from .evaluate_command import run_evaluate
 
             return run_evaluate(args, plugins)
-        elif args.command in ("serve", "token"):
-            from . import serve_command
+        elif args.command == "serve":
+            from .serve_command import run_serve
 
-            return getattr(serve_command, f"run_{args.command}")(args, plugins)
+            return run_serve(args, plugins)
         elif args.command in _STATE_COMMANDS:
             from . import commands
 
             return getattr(commands, f"run_{args.command}")(args, plugins)
+        elif args.command in ("token", "jobs"):
+            from . import store_commands
+
+            return getattr(store_commands, f"run_{args.command}")(args, plugins)
         elif hasattr(args, "plugin_command"):
             reg, run = args.plugin_command
             return _exit_code(reg, args.command, call_plugin(reg, f"command {args.command!r}", run, args))

@@ -81,14 +81,15 @@ def parse_timestamp(value, where: str) -> float:
     return t
 
 
-def _weight(value, where: str) -> float:
+def finite_number(value, what: str) -> float:
+    """``value`` as a finite float; an InvalidInputError starting with ``what`` (e.g. ``"row 3: weight"``) if it is not."""
     try:
-        w = float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        raise InvalidInputError(f"{where}: weight {value!r} is not a number") from None
-    if not math.isfinite(w):
-        raise InvalidInputError(f"{where}: weight {value!r} is not finite")
-    return w
+        raise InvalidInputError(f"{what} {value!r:.80} is not a number") from None
+    if not math.isfinite(number):
+        raise InvalidInputError(f"{what} {value!r} is not finite")
+    return number
 
 
 def _ident(value, name: str, where: str) -> str:
@@ -124,7 +125,7 @@ class _Columns:
         chunk.users.append(_ident(get(self.fields["user"]), "user", where))
         chunk.items.append(_ident(get(self.fields["item"]), "item", where))
         if chunk.weights is not None:
-            chunk.weights.append(_weight(get(self.fields["weight"]), where))
+            chunk.weights.append(finite_number(get(self.fields["weight"]), f"{where}: weight"))
         if chunk.kinds is not None:
             chunk.kinds.append(_ident(get(self.fields["kind"]), "kind", where))
         if chunk.timestamps is not None:

@@ -1,12 +1,10 @@
-"""The ``backpack serve`` and ``backpack token`` commands: the socket server and its access tokens."""
+"""The ``backpack serve`` command: the socket server over a data directory (tokens: ``backpack token``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
-import sys
 from pathlib import Path
 
 from .plugins import Plugins
@@ -26,12 +24,12 @@ _LIMIT_FLAGS = {  # flag -> (Limits field, type, help)
 
 
 def add_serve_parser(commands, state: argparse.ArgumentParser) -> None:
-    """The ``serve`` and ``token`` sub-commands."""
+    """The ``serve`` sub-command."""
     defaults = Limits()
     serve = commands.add_parser("serve", parents=[state], help="serve the engine on a local socket",
                                 description="Serve the data directory's engine over the Backpack protocol "
                                             "(docs/protocol.md) on loopback TCP and/or a Unix socket. Create "
-                                            "tokens with `backpack token create`.")
+                                            "tokens with `backpack token create --role ROLE`.")
     serve.add_argument("--host", default="127.0.0.1", help="TCP address (default 127.0.0.1; others need "
                                                           "--allow-remote)")
     serve.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")
@@ -46,16 +44,6 @@ def add_serve_parser(commands, state: argparse.ArgumentParser) -> None:
     serve.add_argument("--snapshot-interval", type=float, default=0.0,
                        help="seconds between automatic snapshots (default 0: on request and after fits)")
     serve.add_argument("--threads", type=int, default=0, help="core threads, 0 = all cores")
-
-    token = commands.add_parser("token", parents=[state], help="create, list and revoke access tokens")
-    actions = token.add_subparsers(dest="token_command", required=True)
-    create = actions.add_parser("create", help="create a token and print its secret (shown once)")
-    create.add_argument("role", choices=["admin", "service", "user"])
-    create.add_argument("--user", help="the user a user token acts for (required for role user)")
-    create.add_argument("--label", default="", help="a note to recognise the token by")
-    actions.add_parser("list", help="list tokens (never their secrets)")
-    revoke = actions.add_parser("revoke", help="revoke a token by id")
-    revoke.add_argument("id")
 
 
 def _data_dir(args) -> Path:
@@ -87,29 +75,3 @@ async def _serve(server) -> None:
         await stop.wait()
     finally:
         await server.close()
-
-
-def run_token(args, plugins: Plugins) -> int:
-    """``token create`` prints the secret; ``list`` the records as JSON lines; ``revoke`` says if it did."""
-    from .errors import InvalidInputError
-    from .store import default_store_path, open_store
-
-    data_dir = _data_dir(args)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store("sqlite", plugins, path=default_store_path(data_dir))
-    try:
-        if args.token_command == "create":
-            if args.role == "user" and not args.user:
-                raise InvalidInputError("a user token needs --user USER")
-            record, secret = store.create_token(args.role, args.user, label=args.label)
-            print(f"token {record.id} ({record.role}{' for ' + record.user if record.user else ''}): {secret}")
-        elif args.token_command == "list":
-            for record in store.list_tokens():
-                print(json.dumps({"id": record.id, "role": record.role, "user": record.user,
-                                  "label": record.label, "revoked": record.revoked, "created": record.created}))
-        elif not store.revoke_token(args.id):
-            print(f"backpack: no token {args.id!r}", file=sys.stderr)
-            return 1
-    finally:
-        store.close()
-    return 0

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import os
 import secrets
 import sqlite3
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .errors import InvalidInputError
+from .importing import finite_number
 from .store import (JOB_STATES, ROLES, UNFINISHED_JOB_STATES, Job, JobStateError, LogEntry, SnapshotRecord, Store,
                     StoreError, TokenRecord, UnknownJobError)
 
@@ -70,9 +70,15 @@ TOKEN_PREFIX = "bp"
 _JOB_COLUMNS = ("id, kind, args, state, attempts, max_attempts, run_at, progress, result, error, created, updated")
 
 
-def _canonical(value: dict) -> str:
-    """JSON with sorted keys, so equal job arguments are equal strings (enqueue_job_once compares them in SQL)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _job_args(args: dict | None) -> str:
+    """Job arguments as JSON with sorted keys, so equal arguments are equal strings
+    (enqueue_job_once compares them in SQL)."""
+    if args is not None and not isinstance(args, dict):
+        raise InvalidInputError(f"job args must be a dict, got {type(args).__name__}")
+    try:
+        return json.dumps(args or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"job args must be JSON-serialisable: {exc}") from None
 
 
 def _hash_secret(secret: str) -> str:
@@ -211,6 +217,8 @@ class SQLiteStore(Store):
             # a seq counter behind the log would hand out an existing seq again
             ("log seqs at or past the seq counter", "SELECT count(*) FROM log WHERE seq > "
              "(SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'log')"),
+            ("snapshots past the end of the log", "SELECT count(*) FROM snapshots WHERE watermark > "
+             "(SELECT coalesce(max(seq), 0) FROM log)"),
             ("jobs in an unknown state", "SELECT count(*) FROM jobs WHERE state NOT IN "
              f"({', '.join(repr(s) for s in JOB_STATES)})"),
             ("jobs with more attempts than allowed", "SELECT count(*) FROM jobs WHERE attempts > max_attempts"),
@@ -232,8 +240,8 @@ class SQLiteStore(Store):
                             timestamps: Sequence[float | None] | None = None) -> int:
         n = _same_length(users=users, items=items, weights=weights,
                          **({} if timestamps is None else {"timestamps": timestamps}))
-        rows = [("add", _name("user", u), _name("item", i), _finite("weight", w),
-                 None if timestamps is None or timestamps[k] is None else _finite("timestamp", timestamps[k]))
+        rows = [("add", _name("user", u), _name("item", i), finite_number(w, "weight"),
+                 None if timestamps is None or timestamps[k] is None else finite_number(timestamps[k], "timestamp"))
                 for k, (u, i, w) in enumerate(zip(users, items, weights))]
         return self._append(rows) if n else self.watermark()
 
@@ -315,6 +323,10 @@ class SQLiteStore(Store):
             raise InvalidInputError(f"a snapshot watermark is a log seq (>= 0), got {watermark}")
         created = self.clock()
         with self._write() as conn:
+            # a snapshot claiming seqs nobody wrote would make the replay after it skip real writes
+            written = conn.execute("SELECT coalesce(max(seq), 0) FROM log").fetchone()[0]
+            if int(watermark) > written:
+                raise InvalidInputError(f"snapshot watermark {watermark} is past the end of the log ({written})")
             cursor = conn.execute("INSERT INTO snapshots (path, algorithm, watermark, created) VALUES (?, ?, ?, ?)",
                                   (str(path), algorithm, int(watermark), created))
         return SnapshotRecord(cursor.lastrowid, str(path), algorithm, int(watermark), created)
@@ -373,20 +385,15 @@ class SQLiteStore(Store):
         with self._write() as conn:  # the check and the insert in one transaction: no twin from another process
             pending = conn.execute(
                 f"SELECT 1 FROM jobs WHERE kind = ? AND args = ? AND state IN ({_marks(UNFINISHED_JOB_STATES)}) "
-                "LIMIT 1", (kind, _canonical(args or {}), *UNFINISHED_JOB_STATES)).fetchone()
+                "LIMIT 1", (kind, _job_args(args), *UNFINISHED_JOB_STATES)).fetchone()
             return None if pending else self._insert_job(conn, kind, args, max_attempts, run_at)
 
     def _insert_job(self, conn: sqlite3.Connection, kind: str, args: dict | None, max_attempts: int,
                     run_at: float | None) -> Job:
         _name("job kind", kind)
-        if args is not None and not isinstance(args, dict):
-            raise InvalidInputError("job args must be a dict")
+        encoded = _job_args(args)
         if int(max_attempts) < 1:
             raise InvalidInputError(f"max_attempts must be at least 1, got {max_attempts}")
-        try:
-            encoded = _canonical(args or {})
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"job args must be JSON-serialisable: {exc}") from None
         now = self.clock()
         cursor = conn.execute(
             "INSERT INTO jobs (kind, args, state, max_attempts, run_at, created, updated) "
@@ -395,6 +402,8 @@ class SQLiteStore(Store):
         return self._job(conn, cursor.lastrowid)
 
     def claim_job(self, kinds: Sequence[str] | None = None) -> Job | None:
+        if isinstance(kinds, str):  # claim_job("fit") means that kind, not the kinds "f", "i" and "t"
+            kinds = (kinds,)
         if kinds is not None and not kinds:
             return None
         kinds_sql = "" if kinds is None else f" AND kind IN ({_marks(kinds)})"
@@ -498,16 +507,6 @@ def _name(what: str, value) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInputError(f"a {what} id must be a non-empty string, got {value!r:.80}")
     return value
-
-
-def _finite(what: str, value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"a {what} must be a number, got {value!r:.80}") from None
-    if not math.isfinite(number):
-        raise InvalidInputError(f"a {what} must be finite, got {number}")
-    return number
 
 
 def _same_length(**sequences) -> int:

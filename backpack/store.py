@@ -117,13 +117,20 @@ class Job:
 
 
 class Store(ABC):
-    """Durable state of a Backpack server. Safe to call from several threads."""
+    """Durable state of a Backpack server. Safe to call from several threads.
+    ``with open_store(...) as store:`` closes it at the end of the block."""
 
     # -- lifecycle -------------------------------------------------------------
 
     @abstractmethod
     def close(self) -> None:
-        """Release connections and files; the store is unusable afterwards."""
+        """Release connections and files; the store is unusable afterwards (calls raise :class:`StoreError`)."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def check(self) -> list[str]:
         """Consistency problems found (empty: the store is intact)."""
@@ -178,7 +185,8 @@ class Store(ABC):
 
     @abstractmethod
     def record_snapshot(self, path: str, algorithm: str | None, watermark: int) -> SnapshotRecord:
-        """Record a snapshot already written (atomically) at ``path``."""
+        """Record a snapshot already written (atomically) at ``path``; a ``watermark`` past the
+        end of the log is an :class:`~backpack.errors.InvalidInputError`."""
 
     @abstractmethod
     def latest_snapshot(self) -> SnapshotRecord | None:
@@ -227,7 +235,8 @@ class Store(ABC):
     @abstractmethod
     def claim_job(self, kinds: Sequence[str] | None = None) -> Job | None:
         """Atomically take the oldest runnable job (available or retryable, ``run_at`` passed):
-        it becomes ``executing`` with one more attempt. None when there is nothing to do."""
+        it becomes ``executing`` with one more attempt. None when there is nothing to do.
+        ``kinds`` limits it to those kinds (one kind may be given as a plain string)."""
 
     @abstractmethod
     def set_job_progress(self, job_id: int, progress: float) -> None:

@@ -11,7 +11,7 @@ import pytest
 from store_factories import STORE_FACTORIES, FakeClock
 
 from backpack.errors import InvalidInputError
-from backpack.store import JobStateError, LogEntry, UnknownJobError
+from backpack.store import JobStateError, LogEntry, StoreError, UnknownJobError
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
@@ -162,12 +162,22 @@ def test_counts(store):
 
 def test_latest_snapshot_is_the_last_recorded(store):
     assert store.latest_snapshot() is None
+    store.append_interactions([f"u{n}" for n in range(25)], ["i"] * 25, [1.0] * 25)
     first = store.record_snapshot("/data/a", "als", 10)
     second = store.record_snapshot("/data/b", None, 25)
     assert second.id != first.id
     latest = store.latest_snapshot()
     assert (latest.path, latest.algorithm, latest.watermark) == ("/data/b", None, 25)
     assert latest == second
+
+
+def test_a_snapshot_cannot_claim_writes_the_log_does_not_hold(store):
+    store.append_interactions(["u"], ["i"], [1])
+    for watermark in (2, -1):
+        with pytest.raises(InvalidInputError):
+            store.record_snapshot("/data/a", "als", watermark)
+    assert store.latest_snapshot() is None
+    assert store.record_snapshot("/data/a", "als", 1).watermark == 1
 
 
 # -- tokens --------------------------------------------------------------------------
@@ -286,7 +296,7 @@ def test_claim_takes_the_oldest_runnable_job_of_the_kinds_asked(make_store, cloc
     assert store.claim_job(["fit"]).id == second.id
     assert store.claim_job(["fit"]) is None  # `later` is not due yet
     assert store.claim_job([]) is None
-    assert store.claim_job().id == embed.id
+    assert store.claim_job("embed").id == embed.id  # one kind may be named alone
     clock.now += 60
     assert store.claim_job(["fit"]).id == later.id
 
@@ -315,7 +325,9 @@ def test_unknown_jobs_are_a_typed_error(store):
 
 def test_bad_job_arguments_are_refused(store):
     for call in (lambda: store.enqueue_job(""), lambda: store.enqueue_job("fit", {"f": object()}),
-                 lambda: store.enqueue_job("fit", max_attempts=0), lambda: store.list_jobs("lost")):
+                 lambda: store.enqueue_job("fit", max_attempts=0), lambda: store.list_jobs("lost"),
+                 lambda: store.enqueue_job("fit", ["not", "a", "dict"]),
+                 lambda: store.enqueue_job_once("fit", {"f": object()})):
         with pytest.raises(InvalidInputError):
             call()
     assert store.counts()["jobs"] == 0
@@ -387,5 +399,16 @@ def test_check_finds_nothing_wrong_in_a_used_store(store):
     store.append_removals(["u"], ["i"])
     store.put_items({"i": UNICODE_ITEM})
     store.create_token("user", "u")
-    store.claim_job() or store.enqueue_job("fit")
+    failed = store.enqueue_job("fit", max_attempts=1)
+    store.claim_job()
+    store.fail_job(failed.id, "boom")
+    store.enqueue_job("embed")
+    store.claim_job()
     assert store.check() == []
+
+
+def test_a_store_is_a_context_manager_that_closes_it(make_store):
+    with make_store() as store:
+        store.append_interactions(["u"], ["i"], [1])
+    with pytest.raises(StoreError):
+        store.watermark()
