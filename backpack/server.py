@@ -323,6 +323,7 @@ class Server:
         self._write_lock = threading.Lock()  # store append + engine apply, one writer at a time
         self._tokens: dict[str, tuple[TokenRecord | None, float]] = {}
         self._connections: set[_Connection] = set()
+        self._handlers: set[asyncio.Task] = set()
         self._servers: list[asyncio.AbstractServer] = []
         scheduler = Scheduler(store)
         if snapshot_interval > 0:
@@ -354,6 +355,10 @@ class Server:
             for task in conn.tasks:
                 task.cancel()
             conn.writer.close()
+        handlers = list(self._handlers)
+        for task in handlers:  # wait for every connection's handler to finish, so none is left pending
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
         if self.jobs.running:
@@ -372,6 +377,8 @@ class Server:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = _Connection(writer, self.limits)
+        handler = asyncio.current_task()
+        self._handlers.add(handler)
         try:
             if len(self._connections) >= self.limits.max_connections:
                 await conn.send(error_reply(None, "too_many_connections",
@@ -384,9 +391,12 @@ class Server:
             pass  # the client went away: nothing to answer
         finally:
             self._connections.discard(conn)
-            if conn.tasks:
-                await asyncio.gather(*conn.tasks, return_exceptions=True)
-            writer.close()
+            try:
+                if conn.tasks:  # the client left: its requests still finish (writes are acknowledged to no one)
+                    await asyncio.gather(*conn.tasks, return_exceptions=True)
+            finally:
+                writer.close()
+                self._handlers.discard(handler)
 
     async def _serve(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
         limits = self.limits

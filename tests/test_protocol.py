@@ -14,8 +14,6 @@ import msgspec
 import pytest
 from server_helpers import RawConnection, running_server
 
-from backpack.client import ERROR_CLASSES, ServerError, error_from_reply, parse_address
-from backpack.errors import NotFittedError, UnknownItemError
 from backpack.protocol import (
     ERROR_CODES,
     FrameTooLargeError,
@@ -85,23 +83,6 @@ def test_recv_frame_reassembles_a_frame_sent_in_pieces():
     a.close()
     with pytest.raises(ConnectionError):
         recv_frame(b)
-
-
-def test_addresses():
-    assert parse_address("127.0.0.1:8765") == ("tcp", ("127.0.0.1", 8765))
-    assert parse_address(("localhost", "9")) == ("tcp", ("localhost", 9))
-    assert parse_address("[::1]:80") == ("tcp", ("::1", 80))
-    assert parse_address("/run/backpack.sock") == ("unix", "/run/backpack.sock")
-
-
-def test_error_replies_map_to_backpack_error_classes():
-    assert isinstance(error_from_reply({"code": "not_fitted", "message": "m"}), NotFittedError)
-    assert isinstance(error_from_reply({"code": "unknown_item", "message": "m"}), UnknownItemError)
-    for code, cls in ERROR_CLASSES.items():  # each class can be rebuilt from a reply and keeps its code
-        error = error_from_reply({"code": code, "message": "why"})
-        assert type(error) is cls and error.code == code and "why" in str(error)
-    other = error_from_reply({"code": "rate_limited", "message": "slow down"})
-    assert isinstance(other, ServerError) and other.code == "rate_limited" and other.message == "slow down"
 
 
 def test_msgpack_is_spoken_from_the_frame_after_hello():

@@ -13,9 +13,8 @@ from memory_store import MemoryStore
 from server_helpers import ITEM, USERS, RawConnection, running_server
 
 from backpack.client import AsyncClient, Client, ServerError
-from backpack.errors import InvalidInputError, UnknownItemError
+from backpack.errors import InvalidInputError
 from backpack.server import OP_ROLES, Limits, Server, ServerThread, restore_engine
-from backpack.store import UnknownJobError
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +24,6 @@ def running():
 
 
 # -- round trips -----------------------------------------------------------------------
-
-@pytest.mark.parametrize("transport", ["tcp", "unix"])
-@pytest.mark.parametrize("codec", ["json", "msgpack"])
-def test_client_round_trip_matches_the_engine(running, transport, codec):
-    address = running.tcp if transport == "tcp" else running.unix
-    with Client(address, token=running.tokens["admin"], codec=codec) as client:
-        assert client.server_info["codec"] == codec and client.server_info["role"] == "admin"
-        assert client.recommend("user1", 5) == running.engine.recommend("user1", 5)
-        assert client.recommend_batch(["user2", "user3"], 4) == running.engine.recommend_batch(["user2", "user3"], 4)
-        assert client.similar_items(ITEM.format(1), 3) == running.engine.similar_items(ITEM.format(1), 3)
-        bag = [ITEM.format(2), ITEM.format(4)]
-        assert client.recommend_bag(bag, [1.0, 2.0], 3) == running.engine.recommend_bag(bag, [1.0, 2.0], 3)
-
 
 def test_writes_reach_the_engine_and_the_log(running):
     with running.client() as client:
@@ -84,32 +70,7 @@ def test_non_loopback_bind_needs_allow_remote(tmp_path):
     Server(engine, MemoryStore(), data_dir=tmp_path, host="0.0.0.0", port=0, allow_remote=True)
 
 
-def test_error_codes_come_back_as_typed_exceptions(running):
-    with running.client() as client:
-        with pytest.raises(UnknownItemError):
-            client.recommend_bag(["https://assets.example/nothing"])
-        with pytest.raises(UnknownJobError):
-            client.job_status(10_000)
-        with pytest.raises(InvalidInputError):
-            client.recommend("user1", -1)
-    with running.client("user") as client, pytest.raises(ServerError) as caught:
-        client.recommend("user1")
-    assert caught.value.code == "forbidden"
-
-
 # -- pipelining and micro-batching --------------------------------------------------------------
-
-def test_async_client_pipelines_many_requests_on_one_connection(running):
-    async def main():
-        async with AsyncClient(running.tcp, token=running.tokens["admin"], codec="msgpack") as client:
-            calls = [client.recommend(u, 4) for u in USERS] + [client.similar_items(ITEM.format(i), 3)
-                                                                for i in range(10)]
-            return await asyncio.gather(*calls)
-
-    results = asyncio.run(main())
-    assert results[:len(USERS)] == [running.engine.recommend(u, 4) for u in USERS]
-    assert results[len(USERS):] == [running.engine.similar_items(ITEM.format(i), 3) for i in range(10)]
-
 
 def test_concurrent_recommends_share_few_core_calls(running, monkeypatch):
     engine = running.engine
