@@ -43,6 +43,8 @@ def add_serve_parser(commands, state: argparse.ArgumentParser) -> None:
                        help="milliseconds a recommend waits to share a core call with others (default 2)")
     serve.add_argument("--snapshot-interval", type=float, default=0.0,
                        help="seconds between automatic snapshots (default 0: on request and after fits)")
+    serve.add_argument("--keep-snapshots", type=int, default=2,
+                       help="snapshot directories kept; older ones are deleted (default 2)")
     serve.add_argument("--threads", type=int, default=0, help="core threads, 0 = all cores")
 
 
@@ -56,7 +58,7 @@ def run_serve(args, plugins: Plugins) -> int:
     server = open_server(_data_dir(args), plugins=plugins, num_threads=args.threads, host=args.host,
                          port=None if args.no_tcp else args.port, unix_path=args.unix,
                          allow_remote=args.allow_remote, limits=limits, batch_window=args.batch_window / 1000,
-                         snapshot_interval=args.snapshot_interval)
+                         snapshot_interval=args.snapshot_interval, keep_snapshots=args.keep_snapshots)
     asyncio.run(_serve(server))
     return 0
 

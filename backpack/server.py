@@ -26,6 +26,7 @@ import ipaddress
 import logging
 import math
 import os
+import shutil
 import socket
 import threading
 import time
@@ -274,6 +275,16 @@ def write_snapshot(engine: Engine, directory: Path, watermark: int) -> Path:
     return final
 
 
+def prune_snapshots(directory: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` snapshots under ``directory`` and any ``.tmp-`` left by a
+    crash mid-snapshot (call it where no snapshot is being written); the paths deleted."""
+    snapshots = sorted(directory.glob("snapshot-*"))  # zero-padded watermark, then nanoseconds: oldest first
+    doomed = snapshots[:max(0, len(snapshots) - keep)] + list(directory.glob(".tmp-snapshot-*"))
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -300,13 +311,14 @@ class Server:
     picks a free port (see :attr:`address` once started); ``port=None``
     listens on no TCP port. ``batch_window`` is how long a ``recommend``
     waits for others to share its core call; ``snapshot_interval`` seconds
-    between automatic snapshots (0: only on request and after fits).
+    between automatic snapshots (0: only on request and after fits); ``keep_snapshots`` how many
+    snapshot directories are kept (older ones are deleted after each new one).
     """
 
     def __init__(self, engine: Engine, store: Store, *, data_dir, host: str = "127.0.0.1", port: int | None = 8765,
                  unix_path=None, allow_remote: bool = False, limits: Limits | None = None,
-                 batch_window: float = 0.002, snapshot_interval: float = 0.0, workers: int = 8,
-                 owns_store: bool = False):
+                 batch_window: float = 0.002, snapshot_interval: float = 0.0, keep_snapshots: int = 2,
+                 workers: int = 8, owns_store: bool = False):
         if port is not None and not allow_remote and not is_loopback(host):
             raise InvalidInputError(f"refusing to listen on {host!r}: it is not a loopback address; "
                                     "pass allow_remote=True (--allow-remote) to serve other machines")
@@ -316,6 +328,7 @@ class Server:
         self.host, self.port, self.unix_path = host, port, None if unix_path is None else Path(unix_path)
         self.limits = limits or Limits()
         self.snapshot_interval, self.owns_store = snapshot_interval, owns_store
+        self.keep_snapshots = max(1, keep_snapshots)  # the one the store points at must stay
         self.started = time.time()
         self.requests = 0
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backpack-server")
@@ -676,10 +689,12 @@ class Server:
 
         Writes are held while the bags are saved so the watermark matches them.
         """
-        with self._write_lock:
+        folder = self.data_dir / "snapshots"
+        with self._write_lock:  # recorded under the lock too, so record order is name order for pruning
             watermark = self.store.watermark()
-            path = write_snapshot(self.engine, self.data_dir / "snapshots", watermark)
-        self.store.record_snapshot(str(path), self.engine.serving["algorithm"], watermark)
+            path = write_snapshot(self.engine, folder, watermark)
+            self.store.record_snapshot(str(path), self.engine.serving["algorithm"], watermark)
+            prune_snapshots(folder, self.keep_snapshots)
         return {"path": str(path), "watermark": watermark}
 
     def _fit_job(self, job, report_progress) -> dict:

@@ -376,3 +376,16 @@ def test_unix_socket_never_replaces_a_file_or_a_live_server(running, tmp_path):
     assert precious.read_text() == "keep me"
     with Client(running.unix, token=running.tokens["admin"]) as client:  # the live server kept its socket
         assert client.stats()["users"] > 0
+
+
+def test_old_snapshots_and_crashed_temporaries_are_deleted():
+    with running_server(keep_snapshots=2) as r, r.client() as client:
+        leftover = r.folder / "snapshots" / ".tmp-snapshot-000000000001-1"
+        leftover.mkdir(parents=True)
+        paths = []
+        for k in range(4):
+            client.add_interaction("late", ITEM.format(k))
+            paths.append(client.snapshot()["path"])
+        kept = sorted(str(p) for p in (r.folder / "snapshots").iterdir())
+        assert kept == paths[-2:] and r.store.latest_snapshot().path == paths[-1]
+        assert restore_engine(r.store).bags.nnz == r.engine.bags.nnz
