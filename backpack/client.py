@@ -28,8 +28,8 @@ from . import errors
 from .activity_mapping import MappingError
 from .engine import Recommendation
 from .errors import BackpackError
-from .protocol import decode_body, encode_frame, read_frame, recv_frame
 from .plugins import PluginConflictError, PluginError
+from .protocol import decode_body, encode_frame, read_frame, recv_frame
 from .state_dir import DataDirError
 from .store import JobStateError, StoreError, UnknownJobError
 from .timestamps import timestamp_array
