@@ -140,6 +140,10 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--threads", type=int, default=0, help="0 = all cores")
 
+    from .serve_command import add_serve_parser
+
+    add_serve_parser(commands, state)
+
     from .store_commands import configure_jobs, configure_token
 
     configure_token(commands, [state, output])
@@ -214,6 +218,10 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
             from .evaluate_command import run_evaluate
 
             return run_evaluate(args, plugins)
+        elif args.command == "serve":
+            from .serve_command import run_serve
+
+            return run_serve(args, plugins)
         elif args.command in _STATE_COMMANDS:
             from . import commands
 
