@@ -135,6 +135,11 @@ class _Api:
         """Store item descriptions (JSON-LD); how many were stored."""
         return self._request("put_items", {"items": documents}, lambda r: r["stored"])
 
+    def ingest(self, documents):
+        """Take JSON-LD activities, objects and actors (see ``Engine.ingest``); the counts, with the log
+        ``watermark``."""
+        return self._request("ingest", {"documents": documents}, lambda r: r)
+
     def recommend(self, user: str, n: int = 10, *, filter_owned: bool = True, items=None, exclude=None,
                   item_kind: str | None = None):
         """Top-``n`` for ``user`` as :class:`~backpack.engine.Recommendation` tuples."""

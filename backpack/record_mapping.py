@@ -42,11 +42,14 @@ _SCHEMA_ITEMS = ("Thing", "CreativeWork", "3DModel", "VideoGame", "Game", "Softw
                  "Painting", "Sculpture", "VisualArtwork", "WebPage", "WebSite", "Place", "VirtualLocation",
                  "Event")
 #: type IRIs whose nodes become items
-ITEM_TYPES = frozenset([AS + t for t in _AS_OBJECTS] + [SCHEMA + t for t in _SCHEMA_ITEMS]
+# schema.org's own context says http://schema.org/, but documents written by hand often say https:
+# both name the same class, so both are taken
+_SCHEMAS = (SCHEMA, "https://schema.org/")
+ITEM_TYPES = frozenset([AS + t for t in _AS_OBJECTS] + [ns + t for t in _SCHEMA_ITEMS for ns in _SCHEMAS]
                        + [BACKPACK_NS + t for t in ("Item", "SceneNode", "GodotScene")])
 #: type IRIs whose nodes become users
 ACTOR_TYPES = frozenset([AS + t for t in ("Person", "Service", "Application", "Group", "Organization")]
-                        + [SCHEMA + "Person", SCHEMA + "Organization"])
+                        + [ns + t for t in ("Person", "Organization") for ns in _SCHEMAS])
 _EMBEDDING = (AS + "actor", SCHEMA + "agent", AS + "object", SCHEMA + "object")
 
 

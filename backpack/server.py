@@ -39,7 +39,7 @@ from . import __version__
 from .bags import weight_array
 from .engine import Engine, Recommendation
 from .errors import BackpackError, InvalidInputError
-from .item_descriptions import ItemDescriptions
+from .jsonld import expand_documents
 from .jobs import JobRunner, Scheduler
 from .protocol import (
     CODECS,
@@ -63,6 +63,7 @@ OP_ROLES = {
     "add_interactions": ("admin", "service", "user"),
     "remove_interactions": ("admin", "service", "user"),
     "put_items": ("admin", "service"),
+    "ingest": ("admin", "service"),
     "recommend": ("admin", "service", "user"),
     "recommend_batch": ("admin", "service", "user"),
     "recommend_bag": ("admin", "service"),
@@ -237,7 +238,7 @@ def restore_engine(store: Store, *, plugins=None, num_threads: int = 0) -> Engin
     else:
         engine, watermark = Engine(plugins=plugins, num_threads=num_threads), 0
     for batch in store.iter_items():
-        engine.put_items([node for _, node in batch])
+        engine.put_items([node for _, node in batch], expanded=True)  # stored expanded
     for batch in store.log_since(watermark):
         adds: list = []
         for entry in batch:
@@ -590,11 +591,44 @@ class Server:
         return {"stored": await self._run(self._write_items, args["items"])}
 
     def _write_items(self, documents) -> int:
-        described = ItemDescriptions().put(documents)  # parsed and checked, all or nothing, before storing
-        self._check_batch(len(described), "items")
+        # expanded and checked (absolute IRIs, item types), all or nothing, before anything is stored
+        items = self.engine.mapper.map(expand_documents(documents), only="items").items
+        self._check_batch(len(items), "items")
         with self._write_lock:
-            self.store.put_items({d.id: d.document for d in described})
-            return self.engine.put_items([d.document for d in described])
+            self.store.put_items({r.id: r.node for r in items})
+            return self.engine.put_items([r.node for r in items], expanded=True)
+
+    async def _op_ingest(self, caller: Caller, args: dict) -> dict:
+        if "documents" not in args:
+            raise InvalidInputError("ingest needs documents: a JSON-LD document (activities, objects, actors) "
+                                    "or a list of them")
+        return await self._run(self._write_documents, args["documents"])
+
+    def _write_documents(self, documents) -> dict:
+        # every node expanded and mapped before anything is stored: a bad node stores nothing
+        records = self.engine.mapper.map(expand_documents(documents))
+        adds, removals = records.activities.interactions, records.activities.removals
+        self._check_batch(len(records.items) + len(records.users) + len(adds) + len(removals), "records")
+        removed = 0
+        with self._write_lock:
+            if records.items:
+                self.store.put_items({r.id: r.node for r in records.items})
+                self.engine.put_items([r.node for r in records.items], expanded=True)
+            if records.users:
+                self.store.put_users({u.id: u.node for u in records.users})
+                self.engine.put_users([u.node for u in records.users], expanded=True)
+            watermark = self.store.watermark()
+            if adds:  # the log gets them in the order the engine applies them: adds, then Undo's removals
+                times = [a.timestamp for a in adds]
+                watermark = self.store.append_interactions([a.user for a in adds], [a.item for a in adds],
+                                                           [a.weight for a in adds], times)
+                self.engine.add_interactions([a.user for a in adds], [a.item for a in adds], [a.weight for a in adds],
+                                             timestamps=None if all(t is None for t in times) else times)
+            if removals:
+                watermark = self.store.append_removals([r.user for r in removals], [r.item for r in removals])
+                removed = sum(self.engine.remove_interaction(r.user, r.item) for r in removals)
+        return {"interactions": len(adds), "undone": len(removals), "removed": removed,
+                "items": len(records.items), "users": len(records.users), "watermark": watermark}
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import pytest
 from memory_store import MemoryStore
 from server_helpers import ITEM, USERS, RawConnection, running_server
 
+import backpack
 from backpack.client import AsyncClient, Client, ServerError
 from backpack.errors import InvalidInputError
 from backpack.server import OP_ROLES, Limits, Server, ServerThread, restore_engine
@@ -47,6 +48,27 @@ def test_put_items_are_stored_and_kinds_usable(running):
     assert running.store.items[node["@id"]]["@id"] == node["@id"]
     assert running.engine.item_descriptions.get(node["@id"]) is not None
     assert running.engine.item_kinds.indices("3DModel", running.engine.bags).size == 1
+
+
+def test_ingest_takes_activitystreams_activities_objects_and_actors(running):
+    ana, boat = "https://social.example/users/ana", "https://assets.example/item/boat"
+    as2 = "https://www.w3.org/ns/activitystreams"
+    like = {"id": "https://social.example/likes/1", "type": "Like", "actor": ana, "object": boat}
+    with running.client("service") as client:
+        before = running.store.watermark()
+        counts = client.ingest({"@context": as2, "@graph": [{"id": ana, "type": "Person", "name": "Ana"},
+                                                            {"id": boat, "type": "Image", "name": "Boat"}, like]})
+        assert {k: counts[k] for k in ("interactions", "items", "users")} == {"interactions": 1, "items": 1,
+                                                                               "users": 1}
+        assert counts["watermark"] == before + 1 and running.store.log[-1].item == boat
+        assert running.engine.bags.bag(ana) == {boat: 3.0}
+        assert running.store.items[boat]["@type"] == [as2 + "#Image"]  # stored expanded
+        undo = client.ingest({"@context": as2, "id": "https://social.example/undo/1", "type": "Undo",
+                              "actor": ana, "object": like})
+        assert undo["removed"] == 1 and running.engine.bags.bag(ana) == {} and running.store.log[-1].op == "remove"
+        with pytest.raises(backpack.InvalidInputError, match="not an absolute IRI"):
+            client.ingest({"@context": as2, "id": "likes/2", "type": "Like", "actor": ana, "object": boat})
+        assert running.store.log[-1].op == "remove"  # the bad document stored nothing
 
 
 def test_jsonld_format_gives_an_activitystreams_collection(running):
@@ -121,6 +143,7 @@ ALLOWED = {
     "add_interactions": {"admin", "service", "user"},
     "remove_interactions": {"admin", "service", "user"},
     "put_items": {"admin", "service"},
+    "ingest": {"admin", "service"},
     "recommend": {"admin", "service", "user"},
     "recommend_batch": {"admin", "service", "user"},
     "recommend_bag": {"admin", "service"},
@@ -136,6 +159,7 @@ ARGS = {
     "add_interactions": {"users": [OWN], "items": [ITEM.format(7)]},
     "remove_interactions": {"users": [OWN], "items": [ITEM.format(7)]},
     "put_items": {"items": {"@id": ITEM.format(50), "@type": "https://schema.org/Thing"}},
+    "ingest": {"documents": {"@id": ITEM.format(51), "@type": "https://schema.org/Thing"}},
     "recommend": {"user": OWN, "n": 3},
     "recommend_batch": {"users": [OWN], "n": 3},
     "recommend_bag": {"items": [ITEM.format(1)], "n": 3},
