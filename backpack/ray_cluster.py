@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 from functools import cache
 
 import numpy as np
@@ -52,6 +53,7 @@ def connect(address: str | None = None):
         raise ClusterUnreachableError(
             "no Ray cluster to run on: call ray.init() first, pass address='host:port' "
             "('local' starts one on this machine), or set RAY_ADDRESS")
+    _check_reachable(address)
     try:
         ray.init(address=address)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -136,6 +138,20 @@ def _import_ray():
         raise RayUnavailableError(
             "running on Ray needs the ray package: pip install 'backpack-engine[ray]'") from exc
     return ray
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a ``host:port`` that does not answer: ``ray.init`` would
+    retry it for minutes before giving up."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():  # "auto", "local": Ray resolves those itself
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterUnreachableError(
+            f"no Ray cluster answers at {address!r} ({exc}): check the address and that the head node "
+            "is running (`ray start --head` prints it)") from exc
 
 
 @cache

@@ -66,3 +66,14 @@ def test_an_item_model_pickles_to_an_equal_model():
     m = _matrix()
     model = ItemKNN(k=5, similarity="bm25").fit(m, show_progress=False)
     _same_neighbours(model, pickle.loads(pickle.dumps(model)))
+
+
+def test_a_user_knn_model_pickles_to_an_equal_model():
+    from backpack import UserKNN
+
+    m = _matrix(seed=8)
+    model = UserKNN(k=7).fit(m, show_progress=False)
+    copy = pickle.loads(pickle.dumps(model))
+    for a, b in zip(model.recommend_rows(m, 5), copy.recommend_rows(m, 5)):
+        assert np.array_equal(a, b)
+    assert pickle.loads(pickle.dumps(UserKNN(k=3)))._index is None

@@ -57,6 +57,14 @@ def test_without_a_cluster_the_error_says_how_to_get_one(monkeypatch):
     assert info.value.code == "cluster_unreachable" and "ray.init()" in str(info.value)
 
 
+def test_an_address_nobody_answers_at_fails_at_once():
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already running in this process")
+    with pytest.raises(ClusterUnreachableError, match="127.0.0.1:1"):
+        connect("127.0.0.1:1")  # port 1: refused at once
+    assert not ray.is_initialized()
+
+
 def test_without_ray_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
     with pytest.raises(RayUnavailableError) as info:
@@ -99,6 +107,26 @@ def test_filters_reach_the_workers(cluster):
     local = model.recommend_rows(m, 5, False, allowed, denied)
     remote = recommend_all_on_ray(model, m, 5, block_size=17, filter_owned=False, allowed=allowed, denied=denied)
     assert np.array_equal(local[0], remote[0]) and np.array_equal(local[1], remote[1])
+
+
+@pytest.mark.parametrize("algorithm", ["ALS", "EASE", "UserKNN", "Popularity"])
+def test_other_models_score_all_users_on_ray_too(cluster, algorithm):
+    m = _matrix(seed=6)
+    model = getattr(backpack, algorithm)()
+    model.fit(m, show_progress=False)
+    ids, scores = model.recommend_rows(m, 6)
+    remote_ids, remote_scores = recommend_all_on_ray(model, m, 6, block_size=33)
+    assert np.array_equal(ids, remote_ids) and np.array_equal(scores, remote_scores)
+
+
+def test_a_model_that_does_not_pickle_is_refused(cluster):
+    import threading
+
+    m = _matrix()
+    model = backpack.Popularity().fit(m, show_progress=False)
+    model.lock = threading.Lock()  # what pickle cannot carry
+    with pytest.raises(InvalidInputError, match="cannot be sent to Ray workers"):
+        recommend_all_on_ray(model, m, 3)
 
 
 def test_an_engine_scores_its_own_bags(cluster):
