@@ -131,6 +131,15 @@ class ItemKNN(Recommender):
         self._item_counts = counts
         return self
 
+    def get_params(self) -> dict:
+        """Constructor arguments of an unfitted ``ItemKNN`` that builds the same neighbours.
+
+        What a distributed build sends its workers instead of the model
+        (which may carry a fitted index they do not need).
+        """
+        return {"k": self.k, "similarity": self.similarity_kind, "K1": self.K1, "B": self.B,
+                "alpha": self.alpha, "beta": self.beta, "num_threads": self.num_threads}
+
     def neighbour_block(self, user_items, start: int, stop: int, num_threads: int | None = None):
         """Rows ``[start, stop)`` of the neighbour matrix :meth:`fit` would build on ``user_items``.
 

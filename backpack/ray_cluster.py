@@ -81,7 +81,8 @@ def fit_on_ray(model: ItemKNN, user_items, *, block_size: int | None = None, cpu
     blocks = _blocks(n_items, _positive(block_size, "block_size"))
     matrix = ray.put(_shareable(csr))
     task = _remote(ray, _neighbour_block).options(num_cpus=_positive(cpus_per_task, "cpus_per_task"))
-    refs = [task.remote(model, matrix, start, stop, cpus_per_task) for start, stop in blocks]
+    params = model.get_params()  # not the model: a refit would ship its old index to every task
+    refs = [task.remote(params, matrix, start, stop, cpus_per_task) for start, stop in blocks]
     return model.fit_from_blocks(csr, ray.get(refs))
 
 
@@ -116,8 +117,8 @@ def recommend_all_on_ray(engine_or_model, user_items=None, n: int = 10, *, block
 # -- the tasks (plain functions: Ray wraps them on first use, so importing
 # -- this module never needs Ray) ---------------------------------------------
 
-def _neighbour_block(model: ItemKNN, matrix, start: int, stop: int, threads: int):
-    return model.neighbour_block(_rows(matrix, 0, matrix[3][0]), start, stop, num_threads=threads)
+def _neighbour_block(params: dict, matrix, start: int, stop: int, threads: int):
+    return ItemKNN(**params).neighbour_block(_rows(matrix, 0, matrix[3][0]), start, stop, num_threads=threads)
 
 
 def _recommend_block(model: Recommender, matrix, start: int, stop: int, n: int, filter_owned: bool,

@@ -68,6 +68,15 @@ def test_an_item_model_pickles_to_an_equal_model():
     _same_neighbours(model, pickle.loads(pickle.dumps(model)))
 
 
+def test_params_rebuild_a_model_with_the_same_neighbours():
+    from backpack import RP3Beta
+
+    m = _matrix(seed=9)
+    model = RP3Beta(k=4, alpha=0.7, beta=0.3)
+    clone = ItemKNN(**model.get_params())
+    _same_neighbours(model.fit(m, show_progress=False), clone.fit(m, show_progress=False))
+
+
 def test_a_user_knn_model_pickles_to_an_equal_model():
     from backpack import UserKNN
 

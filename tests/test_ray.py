@@ -82,6 +82,12 @@ def test_similarity_built_by_item_blocks_equals_the_single_process_build(cluster
     _same_neighbours(local, remote)
 
 
+def test_refitting_a_fitted_model_on_ray_replaces_its_neighbours(cluster):
+    old, new = _matrix(seed=10), _matrix(seed=11)
+    model = fit_on_ray(ItemKNN(k=6).fit(old, show_progress=False), new, block_size=9)
+    _same_neighbours(ItemKNN(k=6).fit(new, show_progress=False), model)
+
+
 def test_default_blocks_and_a_subclass(cluster):
     m = _matrix(seed=3)
     local = RP3Beta(k=5, alpha=0.8, beta=0.4).fit(m, show_progress=False)
