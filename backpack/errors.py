@@ -153,3 +153,18 @@ class SceneFileError(InvalidInputError):
         else:
             where = self.path
         super().__init__(f"{where}: {problem}")
+
+
+class RayUnavailableError(BackendUnavailableError):
+    """A Ray call (:mod:`backpack.ray_cluster`) without Ray installed.
+
+    The message names the ``pip install`` that provides it.
+    """
+
+    code = "ray_unavailable"
+
+
+class ClusterUnreachableError(BackpackError, ConnectionError):
+    """No Ray cluster to run on: none was started, or the given address does not answer."""
+
+    code = "cluster_unreachable"

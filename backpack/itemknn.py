@@ -116,7 +116,7 @@ class ItemKNN(Recommender):
         indptr, indices, data = csr_arrays(csr)
         n_items = csr.shape[1]
 
-        counts = np.bincount(indices, minlength=n_items).astype(np.int32)
+        counts = item_counts(csr)
         order, scores = _fallback(counts)
 
         def build(progress):
@@ -128,6 +128,59 @@ class ItemKNN(Recommender):
 
         self._index = run_with_progress(build, description=f"item-kNN ({self.similarity_kind})",
                                         show=show_progress, unit="item")
+        self._item_counts = counts
+        return self
+
+    def get_params(self) -> dict:
+        """Constructor arguments of an unfitted ``ItemKNN`` that builds the same neighbours.
+
+        What a distributed build sends its workers instead of the model
+        (which may carry a fitted index they do not need).
+        """
+        return {"k": self.k, "similarity": self.similarity_kind, "K1": self.K1, "B": self.B,
+                "alpha": self.alpha, "beta": self.beta, "num_threads": self.num_threads}
+
+    def neighbour_block(self, user_items, start: int, stop: int, num_threads: int | None = None):
+        """Rows ``[start, stop)`` of the neighbour matrix :meth:`fit` would build on ``user_items``.
+
+        Returns CSR arrays ``(indptr, indices, data)`` with ``stop - start``
+        rows, row ``r`` holding item ``start + r``'s neighbours, bit for bit
+        what the full build puts there (whatever the thread count): blocks
+        built on different machines and passed in order to
+        :meth:`fit_from_blocks` give the model :meth:`fit` gives. Every block
+        still reads the whole of ``user_items`` (the weights need every
+        user's and every item's totals). ``num_threads`` defaults to the
+        model's.
+        """
+        csr = as_user_items(user_items)
+        threads = self.num_threads if num_threads is None else check_count(num_threads, "num_threads")
+        with core_errors():
+            return _core.item_neighbours(*csr_arrays(csr), csr.shape[1], self.similarity_kind, self.k,
+                                         self.K1, self.B, self.alpha, self.beta, threads,
+                                         start=check_count(start, "start"), stop=check_count(stop, "stop"))
+
+    def fit_from_blocks(self, user_items, blocks) -> "ItemKNN":
+        """Install the neighbour matrix stacked from :meth:`neighbour_block` results.
+
+        ``blocks`` are ``(indptr, indices, data)`` triples covering items
+        ``0 .. n_items - 1`` in order (each block's rows follow the previous
+        block's); ``user_items`` is the matrix they were built on, which
+        gives the popularity fill. The model then equals ``fit(user_items)``.
+        """
+        csr = as_user_items(user_items)
+        blocks = list(blocks)
+        rows = sum(len(indptr) - 1 for indptr, _, _ in blocks)
+        if rows != csr.shape[1]:
+            raise InvalidInputError(f"the blocks hold {rows} rows but user_items has {csr.shape[1]} items")
+        # Stacking CSR blocks: each block's offsets start at 0, so they are
+        # shifted by the entries of the blocks before it.
+        offsets = np.cumsum([0] + [int(indptr[-1]) for indptr, _, _ in blocks])
+        indptr = np.concatenate([np.zeros(1, np.int64)] +
+                                [np.asarray(p[1:], np.int64) + offsets[b] for b, (p, _, _) in enumerate(blocks)])
+        indices = np.concatenate([np.zeros(0, np.int32)] + [i[:p[-1]] for p, i, _ in blocks])
+        data = np.concatenate([np.zeros(0, np.float32)] + [d[:p[-1]] for p, _, d in blocks])
+        counts = item_counts(csr)
+        self._index = _neighbour_index(indptr, indices, data, counts)
         self._item_counts = counts
         return self
 
@@ -227,17 +280,25 @@ class ItemKNN(Recommender):
         if arrays["item_counts"].shape != (n,):
             raise ModelFileError(f"{path} is corrupt: item counts do not match the matrix")
         try:
-            with core_errors():
-                index = _core.ItemNeighbours(
-                    np.ascontiguousarray(arrays["indptr"], np.int64),
-                    np.ascontiguousarray(arrays["indices"], np.int32),
-                    np.ascontiguousarray(arrays["data"], np.float32),
-                    *_fallback(arrays["item_counts"]))
+            index = _neighbour_index(arrays["indptr"], arrays["indices"], arrays["data"], arrays["item_counts"])
         except InvalidInputError as exc:
             raise ModelFileError(f"{path} is corrupt: {exc}") from exc
         model._index = index
         model._item_counts = arrays["item_counts"].astype(np.int32)
         return model
+
+    # Pickling (Ray ships models to its workers this way) carries the
+    # neighbour arrays; the core index is rebuilt, and checked, on arrival.
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self._index is not None:
+            state["_index"] = self._index.matrix()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if state["_index"] is not None:
+            state["_index"] = _neighbour_index(*state["_index"], state["_item_counts"])
+        self.__dict__.update(state)
 
     # -- internals -----------------------------------------------------------
 
@@ -297,6 +358,19 @@ class RP3Beta(ItemKNN):
 def fallback_scores(counts: np.ndarray) -> np.ndarray:
     """The score a popularity-filled item gets: negative, higher for more popular items."""
     return (-1.0 / (1.0 + counts.astype(np.float64))).astype(np.float32)
+
+
+def item_counts(user_items: sp.csr_matrix) -> np.ndarray:
+    """Number of users holding each item of a canonical users x items matrix (int32)."""
+    return np.bincount(user_items.indices, minlength=user_items.shape[1]).astype(np.int32)
+
+
+def _neighbour_index(indptr, indices, data, counts: np.ndarray) -> _core.ItemNeighbours:
+    """A checked core index over neighbour CSR arrays built elsewhere (a file, blocks, a pickle)."""
+    with core_errors():
+        return _core.ItemNeighbours(np.ascontiguousarray(indptr, np.int64),
+                                    np.ascontiguousarray(indices, np.int32),
+                                    np.ascontiguousarray(data, np.float32), *_fallback(counts))
 
 
 def _fallback(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -100,6 +100,21 @@ class UserKNN(BagScoringModel):
             raise ModelFileError(f"{npz_path(path)} is corrupt: {exc}") from exc
         return model
 
+    # Pickling (Ray ships models to its workers this way) carries the fitted
+    # bags; the core index is rebuilt from them on arrival, as load() does.
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self._index is not None:
+            state["_index"] = (*self._index.matrix(), self._index.n_items)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        bags = state.pop("_index")
+        self.__dict__.update(state, _index=None)
+        if bags is not None:
+            indptr, indices, data, n_items = bags
+            self.fit(sp.csr_matrix((data, indices, indptr), shape=(indptr.size - 1, n_items)), show_progress=False)
+
     def _fitted(self) -> _core.UserNeighbours:
         if self._index is None:
             raise NotFittedError("this model is not fitted yet: call fit(user_items) first")

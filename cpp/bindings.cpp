@@ -130,11 +130,11 @@ std::vector<T> to_vector(const In1<T> &a) {
 // no copy of the input, and no window for another thread to change it.
 Csr build_neighbours(const In1<int64_t> &indptr, const In1<int32_t> &indices,
                      const In1<float> &data, int64_t n_cols, const SimilarityParams &p,
-                     Progress *progress) {
+                     Progress *progress, ItemRange range = {}) {
     const CsrView v = make_view(indptr, indices, data, n_cols, "user_items");
     validate_csr(v, "user_items");
     std::optional<nb::gil_scoped_release> release;
-    Csr out = item_neighbours(v, p, progress, [&] { release.emplace(); });
+    Csr out = item_neighbours(v, p, progress, [&] { release.emplace(); }, range);
     release.reset();
     return out;
 }
@@ -269,15 +269,18 @@ NB_MODULE(_core, m) {
         "item_neighbours",
         [](const In1<int64_t> &indptr, const In1<int32_t> &indices, const In1<float> &data,
            int64_t n_cols, const std::string &kind, int k, double k1, double b, double alpha,
-           double beta, int threads, Progress *progress) {
+           double beta, int threads, Progress *progress, int64_t start, int64_t stop) {
             Csr out = build_neighbours(indptr, indices, data, n_cols,
-                                       make_params(kind, k, k1, b, alpha, beta, threads), progress);
+                                       make_params(kind, k, k1, b, alpha, beta, threads), progress,
+                                       ItemRange{start, stop});
             return csr_to_numpy(std::move(out));
         },
         nb::arg("indptr"), nb::arg("indices"), nb::arg("data"), nb::arg("n_cols"), nb::arg("kind"),
         nb::arg("k"), nb::arg("k1") = 1.2, nb::arg("b") = 0.75, nb::arg("alpha") = 1.0,
         nb::arg("beta") = 0.6, nb::arg("threads") = 0, nb::arg("progress").none() = nb::none(),
-        "Top-K neighbours of every item as CSR arrays (indptr, indices, data).");
+        nb::arg("start") = 0, nb::arg("stop") = -1,
+        "Top-K neighbours of items [start, stop) (default: every item) as CSR arrays (indptr, "
+        "indices, data): row r holds item start + r's, bit-identical to that row of the full build.");
 
     m.def(
         "fit_item_neighbours",

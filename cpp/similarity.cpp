@@ -43,6 +43,7 @@ struct Layout {
         float weight;
     };
     std::vector<int32_t> original;   // relabelled -> original item id
+    std::vector<int32_t> relabel;    // original -> relabelled item id
     std::vector<int64_t> user_ptr;   // user rows of Entry
     std::vector<Entry> user_rows;
     std::vector<int64_t> item_ptr;   // relabelled item -> its (user, weight)
@@ -65,7 +66,8 @@ Layout build_layout(const CsrView &m, const PairWeights &pw) {
     for (int64_t i = 0; i < m.cols; ++i) l.original[i] = static_cast<int32_t>(i);
     std::stable_sort(l.original.begin(), l.original.end(),
                      [&](int32_t a, int32_t b) { return degree[a] > degree[b]; });
-    std::vector<int32_t> relabel(m.cols);
+    std::vector<int32_t> &relabel = l.relabel;
+    relabel.resize(m.cols);
     for (int64_t i = 0; i < m.cols; ++i) relabel[l.original[i]] = static_cast<int32_t>(i);
     if (!pw.column_scale.empty()) {
         l.column_scale.resize(m.cols);
@@ -190,24 +192,38 @@ std::vector<float> similarity_weights(const CsrView &m, const SimilarityParams &
 }
 
 Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progress,
-                    const std::function<void()> &inputs_read) {
+                    const std::function<void()> &inputs_read, ItemRange range) {
     if (p.k < 1) throw std::invalid_argument("K must be >= 1");
     const int64_t n_items = m.cols;
+    const int64_t start = range.start;
+    const int64_t stop = range.stop < 0 ? n_items : range.stop;
+    if (start < 0 || start > stop || stop > n_items)
+        throw std::invalid_argument("item range [" + std::to_string(start) + ", " + std::to_string(stop) +
+                                    ") is not within the " + std::to_string(n_items) + " items");
+    const int64_t n_rows = stop - start;
     const int64_t k_max = std::min<int64_t>(p.k, std::max<int64_t>(n_items - 1, 0));
     const Layout l = build_layout(m, pair_weights(m, p));
     if (inputs_read) inputs_read();
     const bool jaccard = p.kind == Similarity::Jaccard;
 
+    // The rows to build as relabelled ids, ascending: for the whole catalogue
+    // that is the popularity order the layout is tuned for, and a range keeps
+    // the same order among its own items.
+    std::vector<int32_t> visit(n_rows);
+    for (int64_t r = 0; r < n_rows; ++r) visit[r] = l.relabel[start + r];
+    std::sort(visit.begin(), visit.end());
+
     // Fixed K slots per item, written in place and compacted in place at the
     // end, so the result is the only buffer of its size: O(items * K) memory.
     Csr out;
-    out.rows = out.cols = n_items;
-    const int64_t slots = checked_size(n_items, k_max, "items x K");
+    out.rows = n_rows;
+    out.cols = n_items;
+    const int64_t slots = checked_size(n_rows, k_max, "items x K");
     out.indices.resize(slots);
     out.data.resize(slots);
     int32_t *slot_ids = out.indices.data();
     float *slot_scores = out.data.data();
-    std::vector<int32_t> slot_count(n_items, 0);
+    std::vector<int32_t> slot_count(n_rows, 0);
 
     const int threads = resolve_threads(p.threads);
     struct Scratch {
@@ -220,9 +236,9 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
         std::vector<float> sample;
     };
     std::vector<Scratch> scratch(threads);
-    if (progress) progress->total.store(n_items);
+    if (progress) progress->total.store(n_rows);
 
-    parallel_for(n_items, threads, 16, [&](int64_t begin, int64_t end, int worker) {
+    parallel_for(n_rows, threads, 16, [&](int64_t begin, int64_t end, int worker) {
         Scratch &s = scratch[worker];
         if (s.acc.empty()) {
             s.acc.assign(n_items, 0.0f);
@@ -231,7 +247,8 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
         float *acc = s.acc.data();
         // i and j are relabelled ids; results are stored under original ids
         // and ties broken on them, so relabelling never shows in the output.
-        for (int64_t i = begin; i < end; ++i) {
+        for (int64_t position = begin; position < end; ++position) {
+            const int64_t i = visit[position];
             // Branch-free: whether a column is new to this row is a coin flip
             // on the tail, and a mispredicted branch costs more than the add.
             int64_t n_touched = 0;
@@ -301,7 +318,7 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
                                  std::greater<uint64_t>());
                 kept = k_max;
             }
-            const int64_t row = l.original[i];
+            const int64_t row = l.original[i] - start;
             for (int64_t c = 0; c < kept; ++c) {
                 slot_ids[row * k_max + c] = key_id(s.candidates[c]);
                 slot_scores[row * k_max + c] = key_score(s.candidates[c]);
@@ -314,17 +331,17 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
         }
     });
 
-    out.indptr.resize(n_items + 1);
+    out.indptr.resize(n_rows + 1);
     out.indptr[0] = 0;
-    for (int64_t i = 0; i < n_items; ++i) out.indptr[i + 1] = out.indptr[i] + slot_count[i];
+    for (int64_t i = 0; i < n_rows; ++i) out.indptr[i + 1] = out.indptr[i] + slot_count[i];
     // Row i moves from i * K to indptr[i] <= i * K: front to back never overwrites
     // a row that has yet to move.
-    for (int64_t i = 0; i < n_items; ++i) {
+    for (int64_t i = 0; i < n_rows; ++i) {
         std::copy_n(&slot_ids[i * k_max], slot_count[i], &slot_ids[out.indptr[i]]);
         std::copy_n(&slot_scores[i * k_max], slot_count[i], &slot_scores[out.indptr[i]]);
     }
-    out.indices.resize(out.indptr[n_items]);
-    out.data.resize(out.indptr[n_items]);
+    out.indices.resize(out.indptr[n_rows]);
+    out.data.resize(out.indptr[n_rows]);
     return out;
 }
 

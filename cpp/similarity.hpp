@@ -20,15 +20,26 @@ struct SimilarityParams {
     int threads = 0;
 };
 
-// Returns an n_items x n_items CSR matrix: row i holds i's neighbours (never i
-// itself): the best K (ties broken by lower index) of those with a score > 0,
-// stored in no particular order within the row. Memory: O(items * K) plus one n_items accumulator
-// per thread.
+// Items [start, stop) of the catalogue; stop < 0 means "to the last item".
+struct ItemRange {
+    int64_t start = 0;
+    int64_t stop = -1;
+};
+
+// Returns a (stop - start) x n_items CSR matrix: row r holds the neighbours of
+// item start + r (never the item itself): the best K (ties broken by lower
+// index) of those with a score > 0, stored in no particular order within the
+// row. The default range is every item, i.e. the whole n_items x n_items
+// matrix. A row is computed by the same floating-point operations whatever
+// range or thread count it is built with, so blocks built apart and stacked
+// equal the full build bit for bit (what a distributed build relies on).
+// Memory: O(rows * K) plus one n_items accumulator per thread, plus the O(nnz)
+// layout of the whole input, which every range needs.
 // The input is read only until the build has made its own layout of it; then
 // `inputs_read` is called (the bindings release the GIL there), and the
 // heavy part runs on private memory.
 Csr item_neighbours(const CsrView &user_items, const SimilarityParams &params, Progress *progress,
-                    const std::function<void()> &inputs_read = {});
+                    const std::function<void()> &inputs_read = {}, ItemRange range = {});
 
 // What a similarity multiplies: score(i, j) = column_scale[j] *
 // sum over users u holding both of left(u, i) * right(u, j). Symmetric
