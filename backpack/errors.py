@@ -153,3 +153,10 @@ class SceneFileError(InvalidInputError):
         else:
             where = self.path
         super().__init__(f"{where}: {problem}")
+
+
+class GodotProjectError(InvalidInputError):
+    """A path given as a Godot project is not one (no ``project.godot``), or the
+    Godot library was not built for this platform. The message says what to do."""
+
+    code = "not_a_godot_project"
