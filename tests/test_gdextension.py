@@ -210,6 +210,18 @@ def test_edge_cases_match_the_python_engine(loaded):
     assert loaded.host.values == {}
 
 
+def test_an_engine_without_interactions_fits_and_answers_empty(loaded):
+    engine = Instance(loaded.host, loaded.initialize())
+    assert engine.call("fit_item_knn", "bm25", 10)[1].error == CALL_OK
+    assert engine.call("recommend", "anyone", 5)[0] == {"items": [], "scores": []}
+    assert engine.ptrcall("recommend_bag", [], [], 5) == {"items": [], "scores": []}
+    _, err = engine.call("similar_items", "anything", 5)
+    assert (err.error, err.argument) == (CALL_INVALID_ARGUMENT, 0)
+    engine.free()
+    loaded.deinitialize()
+    assert loaded.host.values == {}
+
+
 def test_errors_go_through_the_call_error_struct_not_a_crash(loaded):
     host = loaded.host
     engine = Instance(host, loaded.initialize())
