@@ -10,17 +10,6 @@ namespace backpack {
 
 namespace {
 
-Similarity parse_similarity(const std::string &name) {
-    if (name == "cosine") return Similarity::Cosine;
-    if (name == "bm25") return Similarity::BM25;
-    if (name == "tfidf") return Similarity::TFIDF;
-    if (name == "jaccard") return Similarity::Jaccard;
-    if (name == "cooccurrence") return Similarity::Cooccurrence;
-    if (name == "rp3beta") return Similarity::RP3Beta;
-    throw ArgumentError(0, "unknown similarity '" + name +
-                               "' (choose cosine, bm25, tfidf, jaccard, cooccurrence or rp3beta)");
-}
-
 void check_ids(const std::vector<std::string> &ids, int argument, const char *what) {
     for (const std::string &id : ids)
         if (id.empty()) throw ArgumentError(argument, std::string(what) + " ids must be non-empty strings");
@@ -56,7 +45,11 @@ void IdEngine::add(const std::vector<std::string> &users, const std::vector<std:
 
 void IdEngine::fit_item_knn(const std::string &similarity, int64_t k) {
     SimilarityParams params;
-    params.kind = parse_similarity(similarity);
+    try {
+        params.kind = parse_similarity(similarity);
+    } catch (const std::invalid_argument &e) {
+        throw ArgumentError(0, e.what());
+    }
     if (k < 1 || k > INT32_MAX) throw ArgumentError(1, "k must be between 1 and 2^31-1");
     params.k = static_cast<int>(k);
     params.threads = 0;
