@@ -84,6 +84,7 @@ class Method:
     name: str
     arguments: list[tuple[str, int]]
     returns: int | None
+    defaults: list  # values of the trailing parameters' defaults
     flags: int
     userdata: int
     call: object
@@ -342,9 +343,12 @@ class Host:
         arguments = [(self.get(info.arguments_info[i].name), info.arguments_info[i].type)
                      for i in range(info.argument_count)]
         returns = info.return_value_info.contents.type if info.has_return_value else None
+        # Godot copies the default Variants when a method is registered: so does the host
+        pointers = C.cast(info.default_arguments, C.POINTER(vp))
+        defaults = [self.to_python(*self.variant_read(pointers[i])) for i in range(info.default_argument_count)]
         name = self.get(info.name)
         self.classes[self.get(class_name)].methods[name] = Method(
-            name, arguments, returns, info.flags, info.method_userdata, METHOD_CALL(info.call),
+            name, arguments, returns, defaults, info.flags, info.method_userdata, METHOD_CALL(info.call),
             METHOD_PTRCALL(info.ptrcall))
 
     def _classdb_unregister_extension_class(self, library, name):

@@ -23,6 +23,7 @@ from godot_host import (
     CALL_INVALID_ARGUMENT,
     CALL_OK,
     CALL_TOO_FEW,
+    CALL_TOO_MANY,
     DICTIONARY,
     FLOAT,
     IMPLEMENTED,
@@ -41,17 +42,18 @@ from backpack.godot_addon import library_path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The documented surface: name -> ([(argument, type)], return type or None).
+# The documented surface: name -> ([(argument, type)], return type or None, trailing defaults).
 SIGNATURES = {
-    "add_interaction": ([("user", STRING), ("item", STRING), ("weight", FLOAT)], None),
+    "add_interaction": ([("user", STRING), ("item", STRING), ("weight", FLOAT)], None, [1.0]),
     "add_interactions": ([("users", PACKED_STRING_ARRAY), ("items", PACKED_STRING_ARRAY),
-                          ("weights", PACKED_FLOAT32_ARRAY)], None),
-    "fit_item_knn": ([("similarity", STRING), ("k", INT)], None),
-    "recommend": ([("user", STRING), ("n", INT)], DICTIONARY),
-    "recommend_bag": ([("items", PACKED_STRING_ARRAY), ("weights", PACKED_FLOAT32_ARRAY), ("n", INT)], DICTIONARY),
-    "similar_items": ([("item", STRING), ("n", INT)], DICTIONARY),
-    "get_user_count": ([], INT),
-    "get_item_count": ([], INT),
+                          ("weights", PACKED_FLOAT32_ARRAY)], None, [[]]),
+    "fit_item_knn": ([("similarity", STRING), ("k", INT)], None, ["cosine", 100]),
+    "recommend": ([("user", STRING), ("n", INT)], DICTIONARY, [10]),
+    "recommend_bag": ([("items", PACKED_STRING_ARRAY), ("weights", PACKED_FLOAT32_ARRAY), ("n", INT)], DICTIONARY,
+                      [[], 10]),
+    "similar_items": ([("item", STRING), ("n", INT)], DICTIONARY, [10]),
+    "get_user_count": ([], INT, []),
+    "get_item_count": ([], INT, []),
 }
 
 
@@ -122,7 +124,7 @@ def test_requests_only_known_functions_and_registers_at_scene_level(loaded):
     assert loaded.init.minimum_initialization_level == 2
     cls = loaded.initialize()
     assert (cls.name, cls.parent) == ("BackpackEngine", "RefCounted")
-    assert {name: (m.arguments, m.returns) for name, m in cls.methods.items()} == SIGNATURES
+    assert {name: (m.arguments, m.returns, m.defaults) for name, m in cls.methods.items()} == SIGNATURES
     for name in ("recommend", "recommend_bag", "similar_items", "get_user_count", "get_item_count"):
         assert cls.methods[name].flags & 4, f"{name} should be registered const"
     loaded.deinitialize()
@@ -154,8 +156,8 @@ def test_call_and_ptrcall_equal_the_python_engine(loaded, fit):
     assert engine.ptrcall("get_user_count") == py.bags.n_users
     assert engine.call("get_item_count")[0] == py.bags.n_items
 
-    similarity, k = fit.get("similarity", "cosine"), fit.get("k", 100)
-    (_, err), = [engine.call("fit_item_knn", similarity, k)]
+    # no arguments: the defaults, which are Python's
+    _, err = engine.call("fit_item_knn", *([fit["similarity"], fit["k"]] if fit else []))
     assert err.error == CALL_OK
 
     for user in sorted(set(users))[:12] + ["nobody"]:
@@ -164,6 +166,8 @@ def test_call_and_ptrcall_equal_the_python_engine(loaded, fit):
         assert err.error == CALL_OK
         assert_same(got, want)
         assert_same(engine.ptrcall("recommend", user, 7), want)
+    for user in sorted(set(users))[:3]:
+        assert_same(engine.call("recommend", user)[0], py.recommend(user))  # n = 10
     for item in sorted(set(items))[:10]:
         want = py.similar_items(item, 6)
         assert_same(engine.call("similar_items", item, 6)[0], want)
@@ -176,6 +180,7 @@ def test_call_and_ptrcall_equal_the_python_engine(loaded, fit):
     assert_same(engine.ptrcall("recommend_bag", bag, bag_weights, 8), want)
     # no weights: 1 each
     assert_same(engine.ptrcall("recommend_bag", bag, [], 8), py.recommend_bag(bag, n=8))
+    assert_same(engine.call("recommend_bag", bag)[0], py.recommend_bag(bag))
 
     engine.free()
     loaded.deinitialize()
@@ -248,8 +253,12 @@ def test_errors_go_through_the_call_error_struct_not_a_crash(loaded):
     # wrong Variant types and counts are refused before anything runs
     _, err = engine.call("recommend", 7, 3, types=[INT, INT])
     assert (err.error, err.argument, err.expected) == (CALL_INVALID_ARGUMENT, 0, STRING)
-    _, err = engine.call("similar_items", "a")
-    assert (err.error, err.argument) == (CALL_TOO_FEW, 2)
+    _, err = engine.call("similar_items")
+    assert (err.error, err.argument) == (CALL_TOO_FEW, 1)
+    _, err = engine.call("get_user_count", 1, types=[INT])
+    assert (err.error, err.argument) == (CALL_TOO_MANY, 0)
+    _, err = engine.call("add_interaction", "u3", "a")  # weight 1
+    assert err.error == CALL_OK
     _, err = engine.call("add_interaction", "u3", "a", 2)  # an int where a float is declared is fine
     assert err.error == CALL_OK
 

@@ -67,9 +67,7 @@ std::unique_ptr<Value> ranked_dictionary(const Ranked &r) {
     }
     auto dict = std::make_unique<Value>(T::Dictionary);
     auto put = [&](const char *key, const Value &value) {
-        Value key_string(T::String);
-        api.string.destroy(key_string.ptr());
-        make_string(key_string.ptr(), key);
+        Value key_string{std::string(key)};
         Variant key_variant(T::String, key_string.ptr());
         Ptr slot = api.dictionary_operator_index(dict->ptr(), key_variant.ptr());
         if (!slot) throw std::runtime_error("Dictionary refused a key");
@@ -80,9 +78,22 @@ std::unique_ptr<Value> ranked_dictionary(const Ranked &r) {
     return dict;
 }
 
+// A parameter's default, as Python's API has it (n = 10, weight = 1, ...).
+struct Default {
+    enum class Kind { None, Int, Float, String, EmptyFloats } kind = Kind::None;
+    int64_t integer = 0;
+    double real = 0;
+    const char *text = "";
+};
+Default int_default(int64_t v) { return {Default::Kind::Int, v, 0, ""}; }
+Default float_default(double v) { return {Default::Kind::Float, 0, v, ""}; }
+Default string_default(const char *v) { return {Default::Kind::String, 0, 0, v}; }
+const Default no_weights{Default::Kind::EmptyFloats, 0, 0, ""};
+
 struct Parameter {
     const char *name;
     VariantType type;
+    Default fallback = {};  // only trailing parameters may have one
 };
 
 struct Method {
@@ -95,28 +106,31 @@ struct Method {
 
 const std::vector<Method> &methods() {
     static const std::vector<Method> table = {
-        {"add_interaction", {{"user", T::String}, {"item", T::String}, {"weight", T::Float}}, T::Nil, false,
+        {"add_interaction", {{"user", T::String}, {"item", T::String}, {"weight", T::Float, float_default(1.0)}},
+         T::Nil, false,
          [](IdEngine &e, const Args &a, Result &) {
              e.add({a.string(0)}, {a.string(1)}, {static_cast<float>(a.real(2))});
          }},
         {"add_interactions",
-         {{"users", T::PackedStringArray}, {"items", T::PackedStringArray}, {"weights", T::PackedFloat32Array}},
+         {{"users", T::PackedStringArray}, {"items", T::PackedStringArray}, {"weights", T::PackedFloat32Array, no_weights}},
          T::Nil, false,
          [](IdEngine &e, const Args &a, Result &) { e.add(a.strings(0), a.strings(1), a.floats(2)); }},
-        {"fit_item_knn", {{"similarity", T::String}, {"k", T::Int}}, T::Nil, false,
+        {"fit_item_knn", {{"similarity", T::String, string_default("cosine")}, {"k", T::Int, int_default(100)}}, T::Nil,
+         false,
          [](IdEngine &e, const Args &a, Result &) { e.fit_item_knn(a.string(0), a.integer(1)); }},
-        {"recommend", {{"user", T::String}, {"n", T::Int}}, T::Dictionary, true,
+        {"recommend", {{"user", T::String}, {"n", T::Int, int_default(10)}}, T::Dictionary, true,
          [](IdEngine &e, const Args &a, Result &out) {
              out.kind = Result::Kind::Ranked;
              out.ranked = e.recommend(a.string(0), a.integer(1));
          }},
-        {"recommend_bag", {{"items", T::PackedStringArray}, {"weights", T::PackedFloat32Array}, {"n", T::Int}},
+        {"recommend_bag",
+         {{"items", T::PackedStringArray}, {"weights", T::PackedFloat32Array, no_weights}, {"n", T::Int, int_default(10)}},
          T::Dictionary, true,
          [](IdEngine &e, const Args &a, Result &out) {
              out.kind = Result::Kind::Ranked;
              out.ranked = e.recommend_bag(a.strings(0), a.floats(1), a.integer(2));
          }},
-        {"similar_items", {{"item", T::String}, {"n", T::Int}}, T::Dictionary, true,
+        {"similar_items", {{"item", T::String}, {"n", T::Int, int_default(10)}}, T::Dictionary, true,
          [](IdEngine &e, const Args &a, Result &out) {
              out.kind = Result::Kind::Ranked;
              out.ranked = e.similar_items(a.string(0), a.integer(1));
@@ -138,6 +152,40 @@ const std::vector<Method> &methods() {
 struct Instance {
     IdEngine engine;
 };
+
+// The default Variants of each method's trailing parameters (same order as
+// methods()), created at registration and alive until unregistration.
+std::vector<std::vector<std::unique_ptr<Variant>>> defaults;
+
+std::unique_ptr<Variant> make_default(const Default &d) {
+    switch (d.kind) {
+        case Default::Kind::Int: return std::make_unique<Variant>(T::Int, &d.integer);
+        case Default::Kind::Float: return std::make_unique<Variant>(T::Float, &d.real);
+        case Default::Kind::String: {
+            Value text{std::string(d.text)};
+            return std::make_unique<Variant>(T::String, text.ptr());
+        }
+        case Default::Kind::EmptyFloats: {
+            Value empty(T::PackedFloat32Array);
+            return std::make_unique<Variant>(T::PackedFloat32Array, empty.ptr());
+        }
+        case Default::Kind::None: break;
+    }
+    return nullptr;
+}
+
+void create_defaults() {
+    defaults.clear();
+    for (const Method &m : methods()) {
+        defaults.emplace_back();
+        for (const Parameter &p : m.parameters)
+            if (p.fallback.kind != Default::Kind::None) defaults.back().push_back(make_default(p.fallback));
+    }
+}
+
+const std::vector<std::unique_ptr<Variant>> &defaults_of(const Method &m) {
+    return defaults.at(static_cast<size_t>(&m - methods().data()));
+}
 
 // Runs a body and turns any failure into Godot's error report; returns the
 // argument blamed (or -1 on success). Nothing escapes into Godot's frames.
@@ -169,20 +217,26 @@ void call(void *userdata, Ptr instance, const ConstPtr *args, Int argc, Ptr r_re
         *r_error = CallError{CallErrorType::InstanceIsNull, 0, 0};
         return;
     }
-    if (argc != expected) {
-        *r_error = CallError{argc < expected ? CallErrorType::TooFewArguments : CallErrorType::TooManyArguments,
-                             static_cast<int32_t>(expected), static_cast<int32_t>(expected)};
+    // Godot may leave trailing parameters out of a Variant call: their defaults stand in.
+    const auto &fallbacks = defaults_of(m);
+    const Int required = expected - static_cast<Int>(fallbacks.size());
+    if (argc < required || argc > expected) {
+        const auto count = static_cast<int32_t>(argc < required ? required : expected);
+        *r_error = CallError{argc < required ? CallErrorType::TooFewArguments : CallErrorType::TooManyArguments,
+                             count, count};
         return;
     }
-    for (Int i = 0; i < argc; ++i) {
-        if (!args[i] || !matches(m.parameters[i].type, api.variant_get_type(args[i]))) {
+    std::vector<ConstPtr> full(args, args + argc);
+    for (Int i = argc; i < expected; ++i) full.push_back(fallbacks[static_cast<size_t>(i - required)]->ptr());
+    for (Int i = 0; i < expected; ++i) {
+        if (!full[i] || !matches(m.parameters[i].type, api.variant_get_type(full[i]))) {
             *r_error = CallError{CallErrorType::InvalidArgument, static_cast<int32_t>(i),
                                  static_cast<int32_t>(m.parameters[i].type)};
             return;
         }
     }
     Result out;
-    int blamed = run(m, instance, Args(args, true), out);
+    int blamed = run(m, instance, Args(full.data(), true), out);
     if (blamed < 0) {
         try {
             if (out.kind == Result::Kind::Int) {
@@ -292,6 +346,10 @@ void register_class() {
         mi.argument_count = static_cast<uint32_t>(arguments.size());
         mi.arguments_info = arguments.data();
         mi.arguments_metadata = metadata.data();
+        std::vector<Ptr> fallbacks;
+        for (const auto &v : defaults_of(m)) fallbacks.push_back(v->ptr());
+        mi.default_argument_count = static_cast<uint32_t>(fallbacks.size());
+        mi.default_arguments = fallbacks.data();
         api.classdb_register_extension_class_method(library, r.class_name.ptr(), &mi);
     }
 }
@@ -300,6 +358,7 @@ void initialize(void *, InitLevel level) {
     if (level != InitLevel::Scene) return;
     try {
         create_names();
+        create_defaults();
         register_class();
     } catch (const std::exception &e) {
         report_error("backpack_library_init", e.what());
@@ -310,6 +369,7 @@ void deinitialize(void *, InitLevel level) {
     if (level != InitLevel::Scene || !registration) return;
     api.classdb_unregister_extension_class(library, registration->class_name.ptr());
     registration.reset();
+    defaults.clear();
     destroy_names();
 }
 

@@ -103,6 +103,8 @@ void report_error(const char *what, const std::string &message) {
 
 Value::Value(VariantType type) : type_(type) { api.ops(type).make_default(&storage_, nullptr); }
 
+Value::Value(const std::string &text) : type_(VariantType::String) { make_string(&storage_, text); }
+
 Value::Value(VariantType type, ConstPtr variant) : type_(type) {
     api.ops(type).from_variant(&storage_, const_cast<Ptr>(variant));
 }

@@ -64,6 +64,7 @@ void report_error(const char *what, const std::string &message);
 class Value {
 public:
     explicit Value(VariantType type);  // the type's default value
+    explicit Value(const std::string &text);  // a String
     Value(VariantType type, ConstPtr variant);  // converted from a Variant already known to hold `type`
     ~Value();
     Value(const Value &) = delete;
