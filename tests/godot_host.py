@@ -25,7 +25,7 @@ import functools
 from dataclasses import dataclass, field
 
 NIL, BOOL, INT, FLOAT, STRING = 0, 1, 2, 3, 4
-STRING_NAME, DICTIONARY, PACKED_FLOAT32_ARRAY, PACKED_STRING_ARRAY = 21, 27, 32, 34
+STRING_NAME, DICTIONARY, ARRAY, PACKED_FLOAT32_ARRAY, PACKED_STRING_ARRAY = 21, 27, 28, 32, 34
 CALL_OK, CALL_INVALID_METHOD, CALL_INVALID_ARGUMENT, CALL_TOO_MANY, CALL_TOO_FEW = 0, 1, 2, 3, 4
 LEVELS = (0, 1, 2, 3)  # core, servers, scene, editor
 VARIANT_SIZE = 24
@@ -153,6 +153,19 @@ class Floats:
         pass
 
 
+class Array:
+    """Array contents: plain values (the bridge only reads Arrays given as arguments)."""
+
+    def __init__(self, values=()):
+        self.values = list(values)
+
+    def copy(self) -> Array:
+        return Array(self.values)
+
+    def release(self) -> None:
+        pass
+
+
 class Dictionary:
     """Dictionary contents: key -> a 24-byte Variant slot; shared by reference, freed with its last handle."""
 
@@ -209,7 +222,7 @@ class Host:
         C.c_uint64.from_address(address).value = 0
         if isinstance(value, Dictionary):
             value.refs -= 1
-        if isinstance(value, (Strings, Floats, Dictionary)):
+        if isinstance(value, (Strings, Floats, Dictionary, Array)):
             value.release()
 
     def replace(self, address: int, value) -> None:
@@ -251,6 +264,8 @@ class Host:
         return buf
 
     def wrap(self, type_: int, value):
+        if type_ == ARRAY:
+            return Array(value)
         if type_ == PACKED_STRING_ARRAY:
             return Strings(self, value)
         if type_ == PACKED_FLOAT32_ARRAY:
@@ -262,6 +277,8 @@ class Host:
             return value.texts()
         if isinstance(value, Floats):
             return list(value.data)
+        if isinstance(value, Array):
+            return list(value.values)
         if isinstance(value, Dictionary):
             return {k: self.to_python(*self.variant_read(C.addressof(slot))) for k, slot in value.slots.items()}
         return None if type_ == NIL else value
@@ -422,20 +439,28 @@ class Host:
         return self._callback(CONVERT, to_type)
 
     def _copy(self, value):
-        return value.copy() if isinstance(value, (Strings, Floats, Dictionary)) else value
+        return value.copy() if isinstance(value, (Strings, Floats, Dictionary, Array)) else value
 
     def _variant_get_ptr_constructor(self, type_, index):
         empty = {STRING: lambda: "", PACKED_STRING_ARRAY: lambda: Strings(self),
                  PACKED_FLOAT32_ARRAY: lambda: Floats(), DICTIONARY: lambda: Dictionary(self)}
-        if type_ not in empty or index not in (0, 1):
+        # constructor 2, as in Godot: String(StringName), PackedStringArray(Array), PackedFloat32Array(Array)
+        converted = {STRING: str, PACKED_STRING_ARRAY: lambda a: Strings(self, [str(v) for v in a.values]),
+                     PACKED_FLOAT32_ARRAY: lambda a: Floats([float(v) for v in a.values])}
+        if type_ not in empty or index not in (0, 1, 2) or (index == 2 and type_ not in converted):
             raise RuntimeError(f"constructor {index} of type {type_} is not modelled")
 
         def construct(dest, args):
-            self.put(dest, empty[type_]() if index == 0 else self._copy(self.get(args[0])))
+            if index == 0:
+                self.put(dest, empty[type_]())
+            elif index == 1:
+                self.put(dest, self._copy(self.get(args[0])))
+            else:
+                self.put(dest, converted[type_](self.get(args[0])))
         return self._callback(PTR_CONSTRUCTOR, construct)
 
     def _variant_get_ptr_destructor(self, type_):
-        if type_ not in (STRING, STRING_NAME, PACKED_STRING_ARRAY, PACKED_FLOAT32_ARRAY, DICTIONARY):
+        if type_ not in (STRING, STRING_NAME, PACKED_STRING_ARRAY, PACKED_FLOAT32_ARRAY, DICTIONARY, ARRAY):
             raise RuntimeError(f"destructor of type {type_} is not modelled")
         return self._callback(PTR_DESTRUCTOR, self.drop)
 

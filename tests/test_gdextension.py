@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from godot_host import (
+    ARRAY,
     CALL_INVALID_ARGUMENT,
     CALL_OK,
     CALL_TOO_FEW,
@@ -32,6 +33,7 @@ from godot_host import (
     PACKED_FLOAT32_ARRAY,
     PACKED_STRING_ARRAY,
     STRING,
+    STRING_NAME,
     Host,
     Initialization,
     Instance,
@@ -203,6 +205,13 @@ def test_edge_cases_match_the_python_engine(loaded):
     # n = 0 and n beyond the catalogue
     assert engine.call("recommend", users[0], 0)[0] == {"items": [], "scores": []}
     assert_same(engine.ptrcall("similar_items", items[0], 10_000), py.similar_items(items[0], 10_000))
+    # what Godot's own methods accept in a Variant call: StringName for String, Array for packed arrays
+    assert_same(engine.call("recommend", users[1], 5, types=[STRING_NAME, INT])[0], py.recommend(users[1], 5))
+    bag = [items[2], items[3]]
+    assert_same(engine.call("recommend_bag", bag, [2.0, 1], 6, types=[ARRAY, ARRAY, INT])[0],
+                py.recommend_bag(bag, [2.0, 1.0], n=6))
+    _, err = engine.call("recommend_bag", {"not": "a list"}, [], 6, types=[DICTIONARY, ARRAY, INT])
+    assert (err.error, err.argument, err.expected) == (CALL_INVALID_ARGUMENT, 0, PACKED_STRING_ARRAY)
     # non-ASCII ids survive both directions
     engine.ptrcall("add_interaction", "jürgen", "höhle-🎒", 2.0)
     engine.ptrcall("add_interaction", "jürgen", items[0], 1.0)

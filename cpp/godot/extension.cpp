@@ -16,6 +16,28 @@ namespace {
 
 using T = VariantType;
 
+// What a declared parameter type accepts in a Variant call: itself, an int
+// for a float, and what Godot's own methods convert (StringName for String,
+// Array for a packed array).
+bool matches(VariantType declared, VariantType given) {
+    if (given == declared) return true;
+    switch (declared) {
+        case T::Float: return given == T::Int;
+        case T::String: return given == T::StringName;
+        case T::PackedStringArray:
+        case T::PackedFloat32Array: return given == T::Array;
+        default: return false;
+    }
+}
+
+// A Variant argument as the declared type (converted when it holds an accepted alternative).
+std::unique_ptr<Value> as_declared(VariantType declared, ConstPtr variant) {
+    const VariantType given = api.variant_get_type(variant);
+    if (given == declared) return std::make_unique<Value>(declared, variant);
+    Value other(given, variant);
+    return std::make_unique<Value>(declared, other);
+}
+
 // Arguments as the method bodies see them, whichever way Godot passed them.
 class Args {
 public:
@@ -23,20 +45,17 @@ public:
 
     std::string string(int i) const {
         if (!variants_) return to_std_string(args_[i]);
-        Value s(T::String, args_[i]);
-        return to_std_string(s.ptr());
+        return to_std_string(as_declared(T::String, args_[i])->ptr());
     }
     int64_t integer(int i) const { return variants_ ? to_int(args_[i]) : *static_cast<const int64_t *>(args_[i]); }
     double real(int i) const { return variants_ ? to_double(args_[i]) : *static_cast<const double *>(args_[i]); }
     std::vector<std::string> strings(int i) const {
         if (!variants_) return read_strings(args_[i]);
-        Value a(T::PackedStringArray, args_[i]);
-        return read_strings(a.ptr());
+        return read_strings(as_declared(T::PackedStringArray, args_[i])->ptr());
     }
     std::vector<float> floats(int i) const {
         if (!variants_) return read_floats(args_[i]);
-        Value a(T::PackedFloat32Array, args_[i]);
-        return read_floats(a.ptr());
+        return read_floats(as_declared(T::PackedFloat32Array, args_[i])->ptr());
     }
 
 private:
@@ -203,10 +222,6 @@ int run(const Method &m, Ptr instance, const Args &args, Result &out) {
         report_error(m.name, "unknown failure");
     }
     return 0;
-}
-
-bool matches(VariantType declared, VariantType given) {
-    return given == declared || (declared == T::Float && given == T::Int);
 }
 
 void call(void *userdata, Ptr instance, const ConstPtr *args, Int argc, Ptr r_return, CallError *r_error) {

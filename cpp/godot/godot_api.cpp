@@ -62,6 +62,10 @@ std::vector<std::string> Api::load(GetProcAddress get) {
             if (!o.make_default || !o.make_copy || !o.destroy)
                 missing.push_back(std::string("constructors/destructor of ") + what);
         }
+        if (t == VariantType::String || t == VariantType::PackedStringArray || t == VariantType::PackedFloat32Array) {
+            o.make_from_other = variant_get_ptr_constructor(t, 2);
+            if (!o.make_from_other) missing.push_back(std::string("conversion constructor of ") + what);
+        }
         if (in_variant) {
             o.to_variant = get_variant_from_type_constructor(t);
             o.from_variant = get_variant_to_type_constructor(t);
@@ -70,9 +74,13 @@ std::vector<std::string> Api::load(GetProcAddress get) {
         return o;
     };
     string = type_ops(VariantType::String, "String", true, true);
-    string_name = type_ops(VariantType::StringName, "StringName", false, false);
-    string_name.destroy = variant_get_ptr_destructor(VariantType::StringName);
-    if (!string_name.destroy) missing.push_back("destructor of StringName");
+    // StringNames and Arrays are only ever converted from Variants (arguments) and destroyed.
+    string_name = type_ops(VariantType::StringName, "StringName", false, true);
+    array = type_ops(VariantType::Array, "Array", false, true);
+    for (TypeOps *o : {&string_name, &array}) {
+        o->destroy = variant_get_ptr_destructor(o == &array ? VariantType::Array : VariantType::StringName);
+        if (!o->destroy) missing.push_back(o == &array ? "destructor of Array" : "destructor of StringName");
+    }
     strings = type_ops(VariantType::PackedStringArray, "PackedStringArray", true, true);
     floats = type_ops(VariantType::PackedFloat32Array, "PackedFloat32Array", true, true);
     dictionary = type_ops(VariantType::Dictionary, "Dictionary", true, true);
@@ -88,6 +96,7 @@ const Api::TypeOps &Api::ops(VariantType type) const {
         case VariantType::PackedStringArray: return strings;
         case VariantType::PackedFloat32Array: return floats;
         case VariantType::Dictionary: return dictionary;
+        case VariantType::Array: return array;
         case VariantType::Int: return integer;
         case VariantType::Float: return real;
         default: throw std::logic_error("the bridge does not handle this Variant type");
@@ -107,6 +116,13 @@ Value::Value(const std::string &text) : type_(VariantType::String) { make_string
 
 Value::Value(VariantType type, ConstPtr variant) : type_(type) {
     api.ops(type).from_variant(&storage_, const_cast<Ptr>(variant));
+}
+
+Value::Value(VariantType type, const Value &other) : type_(type) {
+    const PtrConstructor convert = api.ops(type).make_from_other;
+    if (!convert) throw std::logic_error("no conversion constructor for this type");
+    ConstPtr args[] = {other.ptr()};
+    convert(&storage_, args);
 }
 
 Value::~Value() { api.ops(type_).destroy(&storage_); }

@@ -39,11 +39,14 @@ struct Api {
     struct TypeOps {
         PtrConstructor make_default = nullptr;
         PtrConstructor make_copy = nullptr;
+        // Constructor 2: a String from a StringName, a packed array from an
+        // Array (what Godot's own methods accept in their place).
+        PtrConstructor make_from_other = nullptr;
         PtrDestructor destroy = nullptr;
         VariantFromType to_variant = nullptr;
         TypeFromVariant from_variant = nullptr;
     };
-    TypeOps string, string_name, strings, floats, dictionary, integer, real;
+    TypeOps string, string_name, strings, floats, dictionary, array, integer, real;
 
     // Fills every pointer; returns the names Godot did not provide (empty on success).
     std::vector<std::string> load(GetProcAddress get_proc_address);
@@ -66,6 +69,7 @@ public:
     explicit Value(VariantType type);  // the type's default value
     explicit Value(const std::string &text);  // a String
     Value(VariantType type, ConstPtr variant);  // converted from a Variant already known to hold `type`
+    Value(VariantType type, const Value &other);  // through constructor 2 (see TypeOps::make_from_other)
     ~Value();
     Value(const Value &) = delete;
     Value &operator=(const Value &) = delete;
@@ -78,6 +82,8 @@ public:
     void store_in_variant(Ptr variant) const;
     // Replaces the content with the value a Variant of the same type holds.
     void reset_from_variant(Ptr variant);
+
+    VariantType type() const { return type_; }
 
 private:
     VariantType type_;
