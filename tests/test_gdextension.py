@@ -361,3 +361,16 @@ def test_godot_install_force_skips_the_project_check(tmp_path, capsys):
     assert main(["godot", "install", str(tmp_path / "new"), "--force"]) == 0
     assert (tmp_path / "new/addons/backpack/bin" / library_path().name).is_file()
     assert "installed" in capsys.readouterr().out
+
+
+def test_godot_install_without_a_built_library_says_how_to_build_it(tmp_path, monkeypatch, capsys):
+    import backpack.godot_addon as addon
+    from backpack.cli import main
+
+    shutil.copytree(addon.PACKAGED / "addon", tmp_path / "packaged" / "addon")
+    monkeypatch.setattr(addon, "PACKAGED", tmp_path / "packaged")  # addon files, no library
+    (tmp_path / "game").mkdir()
+    (tmp_path / "game" / "project.godot").write_text("")
+    assert main(["godot", "install", str(tmp_path / "game")]) == 2
+    assert "BACKPACK_GDEXTENSION" in capsys.readouterr().err
+    assert not (tmp_path / "game" / "addons").exists()
