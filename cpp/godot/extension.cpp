@@ -224,8 +224,8 @@ int run(const Method &m, Ptr instance, const Args &args, Result &out) {
     return 0;
 }
 
-void call(void *userdata, Ptr instance, const ConstPtr *args, Int argc, Ptr r_return, CallError *r_error) {
-    const Method &m = *static_cast<const Method *>(userdata);
+void call_checked(const Method &m, Ptr instance, const ConstPtr *args, Int argc, Ptr r_return,
+                  CallError *r_error) {
     const Int expected = static_cast<Int>(m.parameters.size());
     *r_error = CallError{CallErrorType::Ok, 0, 0};
     if (!instance) {
@@ -272,6 +272,16 @@ void call(void *userdata, Ptr instance, const ConstPtr *args, Int argc, Ptr r_re
                          expected ? static_cast<int32_t>(m.parameters[index].type) : 0};
 }
 
+void call(void *userdata, Ptr instance, const ConstPtr *args, Int argc, Ptr r_return, CallError *r_error) {
+    const Method &m = *static_cast<const Method *>(userdata);
+    try {
+        call_checked(m, instance, args, argc, r_return, r_error);
+    } catch (...) {  // only allocation failures get here; nothing may unwind into Godot
+        report_error(m.name, "out of memory");
+        *r_error = CallError{CallErrorType::InvalidMethod, 0, 0};
+    }
+}
+
 // ptrcalls carry no error channel: a failure is reported to Godot's log and
 // the return value keeps what the caller initialised it to (an empty Dictionary, 0).
 void ptrcall(void *userdata, Ptr instance, const ConstPtr *args, Ptr r_return) {
@@ -293,6 +303,8 @@ void ptrcall(void *userdata, Ptr instance, const ConstPtr *args, Ptr r_return) {
         if (out.kind == Result::Kind::Ranked && r_return) ranked_dictionary(out.ranked)->assign_to(r_return);
     } catch (const std::exception &e) {
         report_error(m.name, e.what());
+    } catch (...) {
+        report_error(m.name, "unknown failure");
     }
 }
 
