@@ -43,6 +43,10 @@ void IdEngine::add(const std::vector<std::string> &users, const std::vector<std:
     bags_.write(users, items, w.data(), WriteMode::Accumulate);
 }
 
+bool IdEngine::remove(const std::string &user, const std::string &item) {
+    return bags_.remove({user}, {item}) == 1;
+}
+
 void IdEngine::fit_item_knn(const std::string &similarity, int64_t k) {
     SimilarityParams params;
     try {

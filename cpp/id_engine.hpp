@@ -34,6 +34,8 @@ public:
     // empty means 1 each; otherwise one per pair, finite and > 0.
     void add(const std::vector<std::string> &users, const std::vector<std::string> &items,
              const std::vector<float> &weights);
+    // Removes a (user, item) pair; false if it was not held. The model sees it at the next fit.
+    bool remove(const std::string &user, const std::string &item);
     // Fits item-kNN on a snapshot of the bags (similarity as in backpack.ItemKNN).
     void fit_item_knn(const std::string &similarity, int64_t k);
     // Top-n for a stored user's bag, owned items excluded; an unknown user gets popular items.

@@ -281,6 +281,8 @@ class Host:
             return list(value.values)
         if isinstance(value, Dictionary):
             return {k: self.to_python(*self.variant_read(C.addressof(slot))) for k, slot in value.slots.items()}
+        if type_ == BOOL:
+            return bool(value)
         return None if type_ == NIL else value
 
     def read_variant(self, buf):
@@ -289,6 +291,8 @@ class Host:
     # -- typed values (ptrcall arguments and returns) ------------------------
 
     def new_typed(self, type_: int, value=None):
+        if type_ == BOOL:
+            return C.c_bool(bool(value))
         if type_ == INT:
             return C.c_int64(value or 0)
         if type_ == FLOAT:
@@ -303,12 +307,12 @@ class Host:
         return buf
 
     def read_typed(self, type_: int, buf):
-        if type_ in (INT, FLOAT):
+        if type_ in (BOOL, INT, FLOAT):
             return buf.value
         return self.to_python(type_, self.get(C.addressof(buf)))
 
     def destroy_typed(self, type_: int, buf) -> None:
-        if type_ not in (INT, FLOAT):
+        if type_ not in (BOOL, INT, FLOAT):
             self.drop(C.addressof(buf))
 
     # -- get_proc_address ----------------------------------------------------
@@ -417,7 +421,9 @@ class Host:
 
     def _get_variant_from_type_constructor(self, type_):
         def from_type(dest, source):
-            if type_ == INT:
+            if type_ == BOOL:
+                self.variant_write(dest, BOOL, C.c_bool.from_address(source).value)
+            elif type_ == INT:
                 self.variant_write(dest, INT, C.c_int64.from_address(source).value)
             elif type_ == FLOAT:
                 self.variant_write(dest, FLOAT, C.c_double.from_address(source).value)
@@ -430,7 +436,9 @@ class Host:
             t, value = self.variant_read(variant)
             if t != type_:
                 raise RuntimeError(f"conversion of a type-{t} Variant as type {type_}")
-            if type_ == INT:
+            if type_ == BOOL:
+                C.c_bool.from_address(dest).value = bool(value)
+            elif type_ == INT:
                 C.c_int64.from_address(dest).value = value
             elif type_ == FLOAT:
                 C.c_double.from_address(dest).value = value

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from godot_host import (
     ARRAY,
+    BOOL,
     CALL_INVALID_ARGUMENT,
     CALL_OK,
     CALL_TOO_FEW,
@@ -49,6 +50,7 @@ SIGNATURES = {
     "add_interaction": ([("user", STRING), ("item", STRING), ("weight", FLOAT)], None, [1.0]),
     "add_interactions": ([("users", PACKED_STRING_ARRAY), ("items", PACKED_STRING_ARRAY),
                           ("weights", PACKED_FLOAT32_ARRAY)], None, [[]]),
+    "remove_interaction": ([("user", STRING), ("item", STRING)], BOOL, []),
     "fit_item_knn": ([("similarity", STRING), ("k", INT)], None, ["cosine", 100]),
     "recommend": ([("user", STRING), ("n", INT)], DICTIONARY, [10]),
     "recommend_bag": ([("items", PACKED_STRING_ARRAY), ("weights", PACKED_FLOAT32_ARRAY), ("n", INT)], DICTIONARY,
@@ -212,6 +214,17 @@ def test_edge_cases_match_the_python_engine(loaded):
                 py.recommend_bag(bag, [2.0, 1.0], n=6))
     _, err = engine.call("recommend_bag", {"not": "a list"}, [], 6, types=[DICTIONARY, ARRAY, INT])
     assert (err.error, err.argument, err.expected) == (CALL_INVALID_ARGUMENT, 0, PACKED_STRING_ARRAY)
+    # removing a pair: True once (through call), then False (through ptrcall); the next fit agrees with Python's
+    user = users[0]
+    item = min(py.bags.bag(user))
+    result, err = engine.call("remove_interaction", user, item)
+    assert (result, err.error) == (True, CALL_OK)
+    assert engine.ptrcall("remove_interaction", user, item) is False
+    assert engine.call("remove_interaction", "stranger", item)[0] is False
+    assert py.remove_interaction(user, item)
+    engine.ptrcall("fit_item_knn", "cosine", 100)
+    py.fit("itemknn")
+    assert_same(engine.ptrcall("recommend", user, 8), py.recommend(user, 8))
     # non-ASCII ids survive both directions
     engine.ptrcall("add_interaction", "jürgen", "höhle-🎒", 2.0)
     engine.ptrcall("add_interaction", "jürgen", items[0], 1.0)

@@ -65,7 +65,8 @@ private:
 
 // What a method body returns, written out in the caller's convention.
 struct Result {
-    enum class Kind { None, Int, Ranked } kind = Kind::None;
+    enum class Kind { None, Bool, Int, Ranked } kind = Kind::None;
+    bool flag = false;
     int64_t integer = 0;
     Ranked ranked;
 };
@@ -134,6 +135,11 @@ const std::vector<Method> &methods() {
          {{"users", T::PackedStringArray}, {"items", T::PackedStringArray}, {"weights", T::PackedFloat32Array, no_weights}},
          T::Nil, false,
          [](IdEngine &e, const Args &a, Result &) { e.add(a.strings(0), a.strings(1), a.floats(2)); }},
+        {"remove_interaction", {{"user", T::String}, {"item", T::String}}, T::Bool, false,
+         [](IdEngine &e, const Args &a, Result &out) {
+             out.kind = Result::Kind::Bool;
+             out.flag = e.remove(a.string(0), a.string(1));
+         }},
         {"fit_item_knn", {{"similarity", T::String, string_default("cosine")}, {"k", T::Int, int_default(100)}}, T::Nil,
          false,
          [](IdEngine &e, const Args &a, Result &) { e.fit_item_knn(a.string(0), a.integer(1)); }},
@@ -254,7 +260,10 @@ void call_checked(const Method &m, Ptr instance, const ConstPtr *args, Int argc,
     int blamed = run(m, instance, Args(full.data(), true), out);
     if (blamed < 0) {
         try {
-            if (out.kind == Result::Kind::Int) {
+            if (out.kind == Result::Kind::Bool) {
+                api.variant_destroy(r_return);
+                api.boolean.to_variant(r_return, &out.flag);
+            } else if (out.kind == Result::Kind::Int) {
                 api.variant_destroy(r_return);
                 api.integer.to_variant(r_return, &out.integer);
             } else if (out.kind == Result::Kind::Ranked) {
@@ -299,6 +308,8 @@ void ptrcall(void *userdata, Ptr instance, const ConstPtr *args, Ptr r_return) {
     Result out;
     if (run(m, instance, Args(args, false), out) >= 0) return;
     try {
+        // Godot's ptrcall encodings: bool as a C++ bool, every int as int64_t.
+        if (out.kind == Result::Kind::Bool && r_return) *static_cast<bool *>(r_return) = out.flag;
         if (out.kind == Result::Kind::Int && r_return) *static_cast<int64_t *>(r_return) = out.integer;
         if (out.kind == Result::Kind::Ranked && r_return) ranked_dictionary(out.ranked)->assign_to(r_return);
     } catch (const std::exception &e) {

@@ -84,6 +84,7 @@ std::vector<std::string> Api::load(GetProcAddress get) {
     strings = type_ops(VariantType::PackedStringArray, "PackedStringArray", true, true);
     floats = type_ops(VariantType::PackedFloat32Array, "PackedFloat32Array", true, true);
     dictionary = type_ops(VariantType::Dictionary, "Dictionary", true, true);
+    boolean = type_ops(VariantType::Bool, "bool", false, true);
     integer = type_ops(VariantType::Int, "int", false, true);
     real = type_ops(VariantType::Float, "float", false, true);
     return missing;
@@ -97,6 +98,7 @@ const Api::TypeOps &Api::ops(VariantType type) const {
         case VariantType::PackedFloat32Array: return floats;
         case VariantType::Dictionary: return dictionary;
         case VariantType::Array: return array;
+        case VariantType::Bool: return boolean;
         case VariantType::Int: return integer;
         case VariantType::Float: return real;
         default: throw std::logic_error("the bridge does not handle this Variant type");

@@ -46,7 +46,7 @@ struct Api {
         VariantFromType to_variant = nullptr;
         TypeFromVariant from_variant = nullptr;
     };
-    TypeOps string, string_name, strings, floats, dictionary, array, integer, real;
+    TypeOps string, string_name, strings, floats, dictionary, array, boolean, integer, real;
 
     // Fills every pointer; returns the names Godot did not provide (empty on success).
     std::vector<std::string> load(GetProcAddress get_proc_address);
