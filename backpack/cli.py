@@ -149,6 +149,15 @@ def _parser(plugins: Plugins) -> argparse.ArgumentParser:
     configure_token(commands, [state, output])
     configure_jobs(commands, [state, output])
 
+    godot = commands.add_parser("godot", help="the Godot addon (GDExtension library and scripts)")
+    godot_commands = godot.add_subparsers(dest="godot_command", required=True)
+    godot_install = godot_commands.add_parser(
+        "install", parents=[output], help="copy the addon and this platform's library into a Godot project",
+        description="Copies the addon into PATH/addons/backpack/ and the GDExtension library for this "
+                    "platform into PATH/addons/backpack/bin/. Running it again updates the addon's own files.")
+    godot_install.add_argument("path", metavar="PATH", help="the Godot project folder (holds project.godot)")
+    godot_install.add_argument("--force", action="store_true", help="install even without a project.godot")
+
     listing = commands.add_parser("plugins", help="list plugins, where they come from and what they add")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -214,6 +223,10 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
                      threads=args.threads, show_progress=not args.no_progress)
         elif args.command == "plugins":
             return _print_plugins(plugins, args.json)
+        elif args.command == "godot":
+            from .godot_addon import run_godot
+
+            return run_godot(args)
         elif args.command == "evaluate":
             from .evaluate_command import run_evaluate
 

@@ -168,3 +168,10 @@ class ClusterUnreachableError(BackpackError, ConnectionError):
     """No Ray cluster to run on: none was started, or the given address does not answer."""
 
     code = "cluster_unreachable"
+
+
+class GodotProjectError(InvalidInputError):
+    """A path given as a Godot project is not one (no ``project.godot``), or the
+    Godot library was not built for this platform. The message says what to do."""
+
+    code = "not_a_godot_project"

@@ -235,7 +235,7 @@ def start_backpack(data: Path, port: int) -> tuple[subprocess.Popen, str]:
                            "--data-dir", str(data)], capture_output=True, text=True, check=True, env=env)
     token = json.loads(made.stdout)["secret"]
     server = subprocess.Popen([sys.executable, "-m", "backpack.cli", "serve", "--data-dir", str(data),
-                               "--port", str(port), "--no-unix"], env=env, stdout=subprocess.DEVNULL)
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
     _wait_for_port(port, server)
     return server, token
 

@@ -96,17 +96,6 @@ Csr copy_csr(const CsrView &v) {
     return m;
 }
 
-Similarity parse_similarity(const std::string &name) {
-    if (name == "cosine") return Similarity::Cosine;
-    if (name == "bm25") return Similarity::BM25;
-    if (name == "tfidf") return Similarity::TFIDF;
-    if (name == "jaccard") return Similarity::Jaccard;
-    if (name == "cooccurrence") return Similarity::Cooccurrence;
-    if (name == "rp3beta") return Similarity::RP3Beta;
-    throw std::invalid_argument("unknown similarity '" + name +
-                                "' (choose cosine, bm25, tfidf, jaccard, cooccurrence or rp3beta)");
-}
-
 SimilarityParams make_params(const std::string &kind, int k, double k1, double b, double alpha,
                              double beta, int threads) {
     SimilarityParams p;

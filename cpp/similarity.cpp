@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <string>
 
 #include "topk.hpp"
 
@@ -343,6 +344,17 @@ Csr item_neighbours(const CsrView &m, const SimilarityParams &p, Progress *progr
     out.indices.resize(out.indptr[n_rows]);
     out.data.resize(out.indptr[n_rows]);
     return out;
+}
+
+Similarity parse_similarity(const std::string &name) {
+    if (name == "cosine") return Similarity::Cosine;
+    if (name == "bm25") return Similarity::BM25;
+    if (name == "tfidf") return Similarity::TFIDF;
+    if (name == "jaccard") return Similarity::Jaccard;
+    if (name == "cooccurrence") return Similarity::Cooccurrence;
+    if (name == "rp3beta") return Similarity::RP3Beta;
+    throw std::invalid_argument("unknown similarity '" + name +
+                                "' (choose cosine, bm25, tfidf, jaccard, cooccurrence or rp3beta)");
 }
 
 }  // namespace backpack

@@ -3,12 +3,17 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "common.hpp"
 
 namespace backpack {
 
 enum class Similarity { Cosine, BM25, TFIDF, Jaccard, Cooccurrence, RP3Beta };
+
+// "cosine", "bm25", "tfidf", "jaccard", "cooccurrence" or "rp3beta"; anything
+// else is std::invalid_argument naming the choices.
+Similarity parse_similarity(const std::string &name);
 
 struct SimilarityParams {
     Similarity kind = Similarity::Cosine;
