@@ -226,15 +226,21 @@ class RecommendBatcher:
                 future.set_result(result)
 
 
-def restore_engine(store: Store, *, plugins=None, num_threads: int = 0) -> Engine:
+def restore_engine(store: Store, *, plugins=None, num_threads: int = 0, base_dir=None) -> Engine:
     """An engine as the store last knew it: the latest snapshot, the stored item descriptions,
-    then every log entry after the snapshot's watermark, in order."""
+    then every log entry after the snapshot's watermark, in order.
+
+    Without a snapshot the starting point is the data directory ``base_dir`` as the CLI left it
+    (``backpack import`` / ``backpack fit``: state the log never held), or an empty engine.
+    """
     from .state_dir import DataDir
 
     snapshot = store.latest_snapshot()
     if snapshot is not None:
         engine = DataDir(snapshot.path).open_engine(plugins=plugins, num_threads=num_threads)
         watermark = snapshot.watermark
+    elif base_dir is not None and DataDir(base_dir).initialised:
+        engine, watermark = DataDir(base_dir).open_engine(plugins=plugins, num_threads=num_threads), 0
     else:
         engine, watermark = Engine(plugins=plugins, num_threads=num_threads), 0
     for batch in store.iter_items():
@@ -849,7 +855,7 @@ def open_server(data_dir, *, store: Store | None = None, plugins=None, num_threa
         from .store import default_store_path, open_store
 
         store = open_store("sqlite", plugins, path=default_store_path(data_dir))
-    engine = restore_engine(store, plugins=plugins, num_threads=num_threads)
+    engine = restore_engine(store, plugins=plugins, num_threads=num_threads, base_dir=data_dir)
     return Server(engine, store, data_dir=data_dir, owns_store=owns, **options)
 
 

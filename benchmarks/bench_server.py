@@ -137,7 +137,9 @@ async def _client(port: int, token: str | None, make_request, deadline: float, l
         size = _HEADER.unpack(await reader.readexactly(4))[0]
         return json.loads(await reader.readexactly(size))
 
-    await call({"id": 0, "op": "hello", "args": {"client": "bench_server"}, "token": token})
+    hello = await call({"id": 0, "op": "hello", "args": {"client": "bench_server", "token": token}})
+    if "error" in hello:
+        raise RuntimeError(f"hello refused: {hello['error']}")
     try:
         while time.perf_counter() < deadline:
             number += 1
