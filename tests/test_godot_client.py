@@ -116,7 +116,7 @@ def test_plugin_wires_the_dock_scene_and_scripts_are_typed_where_public():
         assert "@tool" not in (ADDON / name).read_text()
     client = CLIENT.read_text()
     for method in PYTHON_CLIENT_METHODS:
-        match = re.search(rf"^## .*\n(?:## .*\n)*func {method}\((?P<params>[\s\S]*?)\) -> Dictionary:", client,
+        match = re.search(rf"^## .*\n(?:## .*\n)*func {method}\((?P<params>(?:(?!\nfunc )[\s\S])*?)\) -> Dictionary:", client,
                           re.MULTILINE)
         assert match, f"BackpackClient.{method} is missing, untyped or has no ## docstring"
 
