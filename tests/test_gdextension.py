@@ -327,7 +327,7 @@ def test_gdextension_file_names_the_entry_symbol_and_this_platforms_library():
 
 
 def test_gdscript_files_parse_and_lint():
-    files = sorted((REPO / "godot_addon").rglob("*.gd"))
+    files = sorted((REPO / "godot_addon").rglob("*.gd")) + sorted((REPO / "examples/godot_demo").rglob("*.gd"))
     for path in files:
         for tool in ("gdparse", "gdlint"):
             exe = shutil.which(tool, path=str(Path(sys.executable).parent)) or shutil.which(tool)
