@@ -334,9 +334,10 @@ class PostgresStore(Store):
             raise InvalidInputError("batch_size must be at least 1")
         last = None
         while True:
-            # COLLATE "C": byte order, so the keyset never depends on the database's locale
-            rows = self._read('SELECT id, doc FROM items' + (' WHERE id > %s COLLATE "C"' if last is not None else "")
-                              + ' ORDER BY id COLLATE "C" LIMIT %s', (() if last is None else (last,)) + (batch_size,))
+            # ">" and ORDER BY use the same (the column's) collation, so the keyset is exact whatever the
+            # database's locale, and the primary key index serves both (an explicit COLLATE would not)
+            rows = self._read("SELECT id, doc FROM items" + (" WHERE id > %s" if last is not None else "")
+                              + " ORDER BY id LIMIT %s", (() if last is None else (last,)) + (batch_size,))
             if not rows:
                 return
             yield [(key, doc) for key, doc in rows]
