@@ -140,7 +140,7 @@ class PostgresStore(Store):
             raise InvalidInputError("backoff_base and backoff_cap must be >= 0 seconds")
         if not 0 <= int(min_size) <= int(max_size) or int(max_size) < 1:
             raise InvalidInputError(f"need 0 <= min_size <= max_size and max_size >= 1, got {min_size}, {max_size}")
-        self._psycopg, pool_module = _import_psycopg()
+        self._psycopg, self._pool_module = _import_psycopg()
         self.dsn = str(dsn)
         self.backoff_base, self.backoff_cap, self.clock = float(backoff_base), float(backoff_cap), clock
         self._closed = False
@@ -152,7 +152,7 @@ class PostgresStore(Store):
                 self._migrate(conn)
         except self._psycopg.Error as exc:
             raise StoreError(f"cannot open the PostgreSQL store ({self._where()}): {exc}".rstrip()) from exc
-        self._pool = pool_module.ConnectionPool(self.dsn, min_size=int(min_size), max_size=int(max_size),
+        self._pool = self._pool_module.ConnectionPool(self.dsn, min_size=int(min_size), max_size=int(max_size),
                                                 timeout=float(timeout), open=True, name="backpack-store",
                                                 kwargs={"connect_timeout": max(1, int(connect_timeout))})
 
@@ -178,6 +178,8 @@ class PostgresStore(Store):
                 with self._pool.connection() as conn:
                     with conn.transaction(), conn.cursor() as cur:
                         return work(cur)
+            except (self._pool_module.PoolTimeout, self._pool_module.PoolClosed) as exc:
+                raise StoreError(f"PostgreSQL store ({self._where()}): no connection: {exc}") from exc
             except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
                 if attempt == _RETRIES - 1:
                     raise StoreError(f"PostgreSQL store: {'write' if write else 'read'} kept conflicting: {exc}") \
@@ -185,10 +187,6 @@ class PostgresStore(Store):
                 time.sleep(0.01 * 2 ** attempt)
             except self._psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL store: {'write' if write else 'read'} failed: {exc}") from exc
-            except Exception as exc:
-                if type(exc).__module__.startswith("psycopg_pool"):  # PoolTimeout, PoolClosed
-                    raise StoreError(f"PostgreSQL store ({self._where()}): no connection: {exc}") from exc
-                raise
 
     def _read(self, sql: str, params: Sequence = ()) -> list[tuple]:
         return self._run(lambda cur: cur.execute(sql, params).fetchall(), write=False)

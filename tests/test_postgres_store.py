@@ -105,6 +105,14 @@ def test_bad_pool_sizes_are_refused():
         PostgresStore("host=127.0.0.1", min_size=3, max_size=2)
 
 
+def test_an_exhausted_pool_is_a_store_error_after_the_timeout(dsn):
+    with PostgresStore(dsn, max_size=1, timeout=0.5) as store:
+        with store._pool.connection():  # the pool's only connection, held elsewhere
+            with pytest.raises(StoreError, match="no connection"):
+                store.watermark()
+        assert store.watermark() == 0  # handed back: usable again
+
+
 def test_open_store_creates_the_postgres_store_through_the_plugin_registry(dsn):
     plugins = Plugins()
     assert plugins.registry("stores")["postgres"].plugin == "postgres_store"
