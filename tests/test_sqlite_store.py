@@ -176,8 +176,8 @@ def test_open_store_creates_the_sqlite_store_through_the_plugin_registry(tmp_pat
         assert isinstance(store, SQLiteStore) and store.backoff_base == 2.0
     finally:
         store.close()
-    with pytest.raises(InvalidInputError, match="unknown store 'postgres'"):
-        open_store("postgres", plugins=plugins)
+    with pytest.raises(InvalidInputError, match="unknown store 'oracle'"):
+        open_store("oracle", plugins=plugins)
     with pytest.raises(InvalidInputError, match="does not take"):
         open_store("sqlite", plugins=plugins, path=tmp_path / "x", colour="red")
 
