@@ -66,9 +66,15 @@ class ContentIndex:
 
     def aligned(self, item_ids: Sequence[str]) -> np.ndarray:
         """Vectors for ``item_ids`` in that order (zero rows for items without a description)."""
-        out = np.zeros((len(item_ids), self.dim), dtype=np.float32)
-        rows = [(k, self._row[i]) for k, i in enumerate(item_ids) if i in self._row]
-        if rows:
-            at, src = np.array(rows).T
-            out[at] = self.vectors[src]
-        return out
+        return aligned_rows(self.vectors, self._row, item_ids)
+
+
+def aligned_rows(vectors: np.ndarray, row_of: dict[str, int], item_ids: Sequence[str]) -> np.ndarray:
+    """Rows of ``vectors`` for ``item_ids`` in that order (``row_of``: id -> row); zero rows for ids
+    without one."""
+    out = np.zeros((len(item_ids), vectors.shape[1]), dtype=np.float32)
+    rows = [(k, row_of[i]) for k, i in enumerate(item_ids) if i in row_of]
+    if rows:
+        at, src = np.array(rows).T
+        out[at] = vectors[src]
+    return out

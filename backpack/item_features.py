@@ -108,13 +108,9 @@ class FeatureIndex:
 
     def aligned(self, item_ids: Sequence[str], dim: int = 64) -> np.ndarray:
         """:meth:`vectors` for ``item_ids`` in that order (zero rows for items without features)."""
-        vectors = self.vectors(dim)
-        out = np.zeros((len(item_ids), vectors.shape[1]), dtype=np.float32)
-        rows = [(k, self._row[i]) for k, i in enumerate(item_ids) if i in self._row]
-        if rows:
-            at, src = np.array(rows).T
-            out[at] = vectors[src]
-        return out
+        from .content_index import aligned_rows
+
+        return aligned_rows(self.vectors(dim), self._row, item_ids)
 
     def __contains__(self, item: str) -> bool:
         return item in self._row

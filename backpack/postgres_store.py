@@ -29,18 +29,16 @@ function of its arguments, so running it again is safe.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import secrets
 import threading
 import time
 from typing import Callable, Iterator, Sequence
 
 from .errors import InvalidInputError
 from .importing import finite_number
-from .store import (JOB_STATES, ROLES, UNFINISHED_JOB_STATES, Job, JobStateError, LogEntry, SnapshotRecord, Store,
-                    StoreError, TokenRecord, UnknownJobError)
+from .store import (JOB_STATES, UNFINISHED_JOB_STATES, Job, LogEntry, SnapshotRecord, Store,
+                    StoreError, TokenRecord, UnknownJobError, check_id, check_job_state, new_token, parse_secret,
+                    require_executing, retry_at, same_length, secret_matches)
 
 INSTALL_HINT = "pip install 'backpack-engine[postgres]'"
 
@@ -77,7 +75,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-TOKEN_PREFIX = "bp"
 _JOB_COLUMNS = "id, kind, args, state, attempts, max_attempts, run_at, progress, result, error, created, updated"
 _RETRIES = 5
 
@@ -105,22 +102,6 @@ def _job_args(args: dict | None) -> str:
     if args is not None and not isinstance(args, dict):
         raise InvalidInputError(f"job args must be a dict, got {type(args).__name__}")
     return _json(args or {}, "job args")
-
-
-def _hash_secret(secret: str) -> str:
-    # 256 random bits: nothing to brute-force, so no slow password hash (as in the SQLite store)
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _parse_secret(secret) -> tuple[str, str] | None:
-    """``bp_<token id>_<random>`` -> (token id, random), None for anything else."""
-    if not isinstance(secret, str):
-        return None
-    prefix, _, rest = secret.partition("_")
-    token_id, _, random = rest.partition("_")
-    if prefix != TOKEN_PREFIX or not token_id or not random or not token_id.isalnum():
-        return None
-    return token_id, random
 
 
 class PostgresStore(Store):
@@ -257,16 +238,16 @@ class PostgresStore(Store):
 
     def append_interactions(self, users: Sequence[str], items: Sequence[str], weights: Sequence[float],
                             timestamps: Sequence[float | None] | None = None) -> int:
-        n = _same_length(users=users, items=items, weights=weights,
-                         **({} if timestamps is None else {"timestamps": timestamps}))
-        rows = [("add", _name("user", u), _name("item", i), finite_number(w, "weight"),
+        n = same_length(users=users, items=items, weights=weights,
+                        **({} if timestamps is None else {"timestamps": timestamps}))
+        rows = [("add", check_id("user", u), check_id("item", i), finite_number(w, "weight"),
                  None if timestamps is None or timestamps[k] is None else finite_number(timestamps[k], "timestamp"))
                 for k, (u, i, w) in enumerate(zip(users, items, weights))]
         return self._append(rows) if n else self.watermark()
 
     def append_removals(self, users: Sequence[str], items: Sequence[str]) -> int:
-        n = _same_length(users=users, items=items)
-        rows = [("remove", _name("user", u), _name("item", i), None, None) for u, i in zip(users, items)]
+        n = same_length(users=users, items=items)
+        rows = [("remove", check_id("user", u), check_id("item", i), None, None) for u, i in zip(users, items)]
         return self._append(rows) if n else self.watermark()
 
     def _append(self, rows: list[tuple]) -> int:
@@ -317,7 +298,7 @@ class PostgresStore(Store):
         for key, doc in docs.items():
             if not isinstance(doc, dict):
                 raise InvalidInputError(f"{what} {key!r}: the description must be a JSON object (dict)")
-            rows.append((_name(what, key), _json(doc, f"{what} {key!r}")))
+            rows.append((check_id(what, key), _json(doc, f"{what} {key!r}")))
         if rows:
             self._run(lambda cur: cur.executemany(
                 f"INSERT INTO {table} (id, doc) VALUES (%s, %s::jsonb) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
@@ -368,29 +349,19 @@ class PostgresStore(Store):
     # -- tokens ------------------------------------------------------------------------
 
     def create_token(self, role: str, user: str | None = None, *, label: str = "") -> tuple[TokenRecord, str]:
-        if role not in ROLES:
-            raise InvalidInputError(f"unknown token role {role!r}; choose one of {', '.join(ROLES)}")
-        if role == "user" and not user:
-            raise InvalidInputError("a 'user' token must name its user")
-        if role != "user" and user is not None:
-            raise InvalidInputError(f"an {role!r} token acts for no particular user: leave the user out")
-        token_id = secrets.token_hex(8)
-        secret = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
-        record = TokenRecord(token_id, role, user, self.clock(), False, str(label))
+        record, secret, hashed = new_token(role, user, label, self.clock())
         self._run(lambda cur: cur.execute(
             "INSERT INTO tokens (id, hash, role, user_id, label, created) VALUES (%s, %s, %s, %s, %s, %s)",
-            (token_id, _hash_secret(secret), role, user, record.label, record.created)))
+            (record.id, hashed, role, user, record.label, record.created)))
         return record, secret
 
     def verify_token(self, secret: str) -> TokenRecord | None:
-        parsed = _parse_secret(secret)
+        parsed = parse_secret(secret)
         if parsed is None:
             return None
         rows = self._read("SELECT hash, id, role, user_id, created, revoked, label FROM tokens WHERE id = %s",
                           (parsed[0],))
-        # an unknown id is compared against a dummy hash, so it takes as long as a wrong secret
-        stored = rows[0][0] if rows else "0" * 64
-        if not hmac.compare_digest(stored, _hash_secret(secret)) or not rows:
+        if not secret_matches(secret, rows[0][0] if rows else None) or not rows:
             return None
         record = TokenRecord(*rows[0][1:])
         return None if record.revoked else record
@@ -426,7 +397,7 @@ class PostgresStore(Store):
 
     @staticmethod
     def _check_job(kind: str, args: dict | None, max_attempts: int) -> str:
-        _name("job kind", kind)
+        check_id("job kind", kind)
         encoded = _job_args(args)
         if int(max_attempts) < 1:
             raise InvalidInputError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -495,20 +466,19 @@ class PostgresStore(Store):
 
     def _record_failure(self, cur, job: Job, error: str) -> None:
         now = self.clock()
-        if job.attempts >= job.max_attempts:
+        run_at = retry_at(job, now, self.backoff_base, self.backoff_cap)
+        if run_at is None:
             cur.execute("UPDATE jobs SET state = 'discarded', error = %s, updated = %s WHERE id = %s",
                         (error, now, job.id))
             return
-        delay = min(self.backoff_base * 2 ** max(job.attempts - 1, 0), self.backoff_cap)
         cur.execute("UPDATE jobs SET state = 'retryable', error = %s, run_at = %s, updated = %s WHERE id = %s",
-                    (error, now + delay, now, job.id))
+                    (error, run_at, now, job.id))
 
     def get_job(self, job_id: int) -> Job:
         return self._run(lambda cur: self._job(cur, job_id), write=False)
 
     def list_jobs(self, state: str | None = None, *, limit: int = 100) -> list[Job]:
-        if state is not None and state not in JOB_STATES:
-            raise InvalidInputError(f"unknown job state {state!r}; choose one of {', '.join(JOB_STATES)}")
+        check_job_state(state)
         where = "" if state is None else " WHERE state = %s"
         rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs{where} ORDER BY id DESC LIMIT %s",
                           ((state,) if state else ()) + (int(limit),))
@@ -524,21 +494,6 @@ class PostgresStore(Store):
     def _executing(self, cur, job_id: int, action: str) -> Job:
         # FOR UPDATE: the state read here cannot change before this transaction's update
         job = self._job(cur, job_id, lock=True)
-        if job.state != "executing":
-            raise JobStateError(f"cannot {action} job {job_id}: it is {job.state}, not executing "
-                                "(only a claimed job can be)")
-        return job
+        return require_executing(job, action)
 
 
-def _name(what: str, value) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidInputError(f"a {what} id must be a non-empty string, got {value!r:.80}")
-    return value
-
-
-def _same_length(**sequences) -> int:
-    lengths = {name: len(values) for name, values in sequences.items()}
-    if len(set(lengths.values())) > 1:
-        raise InvalidInputError("these must have the same length: "
-                                + ", ".join(f"{name} ({n})" for name, n in lengths.items()))
-    return next(iter(lengths.values()))

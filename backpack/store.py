@@ -19,12 +19,15 @@ latest snapshot and replays the entries after it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from .errors import BackpackError
+from .errors import BackpackError, InvalidInputError
 
 if TYPE_CHECKING:
     from .plugins import Plugins
@@ -280,3 +283,84 @@ def open_store(name: str = "sqlite", plugins: Plugins | None = None, **options) 
 
     plugins = plugins if plugins is not None else get_plugins()
     return plugins.create("stores", name, options, Store)
+
+
+# -- helpers every store implementation shares (no SQL dialect in them) ------------------------
+
+#: the first part of every token secret: ``bp_<token id>_<random>``
+TOKEN_PREFIX = "bp"
+
+
+def check_id(what: str, value) -> str:
+    """``value`` if it is a non-empty string (a user or item id), else an InvalidInputError."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"a {what} id must be a non-empty string, got {value!r:.80}")
+    return value
+
+
+def same_length(**sequences) -> int:
+    """The common length of ``sequences`` (by name), else an InvalidInputError listing them."""
+    lengths = {name: len(values) for name, values in sequences.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidInputError("these must have the same length: "
+                                + ", ".join(f"{name} ({n})" for name, n in lengths.items()))
+    return next(iter(lengths.values()))
+
+
+def new_token(role: str, user: str | None, label: str, created: float) -> tuple[TokenRecord, str, str]:
+    """A checked new token: its record, its secret (shown once) and the hash to store."""
+    if role not in ROLES:
+        raise InvalidInputError(f"unknown token role {role!r}; choose one of {', '.join(ROLES)}")
+    if role == "user" and not user:
+        raise InvalidInputError("a 'user' token must name its user")
+    if role != "user" and user is not None:
+        raise InvalidInputError(f"an {role!r} token acts for no particular user: leave the user out")
+    token_id = secrets.token_hex(8)
+    secret = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
+    return TokenRecord(token_id, role, user, created, False, str(label)), secret, hash_secret(secret)
+
+
+def hash_secret(secret: str) -> str:
+    """What a store keeps of a secret. A plain SHA-256 is enough: the random part has 256 bits of
+    entropy, so there is nothing to brute-force and no need for a slow password hash."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_secret(secret) -> tuple[str, str] | None:
+    """``bp_<token id>_<random>`` -> (token id, random), None for anything else."""
+    if not isinstance(secret, str):
+        return None
+    prefix, _, rest = secret.partition("_")
+    token_id, _, random = rest.partition("_")  # the random part may itself contain "_"
+    if prefix != TOKEN_PREFIX or not token_id or not random or not token_id.isalnum():
+        return None
+    return token_id, random
+
+
+def secret_matches(secret: str, stored_hash: str | None) -> bool:
+    """Constant-time comparison of ``secret`` with a stored hash; an unknown token (None) is
+    compared against a dummy hash, so it takes as long as a wrong secret."""
+    return hmac.compare_digest(hash_secret(secret), stored_hash or "0" * 64)
+
+
+def retry_at(job: Job, now: float, backoff_base: float, backoff_cap: float) -> float | None:
+    """When a failed ``job`` may run again (exponential back-off, capped), or None when its
+    attempts are used up (it is discarded)."""
+    if job.attempts >= job.max_attempts:
+        return None
+    return now + min(backoff_base * 2 ** max(job.attempts - 1, 0), backoff_cap)
+
+
+def check_job_state(state: str | None) -> str | None:
+    """``state`` if it is None or one of :data:`JOB_STATES`, else an InvalidInputError."""
+    if state is not None and state not in JOB_STATES:
+        raise InvalidInputError(f"unknown job state {state!r}; choose one of {', '.join(JOB_STATES)}")
+    return state
+
+
+def require_executing(job: Job, action: str) -> Job:
+    """``job`` if it is executing (only a claimed job can be completed, failed or advanced)."""
+    if job.state != "executing":
+        raise JobStateError(f"cannot {action} job {job.id}: it is {job.state}, not executing "
+                            "(only a claimed job can be)")
+    return job
