@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from .plugins import Plugins
-from .server import Limits, open_server
+from .server import EVENT_LOOPS, Limits, open_server, run_on_new_loop
 from .state_dir import default_data_dir
 
 _LIMIT_FLAGS = {  # flag -> (Limits field, type, help)
@@ -39,13 +39,16 @@ def add_serve_parser(commands, state: argparse.ArgumentParser) -> None:
     for flag, (field, kind, text) in _LIMIT_FLAGS.items():
         serve.add_argument(flag, type=kind, default=getattr(defaults, field),
                            help=f"{text} (default {getattr(defaults, field)})")
-    serve.add_argument("--batch-window", type=float, default=2.0,
-                       help="milliseconds a recommend waits to share a core call with others (default 2)")
+    serve.add_argument("--batch-window", type=float, default=0.0,
+                       help="milliseconds a recommend arriving at an idle core waits for others to share its call "
+                            "(default 0: none; requests arriving while the core is busy are batched anyway)")
     serve.add_argument("--snapshot-interval", type=float, default=0.0,
                        help="seconds between automatic snapshots (default 0: on request and after fits)")
     serve.add_argument("--keep-snapshots", type=int, default=2,
                        help="snapshot directories kept; older ones are deleted (default 2)")
     serve.add_argument("--threads", type=int, default=0, help="core threads, 0 = all cores")
+    serve.add_argument("--loop", choices=EVENT_LOOPS, default="auto",
+                       help="event loop: uvloop (faster), asyncio, or auto = uvloop where installed (default)")
 
 
 def _data_dir(args) -> Path:
@@ -59,7 +62,7 @@ def run_serve(args, plugins: Plugins) -> int:
                          port=None if args.no_tcp else args.port, unix_path=args.unix,
                          allow_remote=args.allow_remote, limits=limits, batch_window=args.batch_window / 1000,
                          snapshot_interval=args.snapshot_interval, keep_snapshots=args.keep_snapshots)
-    asyncio.run(_serve(server))
+    run_on_new_loop(_serve(server), args.loop)
     return 0
 
 

@@ -7,9 +7,13 @@
 - On start the latest snapshot recorded in the store is loaded and the log
   after its watermark replayed; stored item descriptions are put back.
 - Concurrent ``recommend`` requests with the same list length and filters
-  that arrive within ``batch_window`` seconds are answered by one
-  ``engine.recommend_batch`` call in a worker thread (the core releases the
-  GIL), so a thousand clients asking at once cost a handful of core calls.
+  are answered by one ``engine.recommend_batch`` call in a worker thread (the
+  core releases the GIL): a request goes to the core at once when it is idle,
+  and all that arrive while it is busy go in its next call
+  (:class:`~backpack.coalescing.Coalescer`), so a thousand clients asking at
+  once cost a handful of core calls and a lone client waits for no one.
+- Writes queued while the previous write is being made durable are committed
+  together: one store transaction, one fsync, in arrival order (group commit).
 - ``fit`` runs as a background job; the engine swaps the new model in with
   one assignment, so reads never wait for it. A snapshot follows each fit so
   the model survives a restart.
@@ -36,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .bags import weight_array
+from .bags import id_lists, weight_array
+from .coalescing import Coalescer
 from .engine import Engine, Recommendation
 from .errors import BackpackError, InvalidInputError
 from .jsonld import expand_documents
@@ -75,6 +80,7 @@ OP_ROLES = {
     "snapshot": ("admin",),
 }
 FIT_JOB, SNAPSHOT_JOB = "fit", "snapshot"
+WRITES_PER_COMMIT = 1024  # requests in one group commit (each holds at most Limits.max_batch rows)
 TOKEN_TTL = 1.0  # seconds a verified token is trusted before the store is asked again (revocation delay)
 
 
@@ -174,58 +180,6 @@ class _Connection:
             await self.writer.drain()
 
 
-class RecommendBatcher:
-    """Coalesces concurrent single-user ``recommend`` calls into ``engine.recommend_batch`` calls.
-
-    Requests with the same key (n and filters) that arrive within ``window``
-    seconds share one call, run by ``run`` (a coroutine function running a
-    blocking function in a worker thread). ``core_calls`` counts the calls made.
-    """
-
-    def __init__(self, engine: Engine, run, window: float, max_batch: int):
-        self.engine, self.run, self.window, self.max_batch = engine, run, window, max_batch
-        self.core_calls = 0
-        self._pending: dict[tuple, tuple[list[str], list[asyncio.Future]]] = {}
-
-    async def recommend(self, user: str, n: int, filter_owned: bool, items, exclude, item_kind) -> list:
-        """``engine.recommend(user, n, ...)``, answered together with its neighbours in time."""
-        loop = asyncio.get_running_loop()
-        key = (n, filter_owned, None if items is None else tuple(items),
-               None if exclude is None else tuple(exclude), item_kind)
-        batch = self._pending.get(key)
-        if batch is None:
-            batch = self._pending[key] = ([], [])
-            loop.call_later(self.window, self._flush, key, batch)
-        future = loop.create_future()
-        batch[0].append(user)
-        batch[1].append(future)
-        if len(batch[0]) >= self.max_batch:
-            self._flush(key, batch)
-        return await future
-
-    def _flush(self, key: tuple, batch) -> None:
-        if self._pending.get(key) is not batch:  # already sent because it was full
-            return
-        del self._pending[key]
-        asyncio.ensure_future(self._answer(key, *batch))
-
-    async def _answer(self, key: tuple, users: list[str], futures: list[asyncio.Future]) -> None:
-        n, filter_owned, items, exclude, item_kind = key
-        self.core_calls += 1
-        try:
-            results = await self.run(self.engine.recommend_batch, users, n, filter_owned=filter_owned,
-                                     items=None if items is None else list(items),
-                                     exclude=None if exclude is None else list(exclude), item_kind=item_kind)
-        except BaseException as exc:  # noqa: BLE001 - every waiter gets the failure; none is left hanging
-            for future in futures:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for future, result in zip(futures, results):
-            if not future.done():
-                future.set_result(result)
-
-
 def restore_engine(store: Store, *, plugins=None, num_threads: int = 0, base_dir=None) -> Engine:
     """An engine as the store last knew it: the latest snapshot, the stored item descriptions,
     then every log entry after the snapshot's watermark, in order.
@@ -317,14 +271,16 @@ class Server:
     ``owns_store``); ``data_dir`` is where snapshots are written. ``port=0``
     picks a free port (see :attr:`address` once started); ``port=None``
     listens on no TCP port. ``batch_window`` is how long a ``recommend``
-    waits for others to share its core call; ``snapshot_interval`` seconds
+    arriving at an idle core waits for others to share its call (0, the
+    default: none; requests arriving while the core is busy are batched
+    anyway); ``snapshot_interval`` seconds
     between automatic snapshots (0: only on request and after fits); ``keep_snapshots`` how many
     snapshot directories are kept (older ones are deleted after each new one).
     """
 
     def __init__(self, engine: Engine, store: Store, *, data_dir, host: str = "127.0.0.1", port: int | None = 8765,
                  unix_path=None, allow_remote: bool = False, limits: Limits | None = None,
-                 batch_window: float = 0.002, snapshot_interval: float = 0.0, keep_snapshots: int = 2,
+                 batch_window: float = 0.0, snapshot_interval: float = 0.0, keep_snapshots: int = 2,
                  workers: int = 8, owns_store: bool = False):
         if port is not None and not allow_remote and not is_loopback(host):
             raise InvalidInputError(f"refusing to listen on {host!r}: it is not a loopback address; "
@@ -339,7 +295,10 @@ class Server:
         self.started = time.time()
         self.requests = 0
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backpack-server")
-        self.batcher = RecommendBatcher(engine, self._run, batch_window, self.limits.max_batch)
+        self.recommends = Coalescer(self._run, self._recommend_batch, max_batch=self.limits.max_batch,
+                                    linger=batch_window)
+        # one group commit at a time, so the log order is the order writes arrived in
+        self.writes = Coalescer(self._run, self._commit_writes, max_batch=WRITES_PER_COMMIT)
         self._write_lock = threading.Lock()  # store append + engine apply, one writer at a time
         self._tokens: dict[str, tuple[TokenRecord | None, float]] = {}
         self._connections: set[_Connection] = set()
@@ -539,7 +498,8 @@ class Server:
             raise InvalidInputError(f"got {len(users)} users but {len(items)} items")
         self._check_batch(len(users), "interactions")
         caller.require_own(users)
-        return users, items
+        # checked here, not by the store: a bad request must fail alone, not the group commit it joins
+        return id_lists(users, items)
 
     async def _op_add_interactions(self, caller: Caller, args: dict) -> dict:
         users, items = self._pairs(caller, args)
@@ -550,7 +510,7 @@ class Server:
             if not isinstance(raw_times, list) or any(t is not None and not _is_number(t) for t in raw_times):
                 raise InvalidInputError("timestamps must be a list of numbers (epoch seconds) or nulls")
             times = [None if math.isnan(t) else t for t in timestamp_array(raw_times, len(users)).tolist()]
-        watermark = await self._run(self._write_adds, users, items, weights, times)
+        watermark = await self.writes.submit(None, ("add", users, items, weights, times))
         return {"added": len(users), "watermark": watermark}
 
     def _weights(self, args: dict, count: int) -> list[float]:
@@ -571,25 +531,49 @@ class Server:
             raise InvalidInputError("weights must be a list of numbers")
         return weight_array(weights, count).tolist()
 
-    def _write_adds(self, users, items, weights, times) -> int:
-        if not users:
-            return self.store.watermark()
-        with self._write_lock:
-            watermark = self.store.append_interactions(users, items, weights, times)
-            self.engine.add_interactions(users, items, weights,
-                                         timestamps=None if times is None or all(t is None for t in times) else times)
-        return watermark
-
     async def _op_remove_interactions(self, caller: Caller, args: dict) -> dict:
         users, items = self._pairs(caller, args)
-        return {"removed": await self._run(self._write_removals, users, items)}
+        return {"removed": await self.writes.submit(None, ("remove", users, items, None, None))}
 
-    def _write_removals(self, users, items) -> int:
-        if not users:
-            return 0
+    def _commit_writes(self, _key, writes: list[tuple]) -> list[int]:
+        """Group commit: the queued ``(op, users, items, weights, times)`` writes, each run of
+        consecutive adds (or removals) stored in one transaction, then applied to the engine.
+        Results in order: an add's watermark, a removal's count of pairs that were present."""
+        results: list[int] = []
         with self._write_lock:
+            start = 0
+            while start < len(writes):
+                stop = start + 1
+                while stop < len(writes) and writes[stop][0] == writes[start][0]:
+                    stop += 1
+                commit = self._commit_adds if writes[start][0] == "add" else self._commit_removals
+                results += commit(writes[start:stop])
+                start = stop
+        return results
+
+    def _commit_adds(self, writes: list[tuple]) -> list[int]:
+        users = [u for w in writes for u in w[1]]
+        if not users:
+            return [self.store.watermark()] * len(writes)
+        items = [i for w in writes for i in w[2]]
+        weights = [x for w in writes for x in w[3]]
+        times = [t for w in writes for t in (w[4] if w[4] is not None else [None] * len(w[1]))]
+        last = self.store.append_interactions(users, items, weights, times)
+        self.engine.add_interactions(users, items, weights,
+                                     timestamps=None if all(t is None for t in times) else times)
+        # one call's log positions are consecutive: a request's last row is `last` minus the rows after it
+        watermarks, after = [], len(users)
+        for w in writes:
+            after -= len(w[1])
+            watermarks.append(last - after)
+        return watermarks
+
+    def _commit_removals(self, writes: list[tuple]) -> list[int]:
+        users = [u for w in writes for u in w[1]]
+        items = [i for w in writes for i in w[2]]
+        if users:
             self.store.append_removals(users, items)
-            return sum(self.engine.remove_interaction(u, i) for u, i in zip(users, items))
+        return [sum(self.engine.remove_interaction(u, i) for u, i in zip(w[1], w[2])) for w in writes]
 
     async def _op_put_items(self, caller: Caller, args: dict) -> dict:
         if "items" not in args:
@@ -643,10 +627,18 @@ class Server:
         caller.require_own([user])
         n, filters = self._list_args(args)
         fmt = _format(args)
-        recs = await self.batcher.recommend(user, n, filter_owned=_opt(args, "filter_owned", bool, True), **filters)
+        key = (n, _opt(args, "filter_owned", bool, True), None if filters["items"] is None else tuple(filters["items"]),
+               None if filters["exclude"] is None else tuple(filters["exclude"]), filters["item_kind"])
+        recs = await self.recommends.submit(key, user)
         if fmt == "jsonld":
             return await self._run(self._collection, recs, for_user=user)
         return {"items": _plain(recs)}
+
+    def _recommend_batch(self, key: tuple, users: list[str]) -> list:
+        n, filter_owned, items, exclude, item_kind = key
+        return self.engine.recommend_batch(users, n, filter_owned=filter_owned,
+                                           items=None if items is None else list(items),
+                                           exclude=None if exclude is None else list(exclude), item_kind=item_kind)
 
     def _collection(self, recs, **about) -> dict:
         from .activity_output import recommendations_collection
@@ -700,7 +692,7 @@ class Server:
         return {"users": bags.n_users, "items": bags.n_items, "interactions": bags.nnz,
                 "model": self.engine.serving, "uptime": time.time() - self.started,
                 "connections": len(self._connections), "requests": self.requests,
-                "recommend_core_calls": self.batcher.core_calls,
+                "recommend_core_calls": self.recommends.calls,
                 "watermark": await self._run(self.store.watermark)}
 
     # -- jobs and snapshots -----------------------------------------------------------------
@@ -859,15 +851,51 @@ def open_server(data_dir, *, store: Store | None = None, plugins=None, num_threa
     return Server(engine, store, data_dir=data_dir, owns_store=owns, **options)
 
 
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """A fresh event loop of ``kind``: ``"uvloop"`` (libuv underneath: sockets, timers and
+    callbacks cost a fraction of the standard loop's, which is most of a small request's
+    cost), ``"asyncio"`` (the standard loop), or ``"auto"``: uvloop where it is installed."""
+    if kind not in EVENT_LOOPS:
+        raise InvalidInputError(f"event loop must be one of {list(EVENT_LOOPS)}, got {kind!r}")
+    if kind != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise InvalidInputError("uvloop is not installed (pip install uvloop; not on Windows)") from None
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def run_on_new_loop(main, kind: str = "auto"):
+    """``asyncio.run(main)`` on a loop made by :func:`new_event_loop`."""
+    loop = new_event_loop(kind)
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
 class ServerThread:
     """A :class:`Server` running on its own event loop in a background thread (embedding, tests).
 
-    ``with ServerThread(server) as running:`` starts it and stops it on exit.
+    ``with ServerThread(server) as running:`` starts it and stops it on exit. ``loop`` is the
+    kind of event loop (see :func:`new_event_loop`).
     """
 
-    def __init__(self, server: Server):
+    def __init__(self, server: Server, *, loop: str = "auto"):
         self.server = server
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop(loop)
         self._thread = threading.Thread(target=self._main, name="backpack-server-loop", daemon=True)
         self._ready = threading.Event()
         self._failure: BaseException | None = None

@@ -80,7 +80,7 @@ def main() -> None:
                 address = f"{server.address[0]}:{server.address[1]}"
                 seconds = asyncio.run(storm(address, token, users, args.clients, args.n))
                 rate = args.requests / seconds
-                per_call = args.requests / max(server.batcher.core_calls, 1)
+                per_call = args.requests / max(server.recommends.calls, 1)
                 print(f"socket, batch window {window_ms:3g} ms: {rate:10.0f} req/s  ({rate / loop_rate:.2f}x), "
                       f"{per_call:.1f} requests per core call")
         store.close()

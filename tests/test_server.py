@@ -94,6 +94,68 @@ def test_non_loopback_bind_needs_allow_remote(tmp_path):
 
 # -- pipelining and micro-batching --------------------------------------------------------------
 
+class SlowAppendStore(MemoryStore):
+    """A store whose log appends take a while, as an fsync does, and are counted."""
+
+    def __init__(self):
+        super().__init__()
+        self.appends = 0
+
+    def append_interactions(self, users, items, weights, timestamps=None) -> int:
+        self.appends += 1
+        time.sleep(0.02)
+        return super().append_interactions(users, items, weights, timestamps)
+
+
+def test_writes_queued_during_a_commit_share_the_next_one_and_each_gets_its_own_watermark():
+    store = SlowAppendStore()
+    with running_server(store=store, seeded=False) as r:
+        requests = [([f"gc-user{c}"] * (1 + k % 3), [ITEM.format((c * 7 + k + j) % 20) for j in range(1 + k % 3)])
+                    for c in range(8) for k in range(5)]
+
+        async def main():
+            clients = [AsyncClient(r.tcp, token=r.tokens["service"]) for _ in range(8)]
+            for c in clients:
+                await c.connect()
+            try:
+                return await asyncio.gather(*(clients[i % 8].add_interactions(users, items)
+                                              for i, (users, items) in enumerate(requests)))
+            finally:
+                for c in clients:
+                    await c.close()
+
+        appends_before = store.appends
+        replies = asyncio.run(main())
+        assert store.appends - appends_before < len(requests) / 2, "writes were not committed in groups"
+        by_seq = {e.seq: (e.user, e.item) for e in store.log}
+        for (users, items), reply in zip(requests, replies):
+            w, n = reply["watermark"], reply["added"]
+            assert n == len(users)
+            assert [by_seq[s] for s in range(w - n + 1, w + 1)] == list(zip(users, items))
+        assert len({reply["watermark"] for reply in replies}) == len(requests)
+        assert store.check() == []
+        for users, items in requests:
+            assert set(items) <= set(r.engine.bags.bag(users[0]))
+
+
+def test_a_bad_write_fails_alone_while_it_shares_a_commit_with_good_ones(running):
+    async def main():
+        client = AsyncClient(running.tcp, token=running.tokens["service"])
+        await client.connect()
+        try:
+            return await asyncio.gather(client.add_interactions(["ok-user"], [ITEM.format(1)]),
+                                        client.add_interactions([""], [ITEM.format(2)]),
+                                        client.add_interactions(["ok-user"], [ITEM.format(2)]),
+                                        return_exceptions=True)
+        finally:
+            await client.close()
+
+    good, bad, also_good = asyncio.run(main())
+    assert isinstance(bad, InvalidInputError) and "non-empty" in str(bad)
+    assert good["added"] == also_good["added"] == 1
+    assert {ITEM.format(1), ITEM.format(2)} <= set(running.engine.bags.bag("ok-user"))
+
+
 def test_concurrent_recommends_share_few_core_calls(running, monkeypatch):
     engine = running.engine
     original = engine.recommend_batch
