@@ -98,6 +98,9 @@ func connect_to_server(
 	token = server_token
 	_wanted = true
 	_attempts = 0
+	if state != State.DISCONNECTED:
+		# Calls sent on the old connection fail now instead of waiting for their timeout.
+		_drop(BackpackError.CONNECTION_LOST, "connect_to_server() was called again")
 	_open()
 
 
@@ -304,6 +307,7 @@ func _send(pending: _Pending) -> void:
 	var err: Error = _peer.put_data(pending.frame)
 	if err != OK:
 		_drop(BackpackError.CONNECTION_LOST, error_string(err))
+		_schedule_reconnect(Time.get_ticks_msec() / 1000.0)
 
 
 func _read_frames() -> void:
