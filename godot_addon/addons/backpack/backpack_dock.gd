@@ -124,6 +124,18 @@ func _backpack(args: PackedStringArray) -> Array:
 	return [code, "".join(PackedStringArray(output))]
 
 
+## The JSON document a `--json` command printed. Its stderr is read too (for error text), so
+## warnings Python prints there may come first: fall back to the outermost {...}.
+func _json_in(text: String) -> Variant:
+	var parsed: Variant = JSON.parse_string(text)
+	if parsed == null:
+		var start: int = text.find("{")
+		var end: int = text.rfind("}")
+		if start != -1 and end > start:
+			parsed = JSON.parse_string(text.substr(start, end - start + 1))
+	return parsed
+
+
 func _python_problem() -> String:
 	var output: Array = []
 	var code: int = OS.execute(_python.text, ["-c", "import backpack"], output, true)
@@ -183,7 +195,7 @@ func _create_token() -> void:
 	var done: Array = _backpack(
 		["token", "create", "--role", "admin", "--json", "--data-dir", _data_path()]
 	)
-	var parsed: Variant = JSON.parse_string(done[1])
+	var parsed: Variant = _json_in(done[1])
 	if done[0] != 0 or not parsed is Dictionary:
 		_say("Could not create a token: %s" % done[1].strip_edges())
 		return
@@ -262,7 +274,7 @@ func _import() -> void:
 		return
 	_say("Importing %s ..." % _folder.text)
 	var done: Array = _backpack(["import", folder, "--json", "--data-dir", _data_path()])
-	var parsed: Variant = JSON.parse_string(done[1])
+	var parsed: Variant = _json_in(done[1])
 	if done[0] != 0 or parsed == null:
 		_say("The import failed.")
 		_show(str(done[1]).strip_edges())
