@@ -233,6 +233,7 @@ func poll() -> void:
 		_schedule_reconnect(now)
 		return
 	if state == State.CONNECTING:
+		_peer.set_no_delay(true)  # small pipelined frames: do not wait for Nagle's algorithm
 		state = State.GREETING
 		_greet()
 	_read_frames()
