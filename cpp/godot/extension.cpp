@@ -417,7 +417,15 @@ void deinitialize(void *, InitLevel level) {
 // The entry symbol named in backpack.gdextension. Resolves every interface
 // function up front, so a Godot lacking one refuses the library at load time
 // instead of failing on first use.
-extern "C" __attribute__((visibility("default"))) backpack::gd::Bool backpack_library_init(
+// On Windows (MinGW/Clang) the visibility attribute exports nothing: dllexport does, and
+// with one dllexport present the linker stops exporting every symbol by default.
+#if defined(_WIN32)
+#define BACKPACK_EXPORT __declspec(dllexport)
+#else
+#define BACKPACK_EXPORT __attribute__((visibility("default")))
+#endif
+
+extern "C" BACKPACK_EXPORT backpack::gd::Bool backpack_library_init(
     backpack::gd::GetProcAddress get_proc_address, backpack::gd::Ptr library,
     backpack::gd::Initialization *r_initialization) {
     using namespace backpack::gd;

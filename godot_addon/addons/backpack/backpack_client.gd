@@ -1,3 +1,4 @@
+@tool
 class_name BackpackClient
 extends Node
 ## A client for `backpack serve` over TCP, for games and the editor alike.
@@ -15,6 +16,10 @@ extends Node
 ## [code]{"id", "error": {"code", "message"}}[/code] (codes in [BackpackError]). Calls made
 ## before the hello reply wait in a queue; many calls may be in flight at once (pipelining),
 ## replies are matched by id.
+##
+## [code]@tool[/code] so the editor dock can use it: in the editor a script without it gets a
+## placeholder instance whose methods cannot be called. It does nothing until
+## [method connect_to_server] is called.
 
 ## The hello reply arrived: the connection is authenticated and calls go out.
 signal connected(hello: Dictionary)
@@ -38,6 +43,8 @@ const HEADER_BYTES := 4
 @export var client_name: String = "godot"
 ## Seconds a request may wait for its reply before it fails with "timeout".
 @export var request_timeout: float = 10.0
+## Seconds to wait for the TCP connection to open before counting it refused.
+@export var connect_timeout: float = 5.0
 ## Reconnect after the connection breaks, waiting longer after each failure.
 @export var auto_reconnect: bool = true
 @export var reconnect_min_delay: float = 0.5
@@ -56,6 +63,7 @@ var _pending: Dictionary = {}  # id -> _Pending, sent and waiting for a reply
 var _queue: Array[_Pending] = []  # built while not yet greeted, sent in order after hello
 var _attempts: int = 0
 var _reconnect_at: float = -1.0
+var _connect_deadline: float = 0.0
 var _wanted: bool = false
 
 
@@ -65,6 +73,16 @@ class _Pending:
 	var id: int
 	var frame: PackedByteArray
 	var deadline: float
+	## Set (with [member reply]) before [signal done] is emitted, so a caller that reaches
+	## its [code]await[/code] after a synchronous failure still gets its reply.
+	var finished: bool = false
+	var reply: Dictionary = {}
+
+
+func _init() -> void:
+	# A network client keeps polling while the game is paused (a pause menu would
+	# otherwise make every call in flight time out).
+	process_mode = Node.PROCESS_MODE_ALWAYS
 
 
 func _process(_delta: float) -> void:
@@ -80,6 +98,9 @@ func connect_to_server(
 	token = server_token
 	_wanted = true
 	_attempts = 0
+	if state != State.DISCONNECTED:
+		# Calls sent on the old connection fail now instead of waiting for their timeout.
+		_drop(BackpackError.CONNECTION_LOST, "connect_to_server() was called again")
 	_open()
 
 
@@ -197,6 +218,10 @@ func poll() -> void:
 	_peer.poll()
 	var status: StreamPeerTCP.Status = _peer.get_status()
 	if status == StreamPeerTCP.STATUS_CONNECTING:
+		if now >= _connect_deadline:
+			_drop(BackpackError.CONNECTION_REFUSED, "%s:%d did not answer in time" % [host, port])
+			_schedule_reconnect(now)
+			return
 		_expire(now)
 		return
 	if status != StreamPeerTCP.STATUS_CONNECTED:
@@ -208,6 +233,7 @@ func poll() -> void:
 		_schedule_reconnect(now)
 		return
 	if state == State.CONNECTING:
+		_peer.set_no_delay(true)  # small pipelined frames: do not wait for Nagle's algorithm
 		state = State.GREETING
 		_greet()
 	_read_frames()
@@ -224,6 +250,7 @@ func _open() -> void:
 		_fail_queue(BackpackError.CONNECTION_REFUSED, error_string(err))
 		_schedule_reconnect(Time.get_ticks_msec() / 1000.0)
 		return
+	_connect_deadline = Time.get_ticks_msec() / 1000.0 + connect_timeout
 	state = State.CONNECTING
 
 
@@ -233,11 +260,11 @@ func _greet() -> void:
 		server_info = reply["result"]
 		_attempts = 0
 		state = State.READY
-		var waiting: Array[_Pending] = _queue
-		_queue = []
-		for pending: _Pending in waiting:
-			_send(pending)
-		connected.emit(server_info)
+		# A failed send drops the connection; what is left stays queued for the reconnect.
+		while not _queue.is_empty() and state == State.READY:
+			_send(_queue.pop_front())
+		if state == State.READY:
+			connected.emit(server_info)
 	elif state != State.DISCONNECTED:
 		var error: BackpackError = BackpackError.from_reply(reply)
 		if error.code == BackpackError.UNAUTHORIZED:
@@ -259,8 +286,10 @@ func _request(op: String, args: Dictionary, greeting: bool = false) -> Dictionar
 		_queue.append(pending)
 	else:
 		return _client_error(pending.id, BackpackError.NOT_CONNECTED, "call connect_to_server()")
-	var reply: Dictionary = await pending.done
-	return reply
+	# _send may have failed and finished the call already: done was emitted before this await.
+	if not pending.finished:
+		await pending.done
+	return pending.reply
 
 
 ## One frame: the 4-byte big-endian length, then the UTF-8 JSON body.
@@ -279,6 +308,7 @@ func _send(pending: _Pending) -> void:
 	var err: Error = _peer.put_data(pending.frame)
 	if err != OK:
 		_drop(BackpackError.CONNECTION_LOST, error_string(err))
+		_schedule_reconnect(Time.get_ticks_msec() / 1000.0)
 
 
 func _read_frames() -> void:
@@ -287,18 +317,23 @@ func _read_frames() -> void:
 		var got: Array = _peer.get_partial_data(available)
 		if got[0] == OK:
 			_buffer.append_array(got[1])
-	while _buffer.size() >= HEADER_BYTES:
+	while _buffer.size() >= HEADER_BYTES and state != State.DISCONNECTED:
 		var size: int = (_buffer[0] << 24) | (_buffer[1] << 16) | (_buffer[2] << 8) | _buffer[3]
 		if size > max_frame:
 			_drop(BackpackError.FRAME_TOO_LARGE, "a reply of %d bytes" % size)
+			_schedule_reconnect(Time.get_ticks_msec() / 1000.0)
 			return
 		if _buffer.size() < HEADER_BYTES + size:
 			return
 		var body: PackedByteArray = _buffer.slice(HEADER_BYTES, HEADER_BYTES + size)
 		_buffer = _buffer.slice(HEADER_BYTES + size)
 		var reply: Variant = JSON.parse_string(body.get_string_from_utf8())
-		if reply is Dictionary:
-			_deliver(reply)
+		if not reply is Dictionary:
+			# Not this protocol (another program on the port?): nothing after it can be trusted.
+			_drop(BackpackError.BAD_FRAME, "the server sent a frame that is not a JSON object")
+			_schedule_reconnect(Time.get_ticks_msec() / 1000.0)
+			return
+		_deliver(reply)
 
 
 func _deliver(reply: Dictionary) -> void:
@@ -318,6 +353,10 @@ func _deliver(reply: Dictionary) -> void:
 
 
 func _finish(pending: _Pending, reply: Dictionary) -> void:
+	if pending.finished:
+		return
+	pending.finished = true
+	pending.reply = reply
 	reply_received.emit(pending.id, reply)
 	var error: BackpackError = BackpackError.from_reply(reply)
 	if error != null:
@@ -332,18 +371,26 @@ func _client_error(id: int, code: String, message: String) -> Dictionary:
 
 
 func _expire(now: float) -> void:
+	# Collect first, finish after: finishing resumes callers, which may make new calls
+	# (added to _pending or _queue) while we would still be iterating.
+	var late: Array[_Pending] = []
 	for id: int in _pending.keys():
 		var pending: _Pending = _pending[id]
 		if now >= pending.deadline:
 			_pending.erase(id)
-			_finish(pending, _error_reply(id, BackpackError.TIMEOUT, "no reply in time"))
+			late.append(pending)
+	var unsent: Array[_Pending] = []
 	var kept: Array[_Pending] = []
 	for pending: _Pending in _queue:
 		if now >= pending.deadline:
-			_finish(pending, _error_reply(pending.id, BackpackError.TIMEOUT, "never connected"))
+			unsent.append(pending)
 		else:
 			kept.append(pending)
 	_queue = kept
+	for pending: _Pending in late:
+		_finish(pending, _error_reply(pending.id, BackpackError.TIMEOUT, "no reply in time"))
+	for pending: _Pending in unsent:
+		_finish(pending, _error_reply(pending.id, BackpackError.TIMEOUT, "never connected"))
 
 
 func _error_reply(id: int, code: String, message: String) -> Dictionary:

@@ -13,6 +13,8 @@ const MODE_SOCKET := 0
 const MODE_IN_PROCESS := 1
 const ENGINE_CLASS := "BackpackEngine"
 const RESULTS := 10
+## Seconds Stop waits for the server to exit after asking it to (SIGTERM) before killing it.
+const STOP_GRACE_SECONDS := 3.0
 
 var _server_pid: int = -1
 var _client: BackpackClient
@@ -54,15 +56,28 @@ func _ready() -> void:
 
 
 func _process(_delta: float) -> void:
-	# Plain (non-@tool) scripts get no _process in the editor: the dock drives the client.
-	_client.poll()
+	# The client (a @tool script) polls its socket in its own _process.
 	if _server_pid != -1 and not OS.is_process_running(_server_pid):
 		_server_pid = -1
-		_say("The server stopped. Check the data directory and port, then press Start again.")
+		_say(
+			(
+				"The server stopped. Is port %d already in use, or the data directory not"
+				+ " writable? Run `backpack serve --data-dir DIR --port %d` in a terminal to see why."
+			)
+			% [int(_port.value), int(_port.value)]
+		)
 
 
-func _exit_tree() -> void:
+## Called by the plugin when it is disabled or the editor closes. Not _exit_tree: the
+## editor also takes a dock out of the tree when it is moved to another dock slot.
+func shutdown() -> void:
 	_stop_server()
+
+
+func _notification(what: int) -> void:
+	if what == NOTIFICATION_PREDELETE and _server_pid != -1:
+		OS.kill(_server_pid)  # last resort: never leave a server running behind the editor
+		_server_pid = -1
 
 
 func _settings() -> EditorSettings:
@@ -109,10 +124,24 @@ func _backpack(args: PackedStringArray) -> Array:
 	return [code, "".join(PackedStringArray(output))]
 
 
+## The JSON document a `--json` command printed. Its stderr is read too (for error text), so
+## warnings Python prints there may come first: fall back to the outermost {...}.
+func _json_in(text: String) -> Variant:
+	var parsed: Variant = JSON.parse_string(text)
+	if parsed == null:
+		var start: int = text.find("{")
+		var end: int = text.rfind("}")
+		if start != -1 and end > start:
+			parsed = JSON.parse_string(text.substr(start, end - start + 1))
+	return parsed
+
+
 func _python_problem() -> String:
 	var output: Array = []
 	var code: int = OS.execute(_python.text, ["-c", "import backpack"], output, true)
-	if code == -1:
+	# -1: could not start it (Windows); 127: the shell OS.execute uses on Linux/macOS found no
+	# such command; 126: found but not executable.
+	if code == -1 or code == 127 or code == 126:
 		return "Python was not found at '%s'. Set the Python executable field." % _python.text
 	if code != 0:
 		return (
@@ -145,16 +174,28 @@ func _stop_server() -> void:
 	if _client != null:
 		_client.disconnect_from_server()
 	if _server_pid != -1:
-		OS.kill(_server_pid)
+		_end_process(_server_pid)
 		_server_pid = -1
 		_say("Server stopped.")
+
+
+## Asks the server to stop (SIGTERM: it closes its store cleanly) and kills it if it does not.
+## OS.kill alone is SIGKILL on Linux/macOS; on Windows it is the only way.
+func _end_process(pid: int) -> void:
+	if OS.get_name() != "Windows":
+		OS.execute("kill", PackedStringArray(["-TERM", str(pid)]))
+		var give_up: int = Time.get_ticks_msec() + int(STOP_GRACE_SECONDS * 1000.0)
+		while OS.is_process_running(pid) and Time.get_ticks_msec() < give_up:
+			OS.delay_msec(50)
+	if OS.is_process_running(pid):
+		OS.kill(pid)
 
 
 func _create_token() -> void:
 	var done: Array = _backpack(
 		["token", "create", "--role", "admin", "--json", "--data-dir", _data_path()]
 	)
-	var parsed: Variant = JSON.parse_string(done[1])
+	var parsed: Variant = _json_in(done[1])
 	if done[0] != 0 or not parsed is Dictionary:
 		_say("Could not create a token: %s" % done[1].strip_edges())
 		return
@@ -233,7 +274,7 @@ func _import() -> void:
 		return
 	_say("Importing %s ..." % _folder.text)
 	var done: Array = _backpack(["import", folder, "--json", "--data-dir", _data_path()])
-	var parsed: Variant = JSON.parse_string(done[1])
+	var parsed: Variant = _json_in(done[1])
 	if done[0] != 0 or parsed == null:
 		_say("The import failed.")
 		_show(str(done[1]).strip_edges())

@@ -1,3 +1,4 @@
+@tool
 class_name BackpackError
 extends RefCounted
 ## An error from a Backpack server or from the client itself: a stable [member code]
@@ -6,6 +7,8 @@ extends RefCounted
 ## Server codes are those of docs/protocol.md ("Error codes"); the client adds
 ## [constant TIMEOUT], [constant CONNECTION_REFUSED], [constant CONNECTION_LOST] and
 ## [constant NOT_CONNECTED], listed there too under "Codes a client reports itself".
+## [code]@tool[/code] because the editor dock creates these: without it the editor makes a
+## placeholder whose [member code] and [method describe] cannot be used.
 
 const BAD_FRAME := "bad_frame"
 const FRAME_TOO_LARGE := "frame_too_large"

@@ -4,7 +4,7 @@ extends EditorPlugin
 
 const DOCK_SCENE := preload("res://addons/backpack/backpack_dock.tscn")
 
-var _dock: Control
+var _dock: Control  # the dock scene's root, backpack_dock.gd
 
 
 func _enter_tree() -> void:
@@ -14,6 +14,7 @@ func _enter_tree() -> void:
 
 func _exit_tree() -> void:
 	if _dock != null:
+		_dock.call("shutdown")  # stops the server the dock started
 		remove_control_from_docks(_dock)
 		_dock.queue_free()
 		_dock = null
