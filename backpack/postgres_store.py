@@ -32,13 +32,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 from .errors import InvalidInputError
-from .importing import finite_number
-from .store import (JOB_STATES, UNFINISHED_JOB_STATES, Job, LogEntry, SnapshotRecord, Store,
-                    StoreError, TokenRecord, UnknownJobError, check_id, check_job_state, new_token, parse_secret,
-                    require_executing, retry_at, same_length, secret_matches)
+from .sql_store import JOB_COLUMNS, SQLStore, apply_migrations
+from .store import JOB_STATES, Job, StoreError
 
 INSTALL_HINT = "pip install 'backpack-engine[postgres]'"
 
@@ -75,7 +73,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_JOB_COLUMNS = "id, kind, args, state, attempts, max_attempts, run_at, progress, result, error, created, updated"
 _RETRIES = 5
 
 
@@ -98,13 +95,7 @@ def _json(value, what: str) -> str:
         raise InvalidInputError(f"{what} must be JSON-serialisable: {exc}") from None
 
 
-def _job_args(args: dict | None) -> str:
-    if args is not None and not isinstance(args, dict):
-        raise InvalidInputError(f"job args must be a dict, got {type(args).__name__}")
-    return _json(args or {}, "job args")
-
-
-class PostgresStore(Store):
+class PostgresStore(SQLStore):
     """The :class:`~backpack.store.Store` in a PostgreSQL (or CockroachDB) database named by ``dsn``
     (a libpq connection string or ``postgresql://`` URL).
 
@@ -114,16 +105,20 @@ class PostgresStore(Store):
     :class:`~backpack.sqlite_store.SQLiteStore`.
     """
 
+    placeholder = "%s"
+    user_column = "user_id"  # "user" is a reserved word in PostgreSQL
+    json_parameter = "?::jsonb"
+    # the job row an update depends on is locked, so its state cannot change under the transaction
+    row_lock = " FOR UPDATE"
+
     def __init__(self, dsn: str, *, backoff_base: float = 1.0, backoff_cap: float = 3600.0,
                  clock: Callable[[], float] = time.time, min_size: int = 1, max_size: int = 8,
                  timeout: float = 30.0, connect_timeout: float = 10.0):
-        if backoff_base < 0 or backoff_cap < 0:
-            raise InvalidInputError("backoff_base and backoff_cap must be >= 0 seconds")
+        super().__init__(backoff_base=backoff_base, backoff_cap=backoff_cap, clock=clock)
         if not 0 <= int(min_size) <= int(max_size) or int(max_size) < 1:
             raise InvalidInputError(f"need 0 <= min_size <= max_size and max_size >= 1, got {min_size}, {max_size}")
         self._psycopg, self._pool_module = _import_psycopg()
         self.dsn = str(dsn)
-        self.backoff_base, self.backoff_cap, self.clock = float(backoff_base), float(backoff_cap), clock
         self._closed = False
         self._lock = threading.Lock()
         # Connect once directly: psycopg's error says why (refused, auth, no such database),
@@ -169,8 +164,11 @@ class PostgresStore(Store):
             except self._psycopg.Error as exc:
                 raise StoreError(f"PostgreSQL store: {'write' if write else 'read'} failed: {exc}") from exc
 
-    def _read(self, sql: str, params: Sequence = ()) -> list[tuple]:
-        return self._run(lambda cur: cur.execute(sql, params).fetchall(), write=False)
+    def _transaction(self, work):
+        return self._run(work)
+
+    def _reading(self, work):
+        return self._run(work, write=False)
 
     def _migrate(self, conn) -> None:
         # autocommit for the bootstrap: IF NOT EXISTS makes it idempotent, and the row lock below
@@ -182,13 +180,7 @@ class PostgresStore(Store):
         conn.autocommit = False
         with conn.transaction():
             version = conn.execute("SELECT version FROM backpack_schema WHERE id = 1 FOR UPDATE").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"the database has Backpack schema version {version}, newer than this Backpack "
-                                 f"understands ({SCHEMA_VERSION}): upgrade Backpack")
-            for steps in MIGRATIONS[version:]:
-                for sql in steps:
-                    conn.execute(sql)
-            if version != SCHEMA_VERSION:
+            if apply_migrations(conn, version, MIGRATIONS, holder="the database has Backpack"):
                 conn.execute("UPDATE backpack_schema SET version = %s WHERE id = 1", (SCHEMA_VERSION,))
 
     def schema_version(self) -> int:
@@ -236,20 +228,6 @@ class PostgresStore(Store):
 
     # -- interaction log -----------------------------------------------------------
 
-    def append_interactions(self, users: Sequence[str], items: Sequence[str], weights: Sequence[float],
-                            timestamps: Sequence[float | None] | None = None) -> int:
-        n = same_length(users=users, items=items, weights=weights,
-                        **({} if timestamps is None else {"timestamps": timestamps}))
-        rows = [("add", check_id("user", u), check_id("item", i), finite_number(w, "weight"),
-                 None if timestamps is None or timestamps[k] is None else finite_number(timestamps[k], "timestamp"))
-                for k, (u, i, w) in enumerate(zip(users, items, weights))]
-        return self._append(rows) if n else self.watermark()
-
-    def append_removals(self, users: Sequence[str], items: Sequence[str]) -> int:
-        n = same_length(users=users, items=items)
-        rows = [("remove", check_id("user", u), check_id("item", i), None, None) for u, i in zip(users, items)]
-        return self._append(rows) if n else self.watermark()
-
     def _append(self, rows: list[tuple]) -> int:
         def work(cur):
             # takes the counter row's lock until commit: the next appender waits (module docstring)
@@ -262,238 +240,46 @@ class PostgresStore(Store):
             return last
         return self._run(work)
 
-    def log_since(self, watermark: int, *, batch_size: int = 100_000) -> Iterator[list[LogEntry]]:
-        if batch_size < 1:
-            raise InvalidInputError("batch_size must be at least 1")
-        # Keyset pages, each its own short transaction (portable to CockroachDB, unlike a named
-        # cursor held open while the caller works on a batch, which would also pin a connection).
-        last = int(watermark)
-        while True:
-            rows = self._read("SELECT seq, op, user_id, item, weight, timestamp FROM log WHERE seq > %s "
-                              "ORDER BY seq LIMIT %s", (last, batch_size))
-            if not rows:
-                return
-            yield [LogEntry(*row) for row in rows]
-            last = rows[-1][0]
-
-    def watermark(self) -> int:
-        return self._read("SELECT coalesce(max(seq), 0) FROM log")[0][0]
-
-    # -- users and items -----------------------------------------------------------
-
-    def put_users(self, users: dict[str, dict]) -> None:
-        self._put("users", "user", users)
-
-    def get_user(self, user: str) -> dict | None:
-        return self._get("users", user)
-
-    def put_items(self, items: dict[str, dict]) -> None:
-        self._put("items", "item", items)
-
-    def get_item(self, item: str) -> dict | None:
-        return self._get("items", item)
-
-    def _put(self, table: str, what: str, docs: dict[str, dict]) -> None:
-        rows = []
-        for key, doc in docs.items():
-            if not isinstance(doc, dict):
-                raise InvalidInputError(f"{what} {key!r}: the description must be a JSON object (dict)")
-            rows.append((check_id(what, key), _json(doc, f"{what} {key!r}")))
-        if rows:
-            self._run(lambda cur: cur.executemany(
-                f"INSERT INTO {table} (id, doc) VALUES (%s, %s::jsonb) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-                rows))
-
-    def _get(self, table: str, key: str) -> dict | None:
-        rows = self._read(f"SELECT doc FROM {table} WHERE id = %s", (key,))
-        return rows[0][0] if rows else None
-
-    def iter_items(self, *, batch_size: int = 10_000) -> Iterator[list[tuple[str, dict]]]:
-        if batch_size < 1:
-            raise InvalidInputError("batch_size must be at least 1")
-        last = None
-        while True:
-            # ">" and ORDER BY use the same (the column's) collation, so the keyset is exact whatever the
-            # database's locale, and the primary key index serves both (an explicit COLLATE would not)
-            rows = self._read("SELECT id, doc FROM items" + (" WHERE id > %s" if last is not None else "")
-                              + " ORDER BY id LIMIT %s", (() if last is None else (last,)) + (batch_size,))
-            if not rows:
-                return
-            yield [(key, doc) for key, doc in rows]
-            last = rows[-1][0]
-
-    def counts(self) -> dict[str, int]:
-        tables = ("users", "items", "log", "jobs", "tokens", "snapshots")
-        row = self._read("SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in tables))[0]
-        return dict(zip(tables, row))
-
-    # -- snapshots -------------------------------------------------------------------
-
-    def record_snapshot(self, path: str, algorithm: str | None, watermark: int) -> SnapshotRecord:
-        if int(watermark) < 0:
-            raise InvalidInputError(f"a snapshot watermark is a log seq (>= 0), got {watermark}")
-        created = self.clock()
-
-        def work(cur):
-            written = cur.execute("SELECT coalesce(max(seq), 0) FROM log").fetchone()[0]
-            if int(watermark) > written:
-                raise InvalidInputError(f"snapshot watermark {watermark} is past the end of the log ({written})")
-            return cur.execute("INSERT INTO snapshots (path, algorithm, watermark, created) VALUES (%s, %s, %s, %s) "
-                               "RETURNING id", (str(path), algorithm, int(watermark), created)).fetchone()[0]
-        return SnapshotRecord(self._run(work), str(path), algorithm, int(watermark), created)
-
-    def latest_snapshot(self) -> SnapshotRecord | None:
-        rows = self._read("SELECT id, path, algorithm, watermark, created FROM snapshots ORDER BY id DESC LIMIT 1")
-        return SnapshotRecord(*rows[0]) if rows else None
-
-    # -- tokens ------------------------------------------------------------------------
-
-    def create_token(self, role: str, user: str | None = None, *, label: str = "") -> tuple[TokenRecord, str]:
-        record, secret, hashed = new_token(role, user, label, self.clock())
-        self._run(lambda cur: cur.execute(
-            "INSERT INTO tokens (id, hash, role, user_id, label, created) VALUES (%s, %s, %s, %s, %s, %s)",
-            (record.id, hashed, role, user, record.label, record.created)))
-        return record, secret
-
-    def verify_token(self, secret: str) -> TokenRecord | None:
-        parsed = parse_secret(secret)
-        if parsed is None:
-            return None
-        rows = self._read("SELECT hash, id, role, user_id, created, revoked, label FROM tokens WHERE id = %s",
-                          (parsed[0],))
-        if not secret_matches(secret, rows[0][0] if rows else None) or not rows:
-            return None
-        record = TokenRecord(*rows[0][1:])
-        return None if record.revoked else record
-
-    def revoke_token(self, token_id: str) -> bool:
-        return self._run(lambda cur: cur.execute("UPDATE tokens SET revoked = TRUE WHERE id = %s",
-                                                 (str(token_id),)).rowcount > 0)
-
-    def list_tokens(self) -> list[TokenRecord]:
-        return [TokenRecord(*row) for row in
-                self._read("SELECT id, role, user_id, created, revoked, label FROM tokens ORDER BY created, id")]
-
     # -- jobs ----------------------------------------------------------------------------
 
-    def enqueue_job(self, kind: str, args: dict | None = None, *, max_attempts: int = 3,
-                    run_at: float | None = None) -> Job:
-        encoded = self._check_job(kind, args, max_attempts)
-        return self._run(lambda cur: self._insert_job(cur, kind, encoded, max_attempts, run_at))
-
-    def enqueue_job_once(self, kind: str, args: dict | None = None, *, max_attempts: int = 3,
-                         run_at: float | None = None) -> Job | None:
-        encoded = self._check_job(kind, args, max_attempts)
-
-        def work(cur):
-            # Under READ COMMITTED two transactions could both see no twin and both insert; locking
-            # the 'enqueue_once' counter row first makes them take turns (no advisory lock needed).
-            cur.execute("SELECT value FROM backpack_counters WHERE name = 'enqueue_once' FOR UPDATE")
-            # JSONB equality: key order does not matter
-            pending = cur.execute("SELECT 1 FROM jobs WHERE kind = %s AND args = %s::jsonb AND state = ANY(%s) "
-                                  "LIMIT 1", (kind, encoded, list(UNFINISHED_JOB_STATES))).fetchone()
-            return None if pending else self._insert_job(cur, kind, encoded, max_attempts, run_at)
-        return self._run(work)
-
-    @staticmethod
-    def _check_job(kind: str, args: dict | None, max_attempts: int) -> str:
-        check_id("job kind", kind)
-        encoded = _job_args(args)
-        if int(max_attempts) < 1:
-            raise InvalidInputError(f"max_attempts must be at least 1, got {max_attempts}")
-        return encoded
-
-    def _insert_job(self, cur, kind: str, encoded: str, max_attempts: int, run_at: float | None) -> Job:
-        now = self.clock()
-        row = cur.execute(
-            f"INSERT INTO jobs (kind, args, state, max_attempts, run_at, created, updated) "
-            f"VALUES (%s, %s::jsonb, 'available', %s, %s, %s, %s) RETURNING {_JOB_COLUMNS}",
-            (kind, encoded, int(max_attempts), now if run_at is None else float(run_at), now, now)).fetchone()
-        return Job(*row)
-
-    def claim_job(self, kinds: Sequence[str] | None = None) -> Job | None:
-        if isinstance(kinds, str):  # claim_job("fit") means that kind, not the kinds "f", "i" and "t"
-            kinds = (kinds,)
-        if kinds is not None and not kinds:
-            return None
+    def _claim(self, kinds: Sequence[str] | None) -> Job | None:
         now = self.clock()
         kinds_sql = "" if kinds is None else " AND kind = ANY(%s)"
         # One statement: the subquery locks the oldest runnable row, skipping rows another claimer
         # holds (SKIP LOCKED), so concurrent claimers never wait on nor take the same job.
         sql = (f"UPDATE jobs SET state = 'executing', attempts = attempts + 1, progress = 0, updated = %s "
                f"WHERE id = (SELECT id FROM jobs WHERE state IN ('available', 'retryable') AND run_at <= %s"
-               f"{kinds_sql} ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {_JOB_COLUMNS}")
+               f"{kinds_sql} ORDER BY run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {JOB_COLUMNS}")
         params = (now, now) + (() if kinds is None else ([str(k) for k in kinds],))
         row = self._run(lambda cur: cur.execute(sql, params).fetchone())
-        return None if row is None else Job(*row)
+        return None if row is None else self._job_from_row(row)
 
-    def set_job_progress(self, job_id: int, progress: float) -> None:
-        progress = float(progress)
-        if not 0.0 <= progress <= 1.0:
-            raise InvalidInputError(f"job progress is a fraction from 0 to 1, got {progress}")
+    # -- dialect details (see backpack.sql_store) ---------------------------------------
 
-        def work(cur):
-            self._executing(cur, job_id, "record progress of")
-            cur.execute("UPDATE jobs SET progress = %s, updated = %s WHERE id = %s", (progress, self.clock(), job_id))
-        self._run(work)
+    def _upsert_doc_sql(self, table: str) -> str:
+        return f"INSERT INTO {table} (id, doc) VALUES (?, ?::jsonb) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc"
 
-    def complete_job(self, job_id: int, result: dict | None = None) -> Job:
-        encoded = None if result is None else _json(result, "a job result")
+    def _insert_id(self, cur, sql: str, params: Sequence) -> int:
+        return self._execute(cur, sql + " RETURNING id", params).fetchone()[0]
 
-        def work(cur):
-            self._executing(cur, job_id, "complete")
-            row = cur.execute(f"UPDATE jobs SET state = 'completed', progress = 1, result = %s::jsonb, error = NULL, "
-                              f"updated = %s WHERE id = %s RETURNING {_JOB_COLUMNS}",
-                              (encoded, self.clock(), job_id)).fetchone()
-            return Job(*row)
-        return self._run(work)
+    def _one_of(self, values: Sequence) -> tuple[str, tuple]:
+        # one array parameter, whatever the number of values
+        return "= ANY(?)", ([str(value) for value in values],)
 
-    def fail_job(self, job_id: int, error: str) -> Job:
-        def work(cur):
-            job = self._executing(cur, job_id, "fail")
-            self._record_failure(cur, job, str(error))
-            return self._job(cur, job_id)
-        return self._run(work)
+    def _lock_enqueue_once(self, cur) -> None:
+        # Under READ COMMITTED two transactions could both see no twin and both insert; locking
+        # the 'enqueue_once' counter row first makes them take turns (no advisory lock needed).
+        cur.execute("SELECT value FROM backpack_counters WHERE name = 'enqueue_once' FOR UPDATE")
 
-    def recover_jobs(self) -> int:
-        def work(cur):
-            # FOR UPDATE: a job completing at the same moment is either done first or waits for us
-            rows = cur.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = 'executing' FOR UPDATE").fetchall()
-            for row in rows:
-                self._record_failure(cur, Job(*row), "interrupted: the process running it stopped")
-            return len(rows)
-        return self._run(work)
+    def _encode_doc(self, doc: dict, what: str) -> str:
+        return _json(doc, what)
 
-    def _record_failure(self, cur, job: Job, error: str) -> None:
-        now = self.clock()
-        run_at = retry_at(job, now, self.backoff_base, self.backoff_cap)
-        if run_at is None:
-            cur.execute("UPDATE jobs SET state = 'discarded', error = %s, updated = %s WHERE id = %s",
-                        (error, now, job.id))
-            return
-        cur.execute("UPDATE jobs SET state = 'retryable', error = %s, run_at = %s, updated = %s WHERE id = %s",
-                    (error, run_at, now, job.id))
+    def _encode_job_args(self, args: dict) -> str:
+        # JSONB equality ignores key order, so this need not be canonical; _json sorts anyway
+        return _json(args, "job args")
 
-    def get_job(self, job_id: int) -> Job:
-        return self._run(lambda cur: self._job(cur, job_id), write=False)
+    def _encode_result(self, result: dict) -> str:
+        return _json(result, "a job result")
 
-    def list_jobs(self, state: str | None = None, *, limit: int = 100) -> list[Job]:
-        check_job_state(state)
-        where = "" if state is None else " WHERE state = %s"
-        rows = self._read(f"SELECT {_JOB_COLUMNS} FROM jobs{where} ORDER BY id DESC LIMIT %s",
-                          ((state,) if state else ()) + (int(limit),))
-        return [Job(*row) for row in rows]
-
-    def _job(self, cur, job_id: int, *, lock: bool = False) -> Job:
-        row = cur.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s{' FOR UPDATE' if lock else ''}",
-                          (int(job_id),)).fetchone()
-        if row is None:
-            raise UnknownJobError(f"no job with id {job_id}")
-        return Job(*row)
-
-    def _executing(self, cur, job_id: int, action: str) -> Job:
-        # FOR UPDATE: the state read here cannot change before this transaction's update
-        job = self._job(cur, job_id, lock=True)
-        return require_executing(job, action)
-
-
+    def _decode_json(self, value):
+        return value  # psycopg decodes JSONB itself
