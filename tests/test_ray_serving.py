@@ -13,7 +13,7 @@ from server_helpers import RawConnection
 
 from backpack import Engine, synthetic
 from backpack.client import ServerError
-from backpack.errors import ReadOnlyReplicaError, UnknownItemError
+from backpack.errors import RayUnavailableError, ReadOnlyReplicaError, UnknownItemError
 from backpack.state_dir import DataDirError
 from backpack.ray_serving import EngineReplica, serve_on_ray
 from backpack.server import Limits, Server, ServerThread
@@ -133,6 +133,20 @@ def test_a_failing_handler_is_an_internal_error_not_a_dead_replica(replica, monk
     assert _ask(replica, {"id": 1, "op": "similar_items", "args": {"item": "i1"}})["error"]["code"] == "internal"
     monkeypatch.undo()
     assert "result" in _ask(replica, {"id": 2, "op": "similar_items", "args": {"item": "i1"}})
+
+
+def test_hello_says_it_is_a_replica_with_the_servers_limits(replica):
+    result = _ask(replica, {"id": "h", "op": "hello", "args": {}})["result"]
+    assert "ray serve replica" in result["server"] and result["protocol"] == 1
+    assert result["role"] == "service" and result["limits"] == LIMITS.as_dict()
+
+
+def test_without_ray_the_error_names_the_extra(data_dir, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
+    with pytest.raises(RayUnavailableError, match="backpack-engine\\[ray\\]"):
+        serve_on_ray(data_dir)
 
 
 def test_a_directory_that_is_not_a_snapshot_is_refused_before_deploying(tmp_path):
