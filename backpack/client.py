@@ -56,7 +56,8 @@ ERROR_CLASSES: dict[str, type[BackpackError]] = {cls.code: cls for cls in (
     errors.ModelFileError, errors.StaleModelError, errors.CancelledError, errors.DatasetUnavailableError,
     errors.BackendUnavailableError, errors.ModelLoadError, errors.ModelInputError, errors.ModelRunError,
     errors.ModelContractError, errors.UnknownContextError, errors.NamespaceCollisionError, MappingError,
-    StoreError, UnknownJobError, JobStateError, DataDirError, PluginError, PluginConflictError)}
+    StoreError, UnknownJobError, JobStateError, DataDirError, PluginError, PluginConflictError,
+    errors.ReadOnlyReplicaError)}
 
 
 def error_from_reply(error: dict) -> BackpackError:

@@ -170,6 +170,13 @@ class ClusterUnreachableError(BackpackError, ConnectionError):
     code = "cluster_unreachable"
 
 
+class ReadOnlyReplicaError(BackpackError):
+    """A write (or job) op sent to Ray Serve replicas (:mod:`backpack.ray_serving`): they serve
+    read-only copies of one snapshot. The message says where writes go instead."""
+
+    code = "read_only"
+
+
 class GodotProjectError(InvalidInputError):
     """A path given as a Godot project is not one (no ``project.godot``), or the
     Godot library was not built for this platform. The message says what to do."""

@@ -44,6 +44,7 @@ ERROR_CODES = {
     "too_many_connections": "the server is at its connection limit; the connection is closed after it",
     "idle_timeout": "nothing was received for the idle timeout; the connection is closed after it",
     "unknown_job": "no job has that id",
+    "read_only": "a write or job op sent to read-only replicas (Ray Serve); send it to the server that owns the store",
     "internal": "the server failed while handling the request (a bug); the server keeps running",
 }
 

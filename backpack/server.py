@@ -265,7 +265,114 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class Server:
+def usable_id(request: dict):
+    """The request's id if it is a usable one (an integer or a string), else None."""
+    value = request.get("id")
+    return value if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+
+
+def check_request(request: dict) -> None:
+    """``bad_request`` unless ``request`` has an id, an op, args and at most a string token."""
+    if usable_id(request) is None:
+        raise ProtocolError("bad_request", "request needs an id (integer or string)")
+    if not isinstance(request.get("op"), str):
+        raise ProtocolError("bad_request", "request needs an op (string)")
+    if not isinstance(request.get("args"), dict):
+        raise ProtocolError("bad_request", "request needs args (an object, {} for none)")
+    if "token" in request and not isinstance(request["token"], str):
+        raise ProtocolError("bad_request", "token must be a string")
+
+
+class ReadOps:
+    """The protocol's read operations over one engine: argument checks, the engine call, the result.
+
+    :class:`Server` answers them on its socket; :class:`~backpack.ray_serving.EngineReplica` answers the
+    same ops on Ray Serve replicas. Keeping them in one place is what makes both give the same results,
+    the same error codes and the same messages. A subclass provides ``engine``, ``limits``,
+    ``recommends`` (a :class:`~backpack.coalescing.Coalescer` over :meth:`_recommend_batch`) and ``_run``
+    (a blocking call in a worker thread).
+    """
+
+    engine: Engine
+    limits: Limits
+    recommends: Coalescer
+
+    async def _run(self, fn, *args, **kwargs):
+        raise NotImplementedError  # each host runs blocking calls its own way
+
+    def _check_batch(self, count: int, what: str) -> None:
+        if count > self.limits.max_batch:
+            raise ProtocolError("batch_too_large", f"{count} {what} in one request; the limit is "
+                                                   f"{self.limits.max_batch}: split it")
+
+    async def _op_recommend(self, caller: Caller, args: dict):
+        user = _req(args, "user", str)
+        caller.require_own([user])
+        n, filters = self._list_args(args)
+        fmt = _format(args)
+        key = (n, _opt(args, "filter_owned", bool, True), None if filters["items"] is None else tuple(filters["items"]),
+               None if filters["exclude"] is None else tuple(filters["exclude"]), filters["item_kind"])
+        recs = await self.recommends.submit(key, user)
+        if fmt == "jsonld":
+            return await self._run(self._collection, recs, for_user=user)
+        return {"items": _plain(recs)}
+
+    def _recommend_batch(self, key: tuple, users: list[str]) -> list:
+        """The coalesced single-user recommends of one key, answered by one core call."""
+        n, filter_owned, items, exclude, item_kind = key
+        return self.engine.recommend_batch(users, n, filter_owned=filter_owned,
+                                           items=None if items is None else list(items),
+                                           exclude=None if exclude is None else list(exclude), item_kind=item_kind)
+
+    def _collection(self, recs, **about) -> dict:
+        from .activity_output import recommendations_collection
+
+        return recommendations_collection(recs, algorithm=self.engine.serving["algorithm"], **about)
+
+    def _list_args(self, args: dict) -> tuple[int, dict]:
+        n = _opt(args, "n", int, 10)
+        self._check_batch(n, "results")
+        filters = {"items": _opt_strings(args, "items"), "exclude": _opt_strings(args, "exclude"),
+                   "item_kind": _opt(args, "item_kind", str, None)}
+        for name in ("items", "exclude"):
+            if filters[name] is not None:
+                self._check_batch(len(filters[name]), name)
+        return n, filters
+
+    async def _op_recommend_batch(self, caller: Caller, args: dict) -> dict:
+        users = _strings(args, "users")
+        self._check_batch(len(users), "users")
+        caller.require_own(users)
+        n, filters = self._list_args(args)
+        results = await self._run(self.engine.recommend_batch, users, n,
+                                  filter_owned=_opt(args, "filter_owned", bool, True), **filters)
+        return {"results": [_plain(r) for r in results]}
+
+    async def _op_recommend_bag(self, caller: Caller, args: dict) -> dict:
+        items = _strings(args, "items")
+        self._check_batch(len(items), "items")
+        weights = args.get("weights")
+        if weights is not None and (not isinstance(weights, list) or not all(_is_number(w) for w in weights)):
+            raise InvalidInputError("weights must be a list of numbers")
+        n = _opt(args, "n", int, 10)
+        self._check_batch(n, "results")
+        recs = await self._run(self.engine.recommend_bag, items, weights, n,
+                               filter_owned=_opt(args, "filter_owned", bool, True),
+                               item_kind=_opt(args, "item_kind", str, None))
+        return {"items": _plain(recs)}
+
+    async def _op_similar_items(self, caller: Caller, args: dict):
+        item = _req(args, "item", str)
+        n, filters = self._list_args(args)
+        fmt = _format(args)
+        recs = await self._run(self.engine.similar_items, item, n, based_on=_opt(args, "based_on", str, "auto"),
+                               **filters)
+        if fmt == "jsonld":
+            return await self._run(self._collection, recs, similar_to=item)
+        return {"items": _plain(recs)}
+
+
+class Server(ReadOps):
     """An engine served over TCP (loopback unless ``allow_remote``) and/or a Unix socket.
 
     ``store`` is the durable state (the server does not close it unless
@@ -414,15 +521,8 @@ class Server:
         request_id = None
         try:
             request = decode_body(body, conn.codec)
-            if isinstance(request.get("id"), bool) or not isinstance(request.get("id"), (int, str)):
-                raise ProtocolError("bad_request", "request needs an id (integer or string)")
-            request_id = request["id"]
-            if not isinstance(request.get("op"), str):
-                raise ProtocolError("bad_request", "request needs an op (string)")
-            if not isinstance(request.get("args"), dict):
-                raise ProtocolError("bad_request", "request needs args (an object, {} for none)")
-            if "token" in request and not isinstance(request["token"], str):
-                raise ProtocolError("bad_request", "token must be a string")
+            request_id = usable_id(request)
+            check_request(request)
             if not conn.bucket.take():
                 raise ProtocolError("rate_limited", f"more than {self.limits.rate:g} requests/s on this "
                                                     "connection; slow down and retry")
@@ -487,11 +587,6 @@ class Server:
                 "role": caller.role, "user": caller.user, "limits": self.limits.as_dict()}
 
     # -- writes -------------------------------------------------------------------------
-
-    def _check_batch(self, count: int, what: str) -> None:
-        if count > self.limits.max_batch:
-            raise ProtocolError("batch_too_large", f"{count} {what} in one request; the limit is "
-                                                   f"{self.limits.max_batch}: split it")
 
     def _pairs(self, caller: Caller, args: dict) -> tuple[list[str], list[str]]:
         users, items = _strings(args, "users"), _strings(args, "items")
@@ -621,72 +716,7 @@ class Server:
         return {"interactions": len(adds), "undone": len(removals), "removed": removed,
                 "items": len(records.items), "users": len(records.users), "watermark": watermark}
 
-    # -- reads ----------------------------------------------------------------------------
-
-    async def _op_recommend(self, caller: Caller, args: dict):
-        user = _req(args, "user", str)
-        caller.require_own([user])
-        n, filters = self._list_args(args)
-        fmt = _format(args)
-        key = (n, _opt(args, "filter_owned", bool, True), None if filters["items"] is None else tuple(filters["items"]),
-               None if filters["exclude"] is None else tuple(filters["exclude"]), filters["item_kind"])
-        recs = await self.recommends.submit(key, user)
-        if fmt == "jsonld":
-            return await self._run(self._collection, recs, for_user=user)
-        return {"items": _plain(recs)}
-
-    def _recommend_batch(self, key: tuple, users: list[str]) -> list:
-        n, filter_owned, items, exclude, item_kind = key
-        return self.engine.recommend_batch(users, n, filter_owned=filter_owned,
-                                           items=None if items is None else list(items),
-                                           exclude=None if exclude is None else list(exclude), item_kind=item_kind)
-
-    def _collection(self, recs, **about) -> dict:
-        from .activity_output import recommendations_collection
-
-        return recommendations_collection(recs, algorithm=self.engine.serving["algorithm"], **about)
-
-    def _list_args(self, args: dict) -> tuple[int, dict]:
-        n = _opt(args, "n", int, 10)
-        self._check_batch(n, "results")
-        filters = {"items": _opt_strings(args, "items"), "exclude": _opt_strings(args, "exclude"),
-                   "item_kind": _opt(args, "item_kind", str, None)}
-        for name in ("items", "exclude"):
-            if filters[name] is not None:
-                self._check_batch(len(filters[name]), name)
-        return n, filters
-
-    async def _op_recommend_batch(self, caller: Caller, args: dict) -> dict:
-        users = _strings(args, "users")
-        self._check_batch(len(users), "users")
-        caller.require_own(users)
-        n, filters = self._list_args(args)
-        results = await self._run(self.engine.recommend_batch, users, n,
-                                  filter_owned=_opt(args, "filter_owned", bool, True), **filters)
-        return {"results": [_plain(r) for r in results]}
-
-    async def _op_recommend_bag(self, caller: Caller, args: dict) -> dict:
-        items = _strings(args, "items")
-        self._check_batch(len(items), "items")
-        weights = args.get("weights")
-        if weights is not None and (not isinstance(weights, list) or not all(_is_number(w) for w in weights)):
-            raise InvalidInputError("weights must be a list of numbers")
-        n = _opt(args, "n", int, 10)
-        self._check_batch(n, "results")
-        recs = await self._run(self.engine.recommend_bag, items, weights, n,
-                               filter_owned=_opt(args, "filter_owned", bool, True),
-                               item_kind=_opt(args, "item_kind", str, None))
-        return {"items": _plain(recs)}
-
-    async def _op_similar_items(self, caller: Caller, args: dict):
-        item = _req(args, "item", str)
-        n, filters = self._list_args(args)
-        fmt = _format(args)
-        recs = await self._run(self.engine.similar_items, item, n, based_on=_opt(args, "based_on", str, "auto"),
-                               **filters)
-        if fmt == "jsonld":
-            return await self._run(self._collection, recs, similar_to=item)
-        return {"items": _plain(recs)}
+    # -- reads (the others are ReadOps') -----------------------------------------------------
 
     async def _op_stats(self, caller: Caller, args: dict) -> dict:
         bags = self.engine.bags
