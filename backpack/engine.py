@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from itertools import repeat
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -558,13 +559,18 @@ class Engine:
         return idx[(idx >= 0) & (idx < served.n_items)]
 
     def _named(self, ids: np.ndarray, scores: np.ndarray, served: _Served) -> list[list[Recommendation]]:
-        flat = ids.reshape(-1)
-        names = iter(self.bags.item_ids(flat[flat >= 0]))
-        fills = np.asarray(call_plugin(served.registration, "is_fill", served.model.is_fill, scores)).tolist()
-        out = []
-        for row_ids, row_scores, row_fills in zip(ids.tolist(), scores.tolist(), fills):
-            out.append([Recommendation(next(names), s, "popular" if fill else "personal")
-                        for i, s, fill in zip(row_ids, row_scores, row_fills) if i >= 0])
+        # Whole-array steps, then one map over the flat lists: this runs for every served list,
+        # and per-row Python loops cost more than the core's scoring did.
+        valid = ids >= 0  # -1 pads a row the catalogue could not fill
+        fills = np.asarray(call_plugin(served.registration, "is_fill", served.model.is_fill, scores), dtype=bool)
+        sources = np.where(fills[valid], "popular", "personal").tolist()
+        # tuple.__new__ straight from C: the named tuple's own __new__ is a Python call per item
+        flat = list(map(tuple.__new__, repeat(Recommendation),
+                        zip(self.bags.item_ids(ids[valid]), scores[valid].tolist(), sources)))
+        out, start = [], 0
+        for count in valid.sum(axis=1).tolist():
+            out.append(flat[start:start + count])
+            start += count
         return out
 
 

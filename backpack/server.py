@@ -866,7 +866,7 @@ def _format(args: dict) -> str:
 
 
 def _plain(recs: list[Recommendation]) -> list[dict]:
-    return [{"item": r.item, "score": r.score, "source": r.source} for r in recs]
+    return [{"item": item, "score": score, "source": source} for item, score, source in recs]
 
 
 #: the fields of a job in replies (a store's own bookkeeping, like run_at, stays inside)
