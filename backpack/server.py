@@ -476,6 +476,10 @@ class Server(ReadOps):
             await self._serve(conn, reader)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away: nothing to answer
+        except asyncio.CancelledError:
+            # close() cancels handlers; ending normally keeps asyncio's stream callback from
+            # logging every open connection's cancellation as an error at shutdown
+            pass
         finally:
             self._connections.discard(conn)
             try:
