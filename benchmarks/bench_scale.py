@@ -270,6 +270,9 @@ def step_serve(folder: Path, args) -> dict:
 
 
 def _child(name: str, library: str, folder: str, args, queue) -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Method expects CSR input")  # implicit, about its own transpose
     try:
         folder = Path(folder)
         if name == "prepare":
@@ -423,7 +426,17 @@ def main() -> None:
     parser.add_argument("--markdown", help="replace the 'Scale (bench_scale)' section of this file")
     parser.add_argument("--plot", help="write the scaling curves to this PNG")
     parser.add_argument("--json", help="also dump the raw results here")
+    parser.add_argument("--from-json", metavar="FILE",
+                        help="measure nothing: redraw --plot and rewrite --markdown from a --json dump")
+    parser.add_argument("--elapsed-min", type=float, default=0.0, help="with --from-json: the run's length")
     args = parser.parse_args()
+    if args.from_json:
+        runs = json.loads(Path(args.from_json).read_text())
+        for run in runs:
+            run["steps"] = {tuple(key.split("/")): value for key, value in run["steps"].items()}
+        args.json = None
+        report(sorted(runs, key=lambda r: r["nnz"]), args, args.elapsed_min * 60, final=True)
+        return
     if args.quick:
         args.sizes, args.items, args.als_users, args.serve_calls = "100k,300k", 20_000, 2_000, 500
     events = [parse_count(s) for s in args.sizes.split(",") if s.strip()]
@@ -520,7 +533,7 @@ def section(runs, args, result_table: str, total: float) -> str:
              "100k rows into an Engine's bags, then the CSR), against a whole-file `pandas.read_csv` with "
              "categorical ids (implicit has no importer). Batch steps load the model the fit step saved. "
              "ALS batch recommend runs on a fixed user sample (scoring every user against every item is "
-             f"{largest.get('users', 0) * largest.get('items', 0) * args.factors * 2 / 1e12:.0f} TFLOP at the "
+             f"{largest.get('users', 0) * largest.get('items', 0) * args.factors * 2 / 1e12:.3g} TFLOP at the "
              "largest size on both sides alike). * implicit's item-kNN batch recommend answers one user per "
              f"Python call (a SciPy row slice and a scorer call each); above {args.implicit_knn_users:,} users it "
              f"ran on a random sample of {args.implicit_knn_users:,} and its time is scaled to all users.", "",
