@@ -366,6 +366,8 @@ def plot(runs: list[dict], path: Path) -> None:
                 points = [(xi, y / (1024 if key == "peak_mib" else 1)) for xi, y in points if y is not None]
                 if points:
                     name = "pandas" if (step == "import" and library == "implicit") else library
+                    if any(run["steps"].get((step, library), {}).get("extrapolated") for run in runs):
+                        name += " (sampled, scaled to all users)"
                     ax.plot(*zip(*points), style, label=name)
             if row == 0:
                 ax.set_title(STEP_LABELS[step], fontsize=10)
@@ -561,12 +563,23 @@ def section(runs, args, result_table: str, total: float) -> str:
         "and at most one 8-byte candidate per item: at most 16 bytes x items per thread (3.2 MB at 200k items). "
         "Nothing scales with items x items or with interactions x threads, so the scratch needs no further cap; "
         "a catalogue of 10M items on 64 threads would need 10 GB of it, and a range build "
-        "(`ItemKNN.neighbour_block`, the Ray path) bounds the output to the block.",
+        "(`ItemKNN.neighbour_block`, the Ray path) bounds the output to the block." + _knn_measured(largest, args),
         "- **ALS**: the matrix in both orientations (confidence CSR and its transpose) and two factor tables "
         "((users + items) x factors x 4 bytes); nothing per thread beyond a few factor-sized vectors.",
         "- **Batch recommend** runs in blocks of 100k users, so the result and the block's scores are the only "
         "extra memory.", ""]
     return "\n".join(lines)
+
+
+def _knn_measured(largest: dict, args) -> str:
+    fit = (largest.get("steps") or {}).get(("knn_fit", "backpack")) or {}
+    if "peak_mib" not in fit:
+        return ""
+    nnz, items = largest["nnz"], largest["items"]
+    expected = (20 * nnz + 8 * items * args.k) / 2**20
+    return (f" Measured at {nnz:,} interactions: the fit process peaks {fit['peak_mib'] - fit['base_mib']:,.0f} MiB "
+            f"above the loaded matrix, against {expected:,.0f} MiB from that arithmetic (20 bytes x interactions "
+            f"+ 8 bytes x items x K).")
 
 
 def _total_ram_gib() -> float:
