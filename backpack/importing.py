@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -154,25 +155,67 @@ def read_interactions(path, *, fmt: str | None = None, chunk_size: int = 100_000
 
 
 def _csv_rows(text, path: Path, chunk_size: int, delimiter: str) -> Iterator[InteractionChunk]:
-    reader = csv.DictReader(text, delimiter=delimiter, strict=True)
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
     try:
-        columns = _Columns(reader.fieldnames or [], path)
+        fieldnames = next(reader, None) or []
     except csv.Error as exc:
         raise InvalidInputError(f"{path}:1: malformed header ({exc})") from None
-    chunk = columns.new_chunk()
+    columns = _Columns(fieldnames, path)
+    # Column positions, the last of repeated names winning (as a dict of the row would).
+    position = {name: i for i, name in enumerate(fieldnames)}
+    wanted = {column: position[name] for column, name in columns.fields.items()}
+    width = len(fieldnames)
     try:
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            if None in row or any(v is None for v in row.values()):  # too many or too few fields
-                raise InvalidInputError(f"{where}: expected {len(reader.fieldnames)} fields like the header")
-            columns.add(chunk, row, where)
-            if len(chunk) >= chunk_size:
-                yield chunk
+        while True:
+            # Rows are pulled and checked a chunk at a time: the per-row work is
+            # the csv module's and a few C-level passes over each column, which
+            # is what lets a 25M-row file import in minutes rather than an hour.
+            rows, lines = [], []
+            add_row, add_line = rows.append, lines.append
+            for row in itertools.islice(reader, chunk_size):
+                if row:  # a blank line is no row (as csv.DictReader has it)
+                    add_row(row)
+                    add_line(reader.line_num)
+            if not rows:
+                return
+            chunk = _fast_chunk(rows, width, wanted, columns)
+            if chunk is None:  # something is wrong in this chunk: find it, row by row, with its line
                 chunk = columns.new_chunk()
+                for row, line in zip(rows, lines):
+                    where = f"{path}:{line}"
+                    if len(row) != width:
+                        raise InvalidInputError(f"{where}: expected {width} fields like the header")
+                    columns.add(chunk, dict(zip(fieldnames, row)), where)
+            yield chunk
     except csv.Error as exc:
         raise InvalidInputError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
-    if len(chunk):
-        yield chunk
+
+
+def _fast_chunk(rows: list, width: int, wanted: dict, columns: "_Columns") -> InteractionChunk | None:
+    """The chunk of ``rows`` when every row is well-formed; None if any is not (the caller then
+    checks row by row, for the error with its line)."""
+    if any(len(row) != width for row in rows):
+        return None
+    fields = list(zip(*rows))
+    chunk = InteractionChunk(users=list(fields[wanted["user"]]), items=list(fields[wanted["item"]]))
+    if not (all(chunk.users) and all(chunk.items)):  # empty ids
+        return None
+    try:
+        if "weight" in wanted:
+            chunk.weights = list(map(float, fields[wanted["weight"]]))
+            if not all(map(math.isfinite, chunk.weights)):
+                return None
+        if "kind" in wanted:
+            chunk.kinds = list(fields[wanted["kind"]])
+            if not all(chunk.kinds):
+                return None
+        if "timestamp" in wanted:  # seconds since the epoch; ISO dates take the row-by-row path
+            chunk.timestamps = list(map(float, fields[wanted["timestamp"]]))
+            if not all(map(math.isfinite, chunk.timestamps)):
+                return None
+    except ValueError:
+        return None
+    return chunk
 
 
 def _jsonl_rows(text, path: Path, chunk_size: int) -> Iterator[InteractionChunk]:

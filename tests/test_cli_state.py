@@ -208,6 +208,35 @@ def test_chunks_stream_and_timestamps_parse(tmp_path):
     assert parse_timestamp(12, "t") == 12.0
 
 
+def test_csv_chunks_match_a_row_by_row_reading(tmp_path):
+    # The reader checks whole chunks at once; what it yields must be what
+    # csv.DictReader row by row gives, blank lines, quoted newlines, repeated
+    # columns and ISO dates included, and errors must still name their line.
+    import csv
+
+    path = tmp_path / "mixed.csv"
+    path.write_text('user,item,weight,kind,timestamp,item\n'
+                    'u1,x,2,view,12,i1\n\n'
+                    '"u\n2",x,1.5,like,2026-01-02T03:04:05Z,i2\n'
+                    'u3,x, 3 ,equip,13.5,"i,3"\n')
+    chunks = list(read_interactions(path, chunk_size=2))
+    with open(path, newline="") as f:
+        rows = [r for r in csv.reader(f)][1:]
+    rows = [r for r in rows if r]
+    assert [u for c in chunks for u in c.users] == [r[0] for r in rows]
+    assert [i for c in chunks for i in c.items] == ["i1", "i2", "i,3"]  # the last "item" column wins
+    assert [w for c in chunks for w in c.weights] == [2.0, 1.5, 3.0]
+    assert [k for c in chunks for k in c.kinds] == ["view", "like", "equip"]
+    assert [t for c in chunks for t in c.timestamps] == [12.0, 1767323045.0, 13.5]
+
+    path.write_text('user,item\n"a\nb",i1\nu2,i2\nu3,\n')
+    with pytest.raises(InvalidInputError, match=r"mixed.csv:5: item must be a non-empty string"):
+        list(read_interactions(path, chunk_size=10))
+    path.write_text("user,item,weight\n" + "u,i,1\n" * 150 + "u,i,inf\n")
+    with pytest.raises(InvalidInputError, match=r"mixed.csv:152: weight 'inf' is not finite"):
+        list(read_interactions(path, chunk_size=100))
+
+
 def test_commands_without_data_say_what_to_do(tmp_path, capsys):
     empty = tmp_path / "empty"
     code, _, err = run(capsys, "recommend", "u1", "--data-dir", str(empty))
