@@ -25,6 +25,7 @@ const RATE_LIMITED := "rate_limited"
 const TOO_MANY_CONNECTIONS := "too_many_connections"
 const IDLE_TIMEOUT := "idle_timeout"
 const UNKNOWN_JOB := "unknown_job"
+const READ_ONLY := "read_only"
 const INTERNAL := "internal"
 const TIMEOUT := "timeout"
 const CONNECTION_REFUSED := "connection_refused"
@@ -42,6 +43,9 @@ const ADVICE := {
 	"The model has never seen that item. Record picks that use it and fit again.",
 	UNKNOWN_USER: "The server has never seen that player.",
 	UNKNOWN_JOB: "There is no training job with that number.",
+	READ_ONLY:
+	"This endpoint serves a read-only copy of the model: send picks and training to the main"
+	+ " `backpack serve`.",
 	INVALID_INPUT: "An argument was missing or had the wrong type or value.",
 	BATCH_TOO_LARGE: "Too much in one request (more than the server's max_batch): ask for less.",
 	RATE_LIMITED: "Too many requests per second: slow down and retry.",
