@@ -144,11 +144,15 @@ class Store(ABC):
     @abstractmethod
     def append_interactions(self, users: Sequence[str], items: Sequence[str], weights: Sequence[float],
                             timestamps: Sequence[float | None] | None = None) -> int:
-        """Append adds to the log in one transaction; returns the last ``seq`` written."""
+        """Append adds to the log in one transaction; returns the last ``seq`` written.
+
+        The rows of one call get consecutive ``seq`` values in their order (the server's group
+        commit tells each request its own position from the last one)."""
 
     @abstractmethod
     def append_removals(self, users: Sequence[str], items: Sequence[str]) -> int:
-        """Append removals to the log in one transaction; returns the last ``seq`` written."""
+        """Append removals to the log in one transaction; returns the last ``seq`` written
+        (consecutive ``seq`` values, as for :meth:`append_interactions`)."""
 
     @abstractmethod
     def log_since(self, watermark: int, *, batch_size: int = 100_000) -> Iterator[list[LogEntry]]:

@@ -60,6 +60,16 @@ def test_appends_get_increasing_seqs_and_come_back_in_order_with_their_data(stor
     ]
 
 
+def test_one_calls_rows_get_consecutive_seqs_ending_at_the_returned_one(store):
+    # the server's group commit relies on it to tell each request its own position
+    store.append_interactions(["u0"], ["i0"], [1.0])
+    for append in (lambda n: store.append_interactions([f"u{k}" for k in range(n)], ["i"] * n, [1.0] * n),
+                   lambda n: store.append_removals([f"u{k}" for k in range(n)], ["i"] * n)):
+        before = store.watermark()
+        last = append(250)
+        assert [e.seq for e in flatten(store.log_since(before))] == list(range(last - 249, last + 1))
+
+
 def test_log_since_a_watermark_returns_only_later_entries(store):
     store.append_interactions(["u1", "u2"], ["i1", "i2"], [1, 1])
     mark = store.watermark()
