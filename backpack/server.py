@@ -32,7 +32,6 @@ import math
 import os
 import shutil
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -158,6 +157,25 @@ class _Connection:
         self.slots = asyncio.Semaphore(limits.max_in_flight)
         self.send_lock = asyncio.Lock()
         self.tasks: set[asyncio.Task] = set()
+        # when the frame being waited for is overdue (loop time) and which limit that is:
+        # checked by the server's sweeper, so a read costs no timer of its own
+        self.deadline, self.waiting_for = math.inf, "frame"
+
+    def expect(self, what: str, seconds: float) -> None:
+        """Start waiting for ``what`` ("frame": the next header; "body": the rest of a frame)."""
+        self.deadline, self.waiting_for = asyncio.get_running_loop().time() + seconds, what
+
+    def expire(self, limits: Limits) -> None:
+        """The deadline passed: an idle connection gets ``idle_timeout`` first; a frame stuck
+        half-way (slow or truncated) is closed without a word (its stream cannot go on)."""
+        self.deadline = math.inf
+        if self.waiting_for == "frame":
+            try:
+                self.writer.write(encode_frame(error_reply(None, "idle_timeout", f"nothing received for "
+                                                           f"{limits.idle_timeout:g} s; closing"), self.codec))
+            except (ConnectionError, RuntimeError):
+                pass
+        self.writer.close()  # the read loop's pending read then ends as end-of-stream
 
     async def send(self, message: dict, *, switch_codec: str | None = None) -> None:
         """Write one frame; ``switch_codec`` changes the codec right after it (``hello``).
@@ -412,6 +430,7 @@ class Server(ReadOps):
         self._connections: set[_Connection] = set()
         self._handlers: set[asyncio.Task] = set()
         self._servers: list[asyncio.AbstractServer] = []
+        self._sweeper: asyncio.Future | None = None
         scheduler = Scheduler(store)
         if snapshot_interval > 0:
             scheduler.every(snapshot_interval, SNAPSHOT_JOB, max_attempts=1, first_run=time.time() + snapshot_interval)
@@ -433,9 +452,25 @@ class Server(ReadOps):
             self._servers.append(await asyncio.start_unix_server(self._handle, sock=_unix_socket(self.unix_path)))
         self.store.recover_jobs()  # before the runner claims: fits a crash interrupted run again
         self.jobs.start()
+        self._sweeper = asyncio.ensure_future(self._sweep_deadlines())
+
+    async def _sweep_deadlines(self) -> None:
+        """Enforce ``idle_timeout`` and ``read_timeout``: one periodic pass over the connections
+        instead of a timer armed and cancelled around every read (that cost more than the read)."""
+        limits = self.limits
+        period = min(1.0, max(0.01, min(limits.idle_timeout, limits.read_timeout) / 4))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for conn in list(self._connections):
+                if conn.deadline <= now:
+                    conn.expire(limits)
 
     async def close(self) -> None:
         """Stop listening, close every connection, wait for the job worker, clean up the socket file."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for server in self._servers:
             server.close()
         for conn in list(self._connections):
@@ -492,23 +527,22 @@ class Server(ReadOps):
     async def _serve(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
         limits = self.limits
         while True:
+            conn.expect("frame", limits.idle_timeout)
             try:
-                header = await _read_within(reader, HEADER.size, limits.idle_timeout)
-            except asyncio.TimeoutError:
-                await conn.send(error_reply(None, "idle_timeout",
-                                            f"nothing received for {limits.idle_timeout:g} s; closing"))
-                return
+                header = await reader.readexactly(HEADER.size)
             except asyncio.IncompleteReadError:
-                return  # end of stream, possibly mid-header: a clean close
+                return  # end of stream (or closed by the sweeper), possibly mid-header: a clean close
             try:
                 length = frame_length(header, limits.max_frame)
             except FrameTooLargeError as exc:  # the body is not read, so the stream cannot go on
                 await conn.send(error_reply(None, exc.code, str(exc)))
                 return
+            conn.expect("body", limits.read_timeout)
             try:
-                body = await _read_within(reader, length, limits.read_timeout)
-            except (asyncio.TimeoutError, asyncio.IncompleteReadError):
-                return  # slow or truncated frame: close without reading further
+                body = await reader.readexactly(length)
+            except asyncio.IncompleteReadError:
+                return  # truncated frame, or too slow and closed by the sweeper
+            conn.deadline = math.inf
             request = self._parse(conn, body)
             if request is None:
                 continue
@@ -779,18 +813,6 @@ class Server(ReadOps):
         if latest is not None and latest.watermark == self.store.watermark():
             return None
         return self.snapshot()
-
-
-if sys.version_info >= (3, 11):
-    async def _read_within(reader: asyncio.StreamReader, size: int, seconds: float) -> bytes:
-        """``reader.readexactly(size)``, or asyncio.TimeoutError after ``seconds``."""
-        # a timer, not wait_for's extra task per read: this runs twice for every request
-        async with asyncio.timeout(seconds):
-            return await reader.readexactly(size)
-else:
-    async def _read_within(reader: asyncio.StreamReader, size: int, seconds: float) -> bytes:
-        """``reader.readexactly(size)``, or asyncio.TimeoutError after ``seconds``."""
-        return await asyncio.wait_for(reader.readexactly(size), seconds)
 
 
 def _unix_socket(path: Path) -> socket.socket:
