@@ -93,7 +93,8 @@ class Limits:
     ``rate`` requests per second per connection with bursts of ``burst``
     (``rate_limited``; 0 turns it off); ``idle_timeout`` seconds without a
     frame (``idle_timeout``, then close); ``read_timeout`` seconds to receive
-    a frame once its header arrived (slow clients are closed);
+    a frame once its header arrived (slow clients are closed); both are checked by a sweep
+    every quarter of the smaller one, at most once a second, so they act that much late;
     ``max_connections`` at once (``too_many_connections``, then close);
     ``max_in_flight`` requests of one connection handled at once (more wait
     unread: back-pressure, not an error).
