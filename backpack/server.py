@@ -44,8 +44,8 @@ from .bags import id_lists, weight_array
 from .coalescing import Coalescer
 from .engine import Engine, Recommendation
 from .errors import BackpackError, InvalidInputError
-from .jsonld import expand_documents
 from .jobs import JobRunner, Scheduler
+from .jsonld import expand_documents
 from .protocol import (
     CODECS,
     HEADER,
@@ -645,7 +645,7 @@ class Server(ReadOps):
             if not isinstance(raw_times, list) or any(t is not None and not _is_number(t) for t in raw_times):
                 raise InvalidInputError("timestamps must be a list of numbers (epoch seconds) or nulls")
             times = [None if math.isnan(t) else t for t in timestamp_array(raw_times, len(users)).tolist()]
-        watermark = await self.writes.submit(None, ("add", users, items, weights, times))
+        watermark = await self._write(("add", users, items, weights, times))
         return {"added": len(users), "watermark": watermark}
 
     def _weights(self, args: dict, count: int) -> list[float]:
@@ -668,13 +668,22 @@ class Server(ReadOps):
 
     async def _op_remove_interactions(self, caller: Caller, args: dict) -> dict:
         users, items = self._pairs(caller, args)
-        return {"removed": await self.writes.submit(None, ("remove", users, items, None, None))}
+        return {"removed": await self._write(("remove", users, items, None, None))}
 
-    def _commit_writes(self, _key, writes: list[tuple]) -> list[int]:
+    async def _write(self, write: tuple) -> int:
+        """Queue ``write`` for the next group commit; its result, or its run's failure raised."""
+        result = await self.writes.submit(None, write)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _commit_writes(self, _key, writes: list[tuple]) -> list:
         """Group commit: the queued ``(op, users, items, weights, times)`` writes, each run of
         consecutive adds (or removals) stored in one transaction, then applied to the engine.
-        Results in order: an add's watermark, a removal's count of pairs that were present."""
-        results: list[int] = []
+        Results in order: an add's watermark, a removal's count of pairs that were present, or
+        the exception that failed its run (that run only: the runs before it are durable and
+        applied, and must be answered as such)."""
+        results: list = []
         with self._write_lock:
             start = 0
             while start < len(writes):
@@ -682,7 +691,10 @@ class Server(ReadOps):
                 while stop < len(writes) and writes[stop][0] == writes[start][0]:
                     stop += 1
                 commit = self._commit_adds if writes[start][0] == "add" else self._commit_removals
-                results += commit(writes[start:stop])
+                try:
+                    results += commit(writes[start:stop])
+                except Exception as exc:  # noqa: BLE001 - handed to this run's requests
+                    results += [exc] * (stop - start)
                 start = stop
         return results
 

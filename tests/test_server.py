@@ -14,8 +14,9 @@ from server_helpers import ITEM, USERS, RawConnection, running_server
 
 import backpack
 from backpack.client import AsyncClient, Client, ServerError
-from backpack.errors import InvalidInputError
+from backpack.errors import BackpackError, InvalidInputError
 from backpack.server import OP_ROLES, Limits, Server, ServerThread, restore_engine
+from backpack.store import StoreError
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +137,38 @@ def test_writes_queued_during_a_commit_share_the_next_one_and_each_gets_its_own_
         assert store.check() == []
         for users, items in requests:
             assert set(items) <= set(r.engine.bags.bag(users[0]))
+
+
+class FailingRemovalsStore(SlowAppendStore):
+    """Slow appends (so writes queue into one group) and a log that refuses removals."""
+
+    def append_removals(self, users, items) -> int:
+        raise StoreError("disk full (simulated)")
+
+
+def test_a_failing_run_fails_only_its_own_requests_and_the_acknowledged_adds_stay():
+    store = FailingRemovalsStore()
+    with running_server(store=store, seeded=False) as r:
+        async def main():
+            client = AsyncClient(r.tcp, token=r.tokens["service"])
+            await client.connect()
+            try:
+                blocker = asyncio.ensure_future(client.add_interactions(["early"], [ITEM.format(0)]))
+                await asyncio.sleep(0.005)  # its commit is running (and slow): the next three queue together
+                return await asyncio.gather(blocker, client.add_interactions(["ana"], [ITEM.format(1)]),
+                                            client.remove_interactions(["ana"], [ITEM.format(1)]),
+                                            client.add_interactions(["ana"], [ITEM.format(2)]),
+                                            return_exceptions=True)
+            finally:
+                await client.close()
+
+        early, added, removal, added_after = asyncio.run(main())
+        assert r.server.writes.calls <= 2, "the removal did not share a group commit with adds"
+        assert isinstance(removal, BackpackError) and "disk full" in str(removal)
+        assert early["added"] == added["added"] == added_after["added"] == 1
+        assert set(r.engine.bags.bag("ana")) == {ITEM.format(1), ITEM.format(2)}  # the removal never applied
+        assert [(e.op, e.user, e.item) for e in store.log if e.user == "ana"] == [
+            ("add", "ana", ITEM.format(1)), ("add", "ana", ITEM.format(2))]
 
 
 def test_a_bad_write_fails_alone_while_it_shares_a_commit_with_good_ones(running):
