@@ -1,13 +1,40 @@
-"""Typed errors. Every error has a stable ``code`` that clients and the
-socket protocol can match on, and a message that says what to do."""
+"""Typed errors, all of them. Every error has a stable ``code`` that clients and the
+socket protocol can match on, and a message that says what to do.
+
+Every class that names its own ``code`` is entered in one registry as it is defined, so a
+client rebuilds the right class from a reply's code with :func:`by_code` and imports nothing
+but this module.
+"""
 
 from __future__ import annotations
+
+_BY_CODE: dict[str, type[BackpackError]] = {}
 
 
 class BackpackError(Exception):
     """Base class of every error Backpack raises on purpose."""
 
     code = "backpack_error"
+    #: True where the code is chosen per instance (protocol replies): such a class is not in :func:`by_code`
+    code_per_instance = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__ and not cls.code_per_instance:
+            _BY_CODE.setdefault(cls.code, cls)  # the first class to claim a code keeps it
+
+    @classmethod
+    def from_message(cls, message: str) -> BackpackError:
+        """An instance carrying only ``message``, as a client rebuilds it from a reply (whatever
+        extra arguments the class's own constructor takes: they did not cross the wire)."""
+        error = cls.__new__(cls)
+        Exception.__init__(error, message)
+        return error
+
+
+def by_code() -> dict[str, type[BackpackError]]:
+    """Every error class with a fixed code, by code (a copy)."""
+    return dict(_BY_CODE)
 
 
 class InvalidInputError(BackpackError, ValueError):
@@ -110,7 +137,7 @@ class UnknownContextError(InvalidInputError):
 
     Backpack never fetches contexts at run time: the message names the URL and
     says how to register it (a plugin's ``register_vocabularies`` hook, or the
-    ``contexts=`` argument of :class:`backpack.jsonld_loader.ContextLoader`).
+    ``contexts=`` argument of :class:`backpack.jsonld.loader.ContextLoader`).
     """
 
     code = "unknown_context"
@@ -121,7 +148,7 @@ class NamespaceCollisionError(InvalidInputError):
     document redefines a protected term.
 
     The message names the term, both IRIs and both sources; ``collision``
-    holds them as a :class:`backpack.jsonld_collisions.Collision` (None when
+    holds them as a :class:`backpack.jsonld.collisions.Collision` (None when
     only PyLD saw the clash, inside a scoped context).
     """
 
@@ -142,8 +169,9 @@ class SceneFileError(InvalidInputError):
 
     code = "bad_scene_file"
 
-    def __init__(self, path, problem: str, *, offset: int | None = None, line: int | None = None,
-                 column: int | None = None):
+    def __init__(
+        self, path, problem: str, *, offset: int | None = None, line: int | None = None, column: int | None = None
+    ):
         self.path, self.problem = str(path), problem
         self.offset, self.line, self.column = offset, line, column
         if line is not None:
@@ -156,7 +184,7 @@ class SceneFileError(InvalidInputError):
 
 
 class RayUnavailableError(BackendUnavailableError):
-    """A Ray call (:mod:`backpack.ray_cluster`) without Ray installed.
+    """A Ray call (:mod:`backpack.ray.cluster`) without Ray installed.
 
     The message names the ``pip install`` that provides it.
     """
@@ -171,7 +199,7 @@ class ClusterUnreachableError(BackpackError, ConnectionError):
 
 
 class ReadOnlyReplicaError(BackpackError):
-    """A write (or job) op sent to Ray Serve replicas (:mod:`backpack.ray_serving`): they serve
+    """A write (or job) op sent to Ray Serve replicas (:mod:`backpack.ray.serve`): they serve
     read-only copies of one snapshot. The message says where writes go instead."""
 
     code = "read_only"
@@ -182,3 +210,78 @@ class GodotProjectError(InvalidInputError):
     Godot library was not built for this platform. The message says what to do."""
 
     code = "not_a_godot_project"
+
+
+class PluginConflictError(BackpackError):
+    """Two plugins registered the same name for the same kind of thing."""
+
+    code = "plugin_conflict"
+
+
+class PluginError(BackpackError):
+    """A plugin's code raised while Backpack was using it."""
+
+    code = "plugin_failed"
+
+
+class ProtocolError(BackpackError):
+    """An error with one of the protocol's codes (see :data:`backpack.serving.protocol.ERROR_CODES`),
+    raised by the server's checks and carried back to the client as ``{"code", "message"}``."""
+
+    code = "bad_request"
+    code_per_instance = True
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class FrameTooLargeError(ProtocolError):
+    """A length header over the limit: the body is not read, so the connection cannot continue."""
+
+    def __init__(self, length: int, limit: int):
+        super().__init__("frame_too_large", f"frame of {length} bytes exceeds the limit of {limit} bytes")
+
+
+class StoreError(BackpackError):
+    """The store could not do what was asked (unreachable, corrupt, a constraint broken)."""
+
+    code = "store"
+
+
+class UnknownJobError(StoreError, KeyError):
+    """No job has that id."""
+
+    code = "unknown_job"
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class JobStateError(StoreError):
+    """A job was asked to move from a state that does not allow it (e.g. completing a job nobody claimed)."""
+
+    code = "job_state"
+
+
+class DataDirError(BackpackError):
+    """The data directory is missing, empty where data is needed, or not a Backpack data directory."""
+
+    code = "data_dir"
+
+
+class MappingError(InvalidInputError):
+    """A JSON-LD node that cannot become a Backpack record; the message names the node."""
+
+    code = "jsonld_mapping"
+
+
+class ServerError(BackpackError):
+    """An error reply whose code has no Backpack error class (``unauthorized``, ``forbidden``,
+    ``rate_limited``, ``internal``, ...). ``code`` is the reply's code."""
+
+    code_per_instance = True
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"[{code}] {message}")
+        self.code, self.message = code, message

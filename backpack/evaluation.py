@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ._arrays import as_user_items, check_count
-from .errors import InvalidInputError
+from backpack.core.arrays import as_user_items, check_count
+from backpack.errors import InvalidInputError
 
 METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage", "popularity_bias")
 
@@ -36,8 +36,10 @@ class Split:
 
 # -- splits -------------------------------------------------------------------
 
-def holdout_split(user_items, test_fraction: float = 0.2, *, seed: int = 0, min_items: int = 2,
-                  timestamps=None) -> Split:
+
+def holdout_split(
+    user_items, test_fraction: float = 0.2, *, seed: int = 0, min_items: int = 2, timestamps=None
+) -> Split:
     """Per user, hold out a random ``test_fraction`` of the items (at least one).
 
     Users with fewer than ``min_items`` items keep everything in train. The
@@ -108,14 +110,19 @@ def _with_timestamps(user_items, timestamps) -> tuple[sp.csr_matrix, np.ndarray]
     if sp.issparse(user_items) and user_items.format not in ("csr", "csc", "coo"):
         raise InvalidInputError(
             f"timestamps follow the stored entries of a CSR, CSC or COO matrix (or a dense array); "
-            f"convert the {user_items.format.upper()} matrix first")
+            f"convert the {user_items.format.upper()} matrix first"
+        )
     entries = sp.coo_matrix(user_items)  # keeps the stored order of CSR, CSC and COO
     t = np.asarray(timestamps)
     if t.shape != (entries.nnz,):
         raise InvalidInputError(
-            f"timestamps must have one entry per stored interaction ({entries.nnz}), got shape {t.shape}")
-    if (not np.issubdtype(t.dtype, np.number) or np.issubdtype(t.dtype, np.complexfloating)
-            or (np.issubdtype(t.dtype, np.floating) and not np.isfinite(t).all())):
+            f"timestamps must have one entry per stored interaction ({entries.nnz}), got shape {t.shape}"
+        )
+    if (
+        not np.issubdtype(t.dtype, np.number)
+        or np.issubdtype(t.dtype, np.complexfloating)
+        or (np.issubdtype(t.dtype, np.floating) and not np.isfinite(t).all())
+    ):
         raise InvalidInputError("timestamps must be finite real numbers")
     held = entries.data != 0  # a stored zero is no interaction: its timestamp goes with it
     rows, cols, weights, t = entries.row[held], entries.col[held], entries.data[held], t[held]
@@ -144,6 +151,7 @@ def _split_by(m: sp.csr_matrix, to_test: np.ndarray, times: np.ndarray | None = 
 
 
 # -- metrics ------------------------------------------------------------------
+
 
 def ranking_metrics(recommended: np.ndarray, test, k: int, *, train=None) -> dict[str, float]:
     """All metrics at ``k`` for a (users x >=k) array of recommended ids (-1 = none).

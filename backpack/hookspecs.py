@@ -63,7 +63,7 @@ def register_vocabularies(register):
     document (``http://`` as well as ``https://``, a trailing slash), and
     ``prefix="ex"``, the prefix the ``namespace`` collision policy renames
     this vocabulary's clashing terms under (default: from the plugin name).
-    ``backpack.jsonld_loader.ContextLoader`` serves them offline; see
+    ``backpack.jsonld.loader.ContextLoader`` serves them offline; see
     ``docs/jsonld.md``.
     """
 
@@ -81,7 +81,7 @@ def register_stores(register):
     """Add stores: durable users, items, the interaction log, snapshots, tokens and jobs.
 
     Call ``register(name, factory, description="")``; ``factory(**options)``
-    returns a :class:`backpack.store.Store`. ``backpack.store.open_store(name,
+    returns a :class:`backpack.store.base.Store`. ``backpack.store.base.open_store(name,
     **options)`` finds it by ``name``; the built-in one is ``"sqlite"``. Run
     the shared store tests (``tests/test_store.py``) against a new store.
     """

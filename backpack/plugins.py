@@ -14,13 +14,14 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .errors import BackpackError, InvalidInputError
+from backpack import hookspecs
+from backpack.errors import BackpackError, InvalidInputError, PluginConflictError, PluginError
 
 log = logging.getLogger("backpack.plugins")
 
@@ -35,18 +36,6 @@ REGISTRATION_HOOKS = {
     "stores": "register_stores",
     "commands": "register_commands",
 }
-
-
-class PluginConflictError(BackpackError):
-    """Two plugins registered the same name for the same kind of thing."""
-
-    code = "plugin_conflict"
-
-
-class PluginError(BackpackError):
-    """A plugin's code raised while Backpack was using it."""
-
-    code = "plugin_failed"
 
 
 @dataclass
@@ -74,9 +63,15 @@ class PluginInfo:
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "source": self.source, "module": self.module,
-                "distribution": self.distribution, "version": self.version,
-                "registered": self.registered, "errors": self.errors}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "module": self.module,
+            "distribution": self.distribution,
+            "version": self.version,
+            "registered": self.registered,
+            "errors": self.errors,
+        }
 
 
 class Plugins:
@@ -100,9 +95,13 @@ class Plugins:
             entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
         for ep in entry_points:
             dist = getattr(ep, "dist", None)
-            info = PluginInfo(name=ep.name, source="entry point", module=ep.value,
-                              distribution=dist.metadata["Name"] if dist else None,
-                              version=dist.version if dist else None)
+            info = PluginInfo(
+                name=ep.name,
+                source="entry point",
+                module=ep.value,
+                distribution=dist.metadata["Name"] if dist else None,
+                version=dist.version if dist else None,
+            )
             try:
                 plugin = ep.load()
             except KeyboardInterrupt:
@@ -115,15 +114,18 @@ class Plugins:
     def register(self, plugin, name: str | None = None) -> None:
         """Register a plugin object or module from code (tests, host applications)."""
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
-        self._add(plugin, PluginInfo(name=name, source="registered in code",
-                                     module=getattr(plugin, "__name__", type(plugin).__module__)))
+        self._add(
+            plugin,
+            PluginInfo(
+                name=name, source="registered in code", module=getattr(plugin, "__name__", type(plugin).__module__)
+            ),
+        )
 
     def _add(self, plugin, info: PluginInfo) -> None:
         with self._lock:
             if info.name in self.info and not self.info[info.name].errors:
                 # shown on the plugin that is listed, so the skipped one is not invisible
-                self._fail(self.info[info.name],
-                           f"a second plugin named {info.name!r} ({info.module}) was skipped")
+                self._fail(self.info[info.name], f"a second plugin named {info.name!r} ({info.module}) was skipped")
                 return
             try:
                 self.manager.register(plugin, name=info.name)
@@ -190,10 +192,12 @@ class Plugins:
             owners = self._conflicts[kind, name]
             raise PluginConflictError(
                 f"{_singular(kind)} {name!r} is registered by {'both ' * (len(owners) == 2)}{_quoted(owners)}: "
-                "uninstall or disable all but one of them")
+                "uninstall or disable all but one of them"
+            )
         if name not in found:
             raise InvalidInputError(
-                f"unknown {_singular(kind)} {name!r}; available: {', '.join(sorted(found)) or 'none'}")
+                f"unknown {_singular(kind)} {name!r}; available: {', '.join(sorted(found)) or 'none'}"
+            )
         return found[name]
 
     def _collect(self) -> dict[str, dict[str, Registration]]:
@@ -202,8 +206,7 @@ class Plugins:
                 self._conflicts = {}
                 for info in self.info.values():
                     info.registered = {}
-                self._registries = {kind: self._collect_kind(kind, hook)
-                                    for kind, hook in REGISTRATION_HOOKS.items()}
+                self._registries = {kind: self._collect_kind(kind, hook) for kind, hook in REGISTRATION_HOOKS.items()}
             return self._registries
 
     def _collect_kind(self, kind: str, hook_name: str) -> dict[str, Registration]:
@@ -220,8 +223,10 @@ class Plugins:
             for reg in added:
                 claimed = claims.setdefault(reg.name, [])
                 if any(other.plugin == reg.plugin for other in claimed):
-                    self.report_error(reg.plugin, f"{_singular(kind)} {reg.name!r} registered more than once: "
-                                      "the first registration is used")
+                    self.report_error(
+                        reg.plugin,
+                        f"{_singular(kind)} {reg.name!r} registered more than once: the first registration is used",
+                    )
                     continue
                 claimed.append(reg)
                 self.info[reg.plugin].registered.setdefault(kind, []).append(reg.name)
@@ -303,13 +308,6 @@ def get_plugins() -> Plugins:
         return _default
 
 
-def create_algorithm(registration: Registration, params: dict):
-    """An unfitted model from an algorithm registration, checked to be a Recommender."""
-    from .recommender import Recommender
-
-    return create_registered(registration, params, Recommender)
-
-
 def create_registered(registration: Registration, params: dict, expected: type):
     """``registration.value(**params)`` checked to be an ``expected``; plugin failures name the plugin.
 
@@ -321,15 +319,17 @@ def create_registered(registration: Registration, params: dict, expected: type):
     try:
         inspect.signature(registration.value).bind(**params)
     except TypeError as exc:
-        raise InvalidInputError(f"{_singular(registration.kind)} {registration.name!r} does not take "
-                                f"these parameters: {exc}") from None
+        raise InvalidInputError(
+            f"{_singular(registration.kind)} {registration.name!r} does not take these parameters: {exc}"
+        ) from None
     except ValueError:  # no signature to check (a builtin): let the call decide
         pass
     made = call_plugin(registration, "creating it", registration.value, **params)
     if not isinstance(made, expected):
         raise InvalidInputError(
             f"{_singular(registration.kind)} {registration.name!r} from plugin {registration.plugin!r} did not "
-            f"return a backpack.{expected.__name__}")
+            f"return a backpack.{expected.__name__}"
+        )
     return made
 
 
@@ -340,4 +340,7 @@ def call_plugin(registration: Registration, what: str, fn: Callable, *args, **kw
     except BackpackError:
         raise
     except Exception as exc:
-        raise PluginError(f"plugin {registration.plugin!r} failed in {what}: {type(exc).__name__}: {exc}") from exc
+        raise PluginError(
+            f"plugin {registration.plugin!r} ({_singular(registration.kind)} {registration.name!r}) failed in {what}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc

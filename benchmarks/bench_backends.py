@@ -27,11 +27,12 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import backpack  # noqa: E402
-from backpack import BackendServedModel, synthetic  # noqa: E402
-from backpack.model_backends import get_backend  # noqa: E402
-
+from backpack import BackendServedModel
+from backpack.data import synthetic  # noqa: E402
+from backpack.models.backends import get_backend  # noqa: E402
 
 # -- the plain NumPy reference a user would write -------------------------------
+
 
 def numpy_recommender(model):
     """bags -> top-N with owned items excluded, in plain NumPy (ALS solve / BPR map / mean)."""
@@ -43,19 +44,21 @@ def numpy_recommender(model):
         def users(rows):
             out = np.zeros((rows.shape[0], y64.shape[1]))
             for r in range(rows.shape[0]):
-                idx = rows.indices[rows.indptr[r]:rows.indptr[r + 1]]
+                idx = rows.indices[rows.indptr[r] : rows.indptr[r + 1]]
                 if idx.size:
-                    c = model.alpha * rows.data[rows.indptr[r]:rows.indptr[r + 1]].astype(np.float64)
+                    c = model.alpha * rows.data[rows.indptr[r] : rows.indptr[r + 1]].astype(np.float64)
                     yb = y64[idx]
                     out[r] = np.linalg.solve(gram + (yb.T * (c - 1)) @ yb, yb.T @ c)
             return out.astype(np.float32)
     elif isinstance(model, backpack.BPR):
+
         def users(rows):
             ones = sp.csr_matrix((np.ones(rows.nnz, np.float32), rows.indices, rows.indptr), shape=rows.shape)
             counts = np.maximum(np.diff(rows.indptr), 1)[:, None]
             summary = np.hstack([(ones @ items) / counts, np.ones((rows.shape[0], 1))])
             return (summary @ model.fold_in_map).astype(np.float32)
     else:
+
         def users(rows):
             return ((rows @ items) / np.maximum(rows.sum(axis=1), 1e-30)).astype(np.float32)
 
@@ -73,7 +76,7 @@ def numpy_recommender(model):
 def latency_ms(fn, rows: sp.csr_matrix, requests: int) -> tuple[float, float]:
     times = []
     for r in range(requests):
-        row = rows[r % rows.shape[0]: r % rows.shape[0] + 1]
+        row = rows[r % rows.shape[0] : r % rows.shape[0] + 1]
         start = time.perf_counter()
         fn(row)
         times.append((time.perf_counter() - start) * 1e3)
@@ -83,7 +86,7 @@ def latency_ms(fn, rows: sp.csr_matrix, requests: int) -> tuple[float, float]:
 def throughput(fn, rows: sp.csr_matrix, batch: int, seconds: float = 3.0) -> float:
     done, start, r = 0, time.perf_counter(), 0
     while time.perf_counter() - start < seconds or done == 0:
-        fn(rows[r: r + batch])
+        fn(rows[r : r + batch])
         done += batch
         r = (r + batch) % max(rows.shape[0] - batch, 1)
     return done / (time.perf_counter() - start)
@@ -101,8 +104,10 @@ def bench_scoring(args) -> None:
         model = backpack.EmbeddingModel(np.random.default_rng(0).standard_normal((m.shape[1], args.factors)))
     start = time.perf_counter()
     model.fit(m, show_progress=False)
-    print(f"{args.model} ({args.factors} factors) on {m.shape[0]:,} x {m.shape[1]:,}, {m.nnz:,} interactions; "
-          f"fitted in {time.perf_counter() - start:.1f} s; {os.cpu_count()} cores")
+    print(
+        f"{args.model} ({args.factors} factors) on {m.shape[0]:,} x {m.shape[1]:,}, {m.nnz:,} interactions; "
+        f"fitted in {time.perf_counter() - start:.1f} s; {os.cpu_count()} cores"
+    )
     rng = np.random.default_rng(1)
     rows = m[rng.choice(m.shape[0], size=max(args.requests, args.batch * 4), replace=False)]
     paths = {"native core": lambda r: model.recommend_rows(r, args.n)}
@@ -110,10 +115,11 @@ def bench_scoring(args) -> None:
     for name in ("onnx", "iree"):
         start = time.perf_counter()
         served = BackendServedModel(model, get_backend(name, **({"cache_dir": cache} if name == "iree" else {})))
-        print(f"{name}: export + load {time.perf_counter() - start:.1f} s"
-              + (" (IREE compile included; cached for the next load)" if name == "iree" else ""))
-        paths[{"onnx": "ONNX Runtime", "iree": "IREE"}[name]] = (
-            lambda r, s=served: s.recommend_rows(r, args.n))
+        print(
+            f"{name}: export + load {time.perf_counter() - start:.1f} s"
+            + (" (IREE compile included; cached for the next load)" if name == "iree" else "")
+        )
+        paths[{"onnx": "ONNX Runtime", "iree": "IREE"}[name]] = lambda r, s=served: s.recommend_rows(r, args.n)
     reference = numpy_recommender(model)
     paths["NumPy"] = lambda r: reference(r, args.n)
 
@@ -126,20 +132,34 @@ def bench_scoring(args) -> None:
         agree = float(np.mean(fn(check)[0] == native_ids))
         results[name] = (p50, p99, per_s, agree)
     base = results["NumPy"]
-    print(f"\n| path | p50 1 bag (ms) | p99 1 bag (ms) | bags/s (batches of {args.batch}) | "
-          "vs NumPy: p50 | vs NumPy: bags/s | top-10 = native |")
+    print(
+        f"\n| path | p50 1 bag (ms) | p99 1 bag (ms) | bags/s (batches of {args.batch}) | "
+        "vs NumPy: p50 | vs NumPy: bags/s | top-10 = native |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, (p50, p99, per_s, agree) in results.items():
-        print(f"| {name} | {p50:.2f} | {p99:.2f} | {per_s:,.0f} | {base[0] / p50:.2f}x | {per_s / base[2]:.2f}x "
-              f"| {agree:.4f} |")
+        print(
+            f"| {name} | {p50:.2f} | {p99:.2f} | {per_s:,.0f} | {base[0] / p50:.2f}x | {per_s / base[2]:.2f}x "
+            f"| {agree:.4f} |"
+        )
 
 
 # -- text embedding: synthetic schema.org item descriptions, as the engine embeds them ---------
 
 ADJECTIVES = ["tiny", "haunted", "floating", "neon", "ancient", "frozen", "clockwork", "endless", "quiet", "stormy"]
 PLACES = ["castle", "space station", "forest", "city", "desert", "island", "dungeon", "submarine", "farm", "arena"]
-ACTIVITIES = ["racing hovercars", "solving puzzles", "trading spices", "building bridges", "hunting ghosts",
-              "growing crops", "fighting robots", "mapping caves", "brewing potions", "painting murals"]
+ACTIVITIES = [
+    "racing hovercars",
+    "solving puzzles",
+    "trading spices",
+    "building bridges",
+    "hunting ghosts",
+    "growing crops",
+    "fighting robots",
+    "mapping caves",
+    "brewing potions",
+    "painting murals",
+]
 GENRES = ["platformer", "puzzle", "racing", "horror", "strategy", "simulation", "rpg", "co-op", "sandbox", "music"]
 
 
@@ -149,16 +169,22 @@ def items(n: int, seed: int = 0) -> list[dict]:
     out = []
     for i in range(n):
         adjective, place, activity = rng.choice(ADJECTIVES), rng.choice(PLACES), rng.choice(ACTIVITIES)
-        out.append({"@context": "https://schema.org", "@type": "VideoGame", "@id": f"https://example.org/items/{i}",
-                    "name": f"The {adjective} {place}",
-                    "description": f"A level set in a {adjective} {place}, about {activity} with friends.",
-                    "keywords": ", ".join(rng.choice(GENRES, size=3, replace=False))})
+        out.append(
+            {
+                "@context": "https://schema.org",
+                "@type": "VideoGame",
+                "@id": f"https://example.org/items/{i}",
+                "name": f"The {adjective} {place}",
+                "description": f"A level set in a {adjective} {place}, about {activity} with friends.",
+                "keywords": ", ".join(rng.choice(GENRES, size=3, replace=False)),
+            }
+        )
     return out
 
 
 def bench_text(args) -> None:
-    from backpack.item_text import item_text
-    from backpack.model_tasks import get_task, task_status
+    from backpack.content.text import item_text
+    from backpack.models.tasks import get_task, task_status
 
     status = task_status().get("text-embedding")
     if not status or not status["available"]:

@@ -23,10 +23,13 @@ import time
 
 import numpy as np
 
-from backpack import Engine, synthetic
-from backpack.client import AsyncClient
-from backpack.server import Limits, Server, ServerThread
-from backpack.sqlite_store import SQLiteStore
+from backpack import Engine
+from backpack.data import synthetic
+from backpack.serving.client import AsyncClient
+from backpack.serving.loop import ServerThread
+from backpack.serving.requests import Limits
+from backpack.serving.server import Server
+from backpack.store.sqlite import SQLiteStore
 
 
 async def storm(address: str, token: str, users: list[str], clients: int, n: int) -> float:
@@ -57,8 +60,10 @@ def main() -> None:
     engine.fit("itemknn")
     rng = np.random.default_rng(0)
     users = [catalogue.user_ids[i] for i in rng.integers(0, len(catalogue.user_ids), args.requests)]
-    print(f"{args.size} catalogue: {engine.bags.n_users} users x {engine.bags.n_items} items, "
-          f"{engine.bags.nnz} interactions; {args.requests} requests, n={args.n}, {args.clients} connections")
+    print(
+        f"{args.size} catalogue: {engine.bags.n_users} users x {engine.bags.n_items} items, "
+        f"{engine.bags.nnz} interactions; {args.requests} requests, n={args.n}, {args.clients} connections"
+    )
 
     start = time.perf_counter()
     for u in users:
@@ -74,15 +79,23 @@ def main() -> None:
         store = SQLiteStore(f"{folder}/store.sqlite3")
         token = store.create_token("service")[1]
         for window_ms in (float(w) for w in args.windows.split(",")):
-            server = Server(engine, store, data_dir=folder, port=0, batch_window=window_ms / 1000,
-                            limits=Limits(rate=0, max_in_flight=1024))
+            server = Server(
+                engine,
+                store,
+                data_dir=folder,
+                port=0,
+                batch_window=window_ms / 1000,
+                limits=Limits(rate=0, max_in_flight=1024),
+            )
             with ServerThread(server):
                 address = f"{server.address[0]}:{server.address[1]}"
                 seconds = asyncio.run(storm(address, token, users, args.clients, args.n))
                 rate = args.requests / seconds
                 per_call = args.requests / max(server.recommends.calls, 1)
-                print(f"socket, batch window {window_ms:3g} ms: {rate:10.0f} req/s  ({rate / loop_rate:.2f}x), "
-                      f"{per_call:.1f} requests per core call")
+                print(
+                    f"socket, batch window {window_ms:3g} ms: {rate:10.0f} req/s  ({rate / loop_rate:.2f}x), "
+                    f"{per_call:.1f} requests per core call"
+                )
         store.close()
 
 

@@ -1,7 +1,7 @@
 """Dense top-k: Backpack's blocked kernel against plain NumPy (matmul + argpartition).
 
-    python benchmarks/bench_dense.py              # 200k x 64 float32 matrix
-    python benchmarks/bench_dense.py --rows 50000 --dim 128
+python benchmarks/bench_dense.py              # 200k x 64 float32 matrix
+python benchmarks/bench_dense.py --rows 50000 --dim 128
 """
 
 from __future__ import annotations

@@ -13,19 +13,27 @@ import argparse
 import json
 import time
 
-from backpack.activity_mapping import ActivityMapper
-from backpack.jsonld import expand
-from backpack.jsonld_fast import expand_many
+from backpack.jsonld.activities import ActivityMapper
+from backpack.jsonld.fast_path import expand_many
+from backpack.jsonld.processing import expand
 
 KINDS = ["Like", "View", "Announce", "Add", "Follow", "Create"]
 
 
 def documents(n: int) -> list[bytes]:
-    return [json.dumps({"@context": "https://www.w3.org/ns/activitystreams",
-                        "id": f"https://social.example/activities/{i}", "type": KINDS[i % len(KINDS)],
-                        "actor": f"https://social.example/users/{i % 5000}",
-                        "object": f"https://assets.example/items/{i % 20000}",
-                        "published": "2026-11-23T12:00:00Z"}).encode() for i in range(n)]
+    return [
+        json.dumps(
+            {
+                "@context": "https://www.w3.org/ns/activitystreams",
+                "id": f"https://social.example/activities/{i}",
+                "type": KINDS[i % len(KINDS)],
+                "actor": f"https://social.example/users/{i % 5000}",
+                "object": f"https://assets.example/items/{i % 20000}",
+                "published": "2026-11-23T12:00:00Z",
+            }
+        ).encode()
+        for i in range(n)
+    ]
 
 
 def rate(fn, docs) -> float:
@@ -43,8 +51,9 @@ def main() -> None:
     args = parser.parse_args()
     docs = documents(args.activities)
     fast = rate(lambda d: ActivityMapper().map(expand_many(d)), docs)
-    slow = rate(lambda d: ActivityMapper().map([n for raw in d for n in expand(json.loads(raw))]),
-                docs[: args.pyld_activities])
+    slow = rate(
+        lambda d: ActivityMapper().map([n for raw in d for n in expand(json.loads(raw))]), docs[: args.pyld_activities]
+    )
     print("| path | activities | activities/s | ratio |")
     print("|---|---:|---:|---:|")
     print(f"| fast path (msgspec) | {args.activities:,} | {fast:,.0f} | {fast / slow:.1f}x |")

@@ -1,6 +1,6 @@
 """Item-kNN: Backpack against implicit's CosineRecommender and BM25Recommender.
 
-Same synthetic data (backpack.synthetic, seeded), same K, same run. Each
+Same synthetic data (backpack.data.synthetic, seeded), same K, same run. Each
 library runs in its own forked child process so that its peak memory can be
 measured on its own (Linux VmHWM, reset at the start of the child).
 
@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from backpack import ItemKNN, synthetic
+from backpack import ItemKNN
+from backpack.data import synthetic
 
 
 def _rss_kib(field: str) -> int:
@@ -78,8 +79,16 @@ def _run(library, similarity, m, args, users, single, items, out_path, queue):
     peak = (_rss_kib("VmHWM") - base) / 1024
     sim = model.similarity.tocsr()
     sp.save_npz(out_path, sp.csr_matrix((sim.data.astype(np.float32), sim.indices, sim.indptr), shape=sim.shape))
-    queue.put(dict(fit=fit, batch=batch, p50=np.percentile(latencies, 50) * 1e3,
-                   p99=np.percentile(latencies, 99) * 1e3, similar=similar, peak_mib=peak))
+    queue.put(
+        dict(
+            fit=fit,
+            batch=batch,
+            p50=np.percentile(latencies, 50) * 1e3,
+            p99=np.percentile(latencies, 99) * 1e3,
+            similar=similar,
+            peak_mib=peak,
+        )
+    )
 
 
 def neighbour_agreement(ours: sp.csr_matrix, theirs: sp.csr_matrix) -> float:
@@ -91,12 +100,12 @@ def neighbour_agreement(ours: sp.csr_matrix, theirs: sp.csr_matrix) -> float:
     """
     agree = total = 0
     for i in range(theirs.shape[0]):
-        t_ids = theirs.indices[theirs.indptr[i]:theirs.indptr[i + 1]]
-        t_sc = theirs.data[theirs.indptr[i]:theirs.indptr[i + 1]]
+        t_ids = theirs.indices[theirs.indptr[i] : theirs.indptr[i + 1]]
+        t_sc = theirs.data[theirs.indptr[i] : theirs.indptr[i + 1]]
         keep = (t_ids != i) & (t_sc > 0)
         t_ids, t_sc = t_ids[keep], t_sc[keep]
-        o_ids = ours.indices[ours.indptr[i]:ours.indptr[i + 1]][: t_ids.size]
-        o_sc = ours.data[ours.indptr[i]:ours.indptr[i + 1]][: t_ids.size]
+        o_ids = ours.indices[ours.indptr[i] : ours.indptr[i + 1]][: t_ids.size]
+        o_sc = ours.data[ours.indptr[i] : ours.indptr[i + 1]][: t_ids.size]
         if t_ids.size == 0:
             continue
         missed = ~np.isin(t_ids, o_ids)
@@ -125,8 +134,9 @@ def main() -> None:
     users = rng.choice(m.shape[0], min(args.users, m.shape[0]), replace=False)
     single = rng.choice(m.shape[0], min(args.single, m.shape[0]), replace=False)
     items = rng.choice(m.shape[1], min(args.items, m.shape[1]), replace=False).astype(np.int32)
-    print(f"data: {m.shape[0]:,} users x {m.shape[1]:,} items, {m.nnz:,} interactions; K={args.k}; "
-          f"{os.cpu_count()} cores")
+    print(
+        f"data: {m.shape[0]:,} users x {m.shape[1]:,} items, {m.nnz:,} interactions; K={args.k}; {os.cpu_count()} cores"
+    )
 
     ctx = mp.get_context("fork")
     results, lines = {}, []
@@ -140,16 +150,22 @@ def main() -> None:
                 results[library, similarity] = queue.get()
                 proc.join()
                 results[library, similarity]["matrix"] = path
-            agreement = neighbour_agreement(sp.load_npz(results["backpack", similarity]["matrix"]),
-                                            sp.load_npz(results["implicit", similarity]["matrix"]))
+            agreement = neighbour_agreement(
+                sp.load_npz(results["backpack", similarity]["matrix"]),
+                sp.load_npz(results["implicit", similarity]["matrix"]),
+            )
             results["backpack", similarity]["agreement"] = agreement
 
-    header = ("| similarity | metric | Backpack | implicit | implicit / Backpack |\n"
-              "|---|---|---:|---:|---:|")
+    header = "| similarity | metric | Backpack | implicit | implicit / Backpack |\n|---|---|---:|---:|---:|"
     lines.append(header)
-    metrics = [(f"fit, median of {args.fit_runs} (s)", "fit"), (f"batch recommend {len(users):,} users (s)", "batch"),
-               ("single-user recommend p50 (ms)", "p50"), ("single-user recommend p99 (ms)", "p99"),
-               (f"similar_items {len(items):,} items (s)", "similar"), ("peak extra memory (MiB)", "peak_mib")]
+    metrics = [
+        (f"fit, median of {args.fit_runs} (s)", "fit"),
+        (f"batch recommend {len(users):,} users (s)", "batch"),
+        ("single-user recommend p50 (ms)", "p50"),
+        ("single-user recommend p99 (ms)", "p99"),
+        (f"similar_items {len(items):,} items (s)", "similar"),
+        ("peak extra memory (MiB)", "peak_mib"),
+    ]
     for similarity in ("cosine", "bm25"):
         ours, theirs = results["backpack", similarity], results["implicit", similarity]
         for label, key in metrics:

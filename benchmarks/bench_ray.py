@@ -1,6 +1,6 @@
 """Ray against one process: the item-kNN similarity build and the all-users batch.
 
-Same synthetic catalogue (backpack.synthetic, seeded), same model, one run.
+Same synthetic catalogue (backpack.data.synthetic, seeded), same model, one run.
 The single process uses every CPU Ray is given (``--cpus``); Ray runs
 ``fit_on_ray`` / ``recommend_all_on_ray`` on a local instance of that size.
 Both results are checked equal before any time is printed.
@@ -23,8 +23,9 @@ import time
 import numpy as np
 import ray
 
-from backpack import ItemKNN, synthetic
-from backpack.ray_cluster import fit_on_ray, recommend_all_on_ray
+from backpack import ItemKNN
+from backpack.data import synthetic
+from backpack.ray.cluster import fit_on_ray, recommend_all_on_ray
 
 
 def _best(fn, repeat: int):
@@ -51,8 +52,10 @@ def main() -> None:
 
     m = synthetic.generate(args.users, args.items, args.interactions, seed=0).user_items
     store_bytes = m.indptr.nbytes + m.indices.nbytes + m.data.nbytes
-    print(f"catalogue: {m.shape[0]:,} users x {m.shape[1]:,} items, {m.nnz:,} entries "
-          f"({store_bytes / 1e6:.1f} MB as CSR), K={args.k}, N={args.n}, {args.cpus} CPUs")
+    print(
+        f"catalogue: {m.shape[0]:,} users x {m.shape[1]:,} items, {m.nnz:,} entries "
+        f"({store_bytes / 1e6:.1f} MB as CSR), K={args.k}, N={args.n}, {args.cpus} CPUs"
+    )
 
     # Local Ray workers start in the driver's directory: leave the source tree
     # so they import the installed backpack, not the one without a built core.
@@ -66,8 +69,7 @@ def main() -> None:
     put_seconds, _ = _best(lambda: ray.put((m.indptr, m.indices, m.data, m.shape)), args.repeat)
     print(f"ray.put of the matrix: {put_seconds * 1e3:.0f} ms")
 
-    single_fit, local = _best(lambda: ItemKNN(k=args.k, num_threads=args.cpus).fit(m, show_progress=False),
-                              args.repeat)
+    single_fit, local = _best(lambda: ItemKNN(k=args.k, num_threads=args.cpus).fit(m, show_progress=False), args.repeat)
     ray_fit, remote = _best(lambda: fit_on_ray(ItemKNN(k=args.k), m), args.repeat)
     for a, b in zip(local._index.matrix(), remote._index.matrix()):
         assert np.array_equal(a, b), "the Ray build differs from the single-process one"
@@ -83,13 +85,17 @@ def main() -> None:
     round_trip, _ = _best(lambda: ray.get([noop.remote(matrix_ref) for _ in range(8)]), args.repeat)
     layout, _ = _best(lambda: ItemKNN(k=args.k).neighbour_block(m, 0, 1, num_threads=1), args.repeat)
     pickled, _ = _best(lambda: pickle.loads(pickle.dumps(local)), args.repeat)
-    print(f"per task: scheduling + matrix ref {round_trip / 8 * 1e3:.1f} ms, "
-          f"similarity layout of the whole matrix {layout * 1e3:.1f} ms, "
-          f"model unpickle (rebuilt index, {len(pickle.dumps(local)) / 1e6:.1f} MB) {pickled * 1e3:.1f} ms")
+    print(
+        f"per task: scheduling + matrix ref {round_trip / 8 * 1e3:.1f} ms, "
+        f"similarity layout of the whole matrix {layout * 1e3:.1f} ms, "
+        f"model unpickle (rebuilt index, {len(pickle.dumps(local)) / 1e6:.1f} MB) {pickled * 1e3:.1f} ms"
+    )
 
     print(f"{'':28}{'one process':>14}{'Ray':>10}{'Ray / one':>11}")
-    for name, one, distributed in (("similarity build", single_fit, ray_fit),
-                                   (f"all-users top-{args.n}", single_all, ray_all)):
+    for name, one, distributed in (
+        ("similarity build", single_fit, ray_fit),
+        (f"all-users top-{args.n}", single_all, ray_all),
+    ):
         print(f"{name:28}{one:>12.2f} s{distributed:>8.2f} s{distributed / one:>10.2f}x")
     ray.shutdown()
 

@@ -1,6 +1,6 @@
 """Ray Serve replicas against the in-process engine: single-user ``recommend`` latency and throughput.
 
-Same synthetic catalogue (backpack.synthetic, seeded), same fitted item-kNN
+Same synthetic catalogue (backpack.data.synthetic, seeded), same fitted item-kNN
 saved once; the in-process engine and every replica open that snapshot. For
 each replica count the requests go through the :class:`RayServeClient`
 handle (``serve_on_ray``), one at a time (latency: p50/p99) and from
@@ -26,8 +26,9 @@ import numpy as np
 import ray
 from ray import serve
 
-from backpack import Engine, synthetic
-from backpack.ray_serving import serve_on_ray
+from backpack import Engine
+from backpack.data import synthetic
+from backpack.ray.serve import serve_on_ray
 
 
 def _latencies(call, users) -> np.ndarray:
@@ -55,7 +56,7 @@ def _row(name: str, lat: np.ndarray, rps: float, ups: float, base: tuple | None)
 
 
 def _batches(users, size: int) -> list:
-    return [users[i:i + size] for i in range(0, len(users), size)]
+    return [users[i : i + size] for i in range(0, len(users), size)]
 
 
 def main() -> None:
@@ -77,9 +78,11 @@ def main() -> None:
     engine.save(os.path.join(folder, "snapshot"))
     engine = Engine.open(os.path.join(folder, "snapshot"), num_threads=1)
     users = list(np.random.default_rng(0).choice(cat.user_ids, size=args.requests))
-    print(f"catalogue {args.size}: {cat.user_items.shape[0]:,} users x {cat.user_items.shape[1]:,} items, "
-          f"{cat.user_items.nnz:,} entries; item-kNN k=100; recommend n={args.n}; {args.requests} requests; "
-          f"concurrency {args.concurrency}; {args.cpus} CPUs")
+    print(
+        f"catalogue {args.size}: {cat.user_items.shape[0]:,} users x {cat.user_items.shape[1]:,} items, "
+        f"{cat.user_items.nnz:,} entries; item-kNN k=100; recommend n={args.n}; {args.requests} requests; "
+        f"concurrency {args.concurrency}; {args.cpus} CPUs"
+    )
 
     # Local Ray workers start in the driver's directory: leave the source tree
     # so they import the installed backpack, not the one without a built core.
@@ -88,8 +91,10 @@ def main() -> None:
     try:
         # columns: one-at-a-time latency; recommend calls/s and users/s through recommend_batch with
         # --concurrency callers; then each as a multiple of the in-process engine's
-        print(f"{'':22}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'batch u/s':>11}"
-              f"{'p50 × in':>11}{'req ÷':>10}{'batch ÷':>10}")
+        print(
+            f"{'':22}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'batch u/s':>11}"
+            f"{'p50 × in':>11}{'req ÷':>10}{'batch ÷':>10}"
+        )
         batches = _batches(users * 5, args.batch)
         local = lambda user: engine.recommend(user, args.n)  # noqa: E731
         lat = _latencies(local, users)
@@ -99,8 +104,12 @@ def main() -> None:
         print(_row("in-process engine", lat, rps, ups, None))
         for replicas in args.replicas:
             start = time.perf_counter()
-            client = serve_on_ray(os.path.join(folder, "snapshot"), num_replicas=replicas, name="bench",
-                                  cpus_per_replica=min(1.0, args.cpus / replicas))
+            client = serve_on_ray(
+                os.path.join(folder, "snapshot"),
+                num_replicas=replicas,
+                name="bench",
+                cpus_per_replica=min(1.0, args.cpus / replicas),
+            )
             deploy = time.perf_counter() - start
             for user in users[:50]:  # warm-up, and the check that answers are the engine's
                 assert client.recommend(user, args.n) == engine.recommend(user, args.n)

@@ -1,13 +1,13 @@
 """One machine to its limit: time and peak memory against the number of interactions, Backpack and implicit.
 
-The synthetic catalogue (backpack.synthetic) grows from about 1M to 25M
+The synthetic catalogue (backpack.data.synthetic) grows from about 1M to 25M
 interactions, users scaled with it (40 per 1,000 events: 40k -> 1M users) over
 200k items. At every size, for both libraries, in the same run:
 
 1. import: the interactions are written once as a CSV file (streamed, in
    chunks, to a scratch folder under /tmp that is deleted at the end), then
    read back into a users x items CSR. Backpack reads it the way
-   ``backpack import`` does (backpack.importing.read_interactions, chunks of
+   ``backpack import`` does (backpack.data.readers.read_interactions, chunks of
    100k rows, into an Engine's bags); the baseline is a whole-file
    ``pandas.read_csv`` with categorical id columns (implicit has no importer).
 2. item-kNN fit, cosine, K=50 (backpack.ItemKNN vs implicit CosineRecommender).
@@ -57,9 +57,13 @@ import scipy.sparse as sp  # noqa: E402
 
 LIBRARIES = ("backpack", "implicit")
 STEPS = ("import", "knn_fit", "als_fit", "knn_batch", "als_batch")
-STEP_LABELS = {"import": "import CSV -> CSR", "knn_fit": "item-kNN fit (cosine, K=50)",
-               "als_fit": "ALS fit (64 f, 10 it)", "knn_batch": "item-kNN recommend, all users",
-               "als_batch": "ALS recommend, user sample"}
+STEP_LABELS = {
+    "import": "import CSV -> CSR",
+    "knn_fit": "item-kNN fit (cosine, K=50)",
+    "als_fit": "ALS fit (64 f, 10 it)",
+    "knn_batch": "item-kNN recommend, all users",
+    "als_batch": "ALS recommend, user sample",
+}
 MARK_START = "<!-- bench_scale:start -->"
 MARK_END = "<!-- bench_scale:end -->"
 BLOCK_USERS = 100_000
@@ -108,7 +112,7 @@ def rss_mib() -> float:
 
 def prepare(size: dict, folder: str) -> dict:
     """Generate the catalogue, save its CSR (npz) and write the CSV, streamed in chunks of users."""
-    from backpack import synthetic
+    from backpack.data import synthetic
 
     start = time.perf_counter()
     cat = synthetic.generate(size["users"], size["items"], size["events"], seed=size["seed"])
@@ -122,14 +126,23 @@ def prepare(size: dict, folder: str) -> dict:
     with open(folder / "interactions.csv", "w", encoding="utf-8", newline="") as out:
         out.write("user,item,weight\n")
         for first in range(0, m.shape[0], 50_000):
-            block = m[first:first + 50_000]
-            users = user_ids[first:first + block.shape[0]][np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))]
+            block = m[first : first + 50_000]
+            users = user_ids[first : first + block.shape[0]][
+                np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+            ]
             items = item_ids[block.indices]
             weights = [f"{w:g}" for w in block.data.tolist()]
             out.write("".join(f"{u},{i},{w}\n" for u, i, w in zip(users.tolist(), items.tolist(), weights)))
     written = time.perf_counter() - start
-    return {"users": m.shape[0], "items": m.shape[1], "nnz": int(m.nnz), "generate_s": generated,
-            "csv_s": written, "csv_mib": (folder / "interactions.csv").stat().st_size / 2**20, "peak_mib": peak_mib()}
+    return {
+        "users": m.shape[0],
+        "items": m.shape[1],
+        "nnz": int(m.nnz),
+        "generate_s": generated,
+        "csv_s": written,
+        "csv_mib": (folder / "interactions.csv").stat().st_size / 2**20,
+        "peak_mib": peak_mib(),
+    }
 
 
 def load_matrix(folder) -> sp.csr_matrix:
@@ -143,7 +156,7 @@ def step_import(library: str, folder: Path, args) -> dict:
     path = folder / "interactions.csv"
     if library == "backpack":
         from backpack import Engine
-        from backpack.importing import read_interactions
+        from backpack.data.readers import read_interactions
 
         engine = Engine()
         base = rss_mib()
@@ -157,9 +170,10 @@ def step_import(library: str, folder: Path, args) -> dict:
         base = rss_mib()
         start = time.perf_counter()
         frame = pd.read_csv(path, dtype={"user": "category", "item": "category", "weight": np.float32})
-        m = sp.csr_matrix((frame["weight"].to_numpy(), (frame["user"].cat.codes.to_numpy(),
-                                                        frame["item"].cat.codes.to_numpy())),
-                          shape=(len(frame["user"].cat.categories), len(frame["item"].cat.categories)))
+        m = sp.csr_matrix(
+            (frame["weight"].to_numpy(), (frame["user"].cat.codes.to_numpy(), frame["item"].cat.codes.to_numpy())),
+            shape=(len(frame["user"].cat.categories), len(frame["item"].cat.categories)),
+        )
         m.sum_duplicates()
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "base_mib": base, "nnz": int(m.nnz)}
@@ -176,16 +190,14 @@ def _knn(library: str, args):
 
 
 def _als(library: str, args):
-    settings = dict(factors=args.factors, iterations=args.iterations, regularization=0.01, alpha=1.0,
-                    random_state=0)
+    settings = dict(factors=args.factors, iterations=args.iterations, regularization=0.01, alpha=1.0, random_state=0)
     if library == "backpack":
         from backpack import ALS
 
         return ALS(cg_steps=3, num_threads=args.threads, **settings)
     from implicit.cpu.als import AlternatingLeastSquares
 
-    model = AlternatingLeastSquares(use_cg=True, num_threads=args.threads,
-                                    calculate_training_loss=False, **settings)
+    model = AlternatingLeastSquares(use_cg=True, num_threads=args.threads, calculate_training_loss=False, **settings)
     model.cg_steps = 3  # implicit's default, set here so both sides say it
     return model
 
@@ -230,19 +242,25 @@ def step_batch(kind: str, library: str, folder: Path, args) -> dict:
             scale = users.size / args.implicit_knn_users
             users = np.sort(np.random.default_rng(0).choice(users, args.implicit_knn_users, replace=False))
     else:
-        users = np.sort(np.random.default_rng(0).choice(m.shape[0], min(args.als_users, m.shape[0]),
-                                                        replace=False)).astype(np.int32)
+        users = np.sort(
+            np.random.default_rng(0).choice(m.shape[0], min(args.als_users, m.shape[0]), replace=False)
+        ).astype(np.int32)
     model.recommend(users[:10], m[users[:10]], N=10)  # warm-up (lazy norms, thread pools)
     base = rss_mib()
     start = time.perf_counter()
     filled = 0
     for first in range(0, users.size, BLOCK_USERS):
-        block = users[first:first + BLOCK_USERS]
+        block = users[first : first + BLOCK_USERS]
         ids, _ = model.recommend(block, m[block], N=10)
         filled += int((np.asarray(ids) >= 0).sum())
     seconds = (time.perf_counter() - start) * scale
-    return {"seconds": seconds, "base_mib": base, "users": int(users.size), "filled": filled,
-            "extrapolated": scale != 1.0}
+    return {
+        "seconds": seconds,
+        "base_mib": base,
+        "users": int(users.size),
+        "filled": filled,
+        "extrapolated": scale != 1.0,
+    }
 
 
 def step_serve(folder: Path, args) -> dict:
@@ -254,8 +272,7 @@ def step_serve(folder: Path, args) -> dict:
     user_ids = [f"u{u}" for u in range(m.shape[0])]
     engine.load_matrix(m, user_ids, [f"i{i}" for i in range(m.shape[1])])
     del m
-    engine.install_model("itemknn", ItemKNN.load(str(_model_path(folder, "backpack", "knn")),
-                                                 num_threads=args.threads))
+    engine.install_model("itemknn", ItemKNN.load(str(_model_path(folder, "backpack", "knn")), num_threads=args.threads))
     rng = np.random.default_rng(1)
     picks = rng.choice(len(user_ids), args.serve_calls, replace=False)
     for u in picks[:20]:
@@ -265,8 +282,12 @@ def step_serve(folder: Path, args) -> dict:
         start = time.perf_counter()
         engine.recommend(user_ids[u], 10)
         latencies.append(time.perf_counter() - start)
-    return {"p50_ms": float(np.percentile(latencies, 50) * 1e3), "p99_ms": float(np.percentile(latencies, 99) * 1e3),
-            "calls": len(latencies), "rss_mib": rss_mib()}
+    return {
+        "p50_ms": float(np.percentile(latencies, 50) * 1e3),
+        "p99_ms": float(np.percentile(latencies, 99) * 1e3),
+        "calls": len(latencies),
+        "rss_mib": rss_mib(),
+    }
 
 
 def _child(name: str, library: str, folder: str, args, queue) -> None:
@@ -333,9 +354,11 @@ def ratio(ours: dict | None, theirs: dict | None, key: str) -> str:
 
 
 def table(runs: list[dict]) -> str:
-    lines = ["| interactions | users | step | Backpack s | implicit s | implicit / Backpack time | "
-             "Backpack peak MiB | implicit peak MiB | implicit / Backpack memory |",
-             "|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| interactions | users | step | Backpack s | implicit s | implicit / Backpack time | "
+        "Backpack peak MiB | implicit peak MiB | implicit / Backpack memory |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for run in runs:
         for step in STEPS:
             ours, theirs = run["steps"].get((step, "backpack")), run["steps"].get((step, "implicit"))
@@ -344,9 +367,11 @@ def table(runs: list[dict]) -> str:
                 name += " (implicit column: pandas.read_csv)"
             if step == "als_batch" and ours and "users" in ours:
                 name = f"ALS recommend, {ours['users']:,} users"
-            lines.append(f"| {run['nnz']:,} | {run['users']:,} | {name} | {fmt_s(ours)} | {fmt_s(theirs)} | "
-                         f"{ratio(ours, theirs, 'seconds')} | {fmt_mib(ours)} | {fmt_mib(theirs)} | "
-                         f"{ratio(ours, theirs, 'peak_mib')} |")
+            lines.append(
+                f"| {run['nnz']:,} | {run['users']:,} | {name} | {fmt_s(ours)} | {fmt_s(theirs)} | "
+                f"{ratio(ours, theirs, 'seconds')} | {fmt_mib(ours)} | {fmt_mib(theirs)} | "
+                f"{ratio(ours, theirs, 'peak_mib')} |"
+            )
     return "\n".join(lines)
 
 
@@ -376,8 +401,10 @@ def plot(runs: list[dict], path: Path) -> None:
                 ax.set_xlabel("interactions (millions)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle(f"bench_scale: time and peak memory against interactions ({runs[-1]['items']:,} items, users scaled "
-                 "with interactions); each step in a fresh process")
+    fig.suptitle(
+        f"bench_scale: time and peak memory against interactions ({runs[-1]['items']:,} items, users scaled "
+        "with interactions); each step in a fresh process"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -400,26 +427,42 @@ def write_markdown(path: Path, section: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="1M,3M,6M,12M,25M",
-                        help="comma-separated interaction counts (distinct user-item pairs, about), e.g. 1M,3M,25M")
+    parser.add_argument(
+        "--sizes",
+        default="1M,3M,6M,12M,25M",
+        help="comma-separated interaction counts (distinct user-item pairs, about), e.g. 1M,3M,25M",
+    )
     parser.add_argument("--items", type=parse_count, default=200_000)
-    parser.add_argument("--users-per-1k", type=float, default=40.0,
-                        help="users per 1,000 interactions (40: 25M -> 1M users)")
-    parser.add_argument("--events-per-interaction", type=float, default=1.34,
-                        help="events generated per distinct (user, item) pair wanted: repeats fold into one "
-                             "pair (about 1 in 4 at 200k items)")
+    parser.add_argument(
+        "--users-per-1k", type=float, default=40.0, help="users per 1,000 interactions (40: 25M -> 1M users)"
+    )
+    parser.add_argument(
+        "--events-per-interaction",
+        type=float,
+        default=1.34,
+        help="events generated per distinct (user, item) pair wanted: repeats fold into one "
+        "pair (about 1 in 4 at 200k items)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes (100k, 300k events, 20k items): < 2 min")
     parser.add_argument("--libraries", default="backpack,implicit")
-    parser.add_argument("--implicit-max", type=parse_count, default=None,
-                        help="run implicit only up to this many interactions (the table shows — above)")
+    parser.add_argument(
+        "--implicit-max",
+        type=parse_count,
+        default=None,
+        help="run implicit only up to this many interactions (the table shows — above)",
+    )
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--als-users", type=int, default=5_000, help="users in the ALS batch recommend")
-    parser.add_argument("--implicit-knn-users", type=int, default=50_000,
-                        help="implicit's item-kNN batch recommend scores one user per Python call: above this "
-                             "many users it runs on a sample of this size and the time is scaled to all users "
-                             "(marked * in the table)")
+    parser.add_argument(
+        "--implicit-knn-users",
+        type=int,
+        default=50_000,
+        help="implicit's item-kNN batch recommend scores one user per Python call: above this "
+        "many users it runs on a sample of this size and the time is scaled to all users "
+        "(marked * in the table)",
+    )
     parser.add_argument("--serve-calls", type=int, default=2_000, help="single-user calls for p50/p99")
     parser.add_argument("--threads", type=int, default=0, help="0 = all cores")
     parser.add_argument("--step-timeout", type=float, default=3600.0, help="seconds before a step is killed")
@@ -428,8 +471,9 @@ def main() -> None:
     parser.add_argument("--markdown", help="replace the 'Scale (bench_scale)' section of this file")
     parser.add_argument("--plot", help="write the scaling curves to this PNG")
     parser.add_argument("--json", help="also dump the raw results here")
-    parser.add_argument("--from-json", metavar="FILE",
-                        help="measure nothing: redraw --plot and rewrite --markdown from a --json dump")
+    parser.add_argument(
+        "--from-json", metavar="FILE", help="measure nothing: redraw --plot and rewrite --markdown from a --json dump"
+    )
     parser.add_argument("--elapsed-min", type=float, default=0.0, help="with --from-json: the run's length")
     args = parser.parse_args()
     if args.from_json:
@@ -444,26 +488,43 @@ def main() -> None:
     events = [parse_count(s) for s in args.sizes.split(",") if s.strip()]
     libraries = [lib.strip() for lib in args.libraries.split(",") if lib.strip()]
 
-    print(f"bench_scale: sizes {', '.join(map(label, events))} events; {args.items:,} items; K={args.k}; "
-          f"ALS {args.factors} factors x {args.iterations} iterations; {os.cpu_count()} cores; "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}", flush=True)
+    print(
+        f"bench_scale: sizes {', '.join(map(label, events))} events; {args.items:,} items; K={args.k}; "
+        f"ALS {args.factors} factors x {args.iterations} iterations; {os.cpu_count()} cores; "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}",
+        flush=True,
+    )
     scratch = Path(tempfile.mkdtemp(prefix="bench_scale-", dir=args.scratch))
     runs: list[dict] = []
     started = time.perf_counter()
     try:
         for n_events in events:
-            size = {"users": max(1, int(round(n_events * args.users_per_1k / 1000))), "items": args.items,
-                    "events": int(round(n_events * args.events_per_interaction)), "seed": args.seed}
+            size = {
+                "users": max(1, int(round(n_events * args.users_per_1k / 1000))),
+                "items": args.items,
+                "events": int(round(n_events * args.events_per_interaction)),
+                "seed": args.seed,
+            }
             folder = scratch / label(n_events)
             folder.mkdir()
             info = run_step("prepare", size, folder, args)
             if "error" in info:
                 raise SystemExit(f"generating {label(n_events)} failed: {info['error']}\n{info.get('trace', '')}")
-            print(f"\n{label(n_events)} events: {info['users']:,} users x {info['items']:,} items, "
-                  f"{info['nnz']:,} interactions (distinct pairs, from {size['events']:,} events); generated in {info['generate_s']:.1f} s, "
-                  f"CSV {info['csv_mib']:,.0f} MiB written in {info['csv_s']:.1f} s", flush=True)
-            run = {"events": n_events, "users": info["users"], "items": info["items"], "nnz": info["nnz"],
-                   "steps": {}, "prepare": info}
+            print(
+                f"\n{label(n_events)} events: {info['users']:,} users x {info['items']:,} items, "
+                f"{info['nnz']:,} interactions (distinct pairs, from {size['events']:,} events); "
+                f"generated in {info['generate_s']:.1f} s, "
+                f"CSV {info['csv_mib']:,.0f} MiB written in {info['csv_s']:.1f} s",
+                flush=True,
+            )
+            run = {
+                "events": n_events,
+                "users": info["users"],
+                "items": info["items"],
+                "nnz": info["nnz"],
+                "steps": {},
+                "prepare": info,
+            }
             for step in STEPS:
                 for library in libraries:
                     if library == "implicit" and args.implicit_max and n_events > args.implicit_max:
@@ -475,21 +536,31 @@ def main() -> None:
                         if result.get("trace"):
                             print(result["trace"], flush=True)
                     else:
-                        print(f"  {step:10s} {library:9s} {result['seconds']:8.2f} s   peak {result['peak_mib']:8,.0f} MiB"
-                              f"   (step start {result['base_mib']:,.0f} MiB)", flush=True)
+                        print(
+                            f"  {step:10s} {library:9s} {result['seconds']:8.2f} s   "
+                            f"peak {result['peak_mib']:8,.0f} MiB"
+                            f"   (step start {result['base_mib']:,.0f} MiB)",
+                            flush=True,
+                        )
                 ours, theirs = run["steps"].get((step, "backpack")), run["steps"].get((step, "implicit"))
                 if ours and theirs:
-                    print(f"  {step:10s} ratios    implicit/Backpack: time {ratio(ours, theirs, 'seconds')}, "
-                          f"memory {ratio(ours, theirs, 'peak_mib')}", flush=True)
+                    print(
+                        f"  {step:10s} ratios    implicit/Backpack: time {ratio(ours, theirs, 'seconds')}, "
+                        f"memory {ratio(ours, theirs, 'peak_mib')}",
+                        flush=True,
+                    )
             if n_events == max(events) and "backpack" in libraries:
                 serve = run_step("serve", None, folder, args, timeout=args.step_timeout)
                 run["serve"] = serve
                 if "error" in serve:
                     print(f"  serve FAILED: {serve['error']}\n{serve.get('trace', '')}", flush=True)
                 else:
-                    print(f"  serve      backpack  p50 {serve['p50_ms']:.2f} ms  p99 {serve['p99_ms']:.2f} ms over "
-                          f"{serve['calls']:,} single-user calls; process RSS {serve['rss_mib']:,.0f} MiB, "
-                          f"peak {serve['peak_mib']:,.0f} MiB", flush=True)
+                    print(
+                        f"  serve      backpack  p50 {serve['p50_ms']:.2f} ms  p99 {serve['p99_ms']:.2f} ms over "
+                        f"{serve['calls']:,} single-user calls; process RSS {serve['rss_mib']:,.0f} MiB, "
+                        f"peak {serve['peak_mib']:,.0f} MiB",
+                        flush=True,
+                    )
             runs.append(run)
             shutil.rmtree(folder, ignore_errors=True)  # the CSV of 25M rows is about a gigabyte
             # Written after every size, so a run stopped part-way still leaves its numbers.
@@ -505,9 +576,18 @@ def report(runs: list[dict], args, total: float, final: bool) -> None:
         print("\n" + result_table)
         print(f"\ntotal {total / 60:.1f} min")
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            [{**{k: v for k, v in run.items() if k != "steps"},
-              "steps": {f"{s}/{lib}": r for (s, lib), r in run["steps"].items()}} for run in runs], indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                [
+                    {
+                        **{k: v for k, v in run.items() if k != "steps"},
+                        "steps": {f"{s}/{lib}": r for (s, lib), r in run["steps"].items()},
+                    }
+                    for run in runs
+                ],
+                indent=2,
+            )
+        )
     if args.plot:
         plot(runs, Path(args.plot))
     if args.markdown:
@@ -520,39 +600,54 @@ def section(runs, args, result_table: str, total: float) -> str:
     largest = runs[-1] if runs else {}
     serve = largest.get("serve") or {}
     sizes = ", ".join(label(run["events"]) for run in runs)
-    lines = ["## Scale (bench_scale)", "",
-             f"`python benchmarks/bench_scale.py --sizes {args.sizes} --markdown docs/benchmarks.md "
-             f"--plot docs/bench_scale.png` (sizes done: {sizes}; {os.cpu_count()} cores, "
-             f"{_total_ram_gib():.0f} GiB RAM, shared with other builds and test runs while it ran, so times are "
-             f"noisy; whole run {total / 60:.0f} min). Synthetic catalogue (`backpack.synthetic`), "
-             f"{args.items:,} items, {args.users_per_1k:g} users per 1,000 interactions; *interactions* are "
-             "distinct (user, item) pairs. Item-kNN cosine "
-             f"K={args.k}; ALS {args.factors} factors, {args.iterations} iterations, regularization 0.01, alpha 1, "
-             "3 CG steps, on both sides; all cores on both sides, `OPENBLAS_NUM_THREADS=1`.", "",
-             "Every step runs in a fresh spawned process; *peak MiB* is that process's peak resident memory "
-             "(VmHWM), including the interpreter, the libraries and the matrix it loads (about 8 bytes per "
-             "interaction). Import: the CSV is read by Backpack the way `backpack import` reads it (chunks of "
-             "100k rows into an Engine's bags, then the CSR), against a whole-file `pandas.read_csv` with "
-             "categorical ids (implicit has no importer). Batch steps load the model the fit step saved. "
-             "ALS batch recommend runs on a fixed user sample (scoring every user against every item is "
-             f"{largest.get('users', 0) * largest.get('items', 0) * args.factors * 2 / 1e12:.3g} TFLOP at the "
-             "largest size on both sides alike). * implicit's item-kNN batch recommend answers one user per "
-             f"Python call (a SciPy row slice and a scorer call each); above {args.implicit_knn_users:,} users it "
-             f"ran on a random sample of {args.implicit_knn_users:,} and its time is scaled to all users.", "",
-             "![time and peak memory against interactions](bench_scale.png)", "", result_table, ""]
+    lines = [
+        "## Scale (bench_scale)",
+        "",
+        f"`python benchmarks/bench_scale.py --sizes {args.sizes} --markdown docs/benchmarks.md "
+        f"--plot docs/bench_scale.png` (sizes done: {sizes}; {os.cpu_count()} cores, "
+        f"{_total_ram_gib():.0f} GiB RAM, shared with other builds and test runs while it ran, so times are "
+        f"noisy; whole run {total / 60:.0f} min). Synthetic catalogue (`backpack.data.synthetic`), "
+        f"{args.items:,} items, {args.users_per_1k:g} users per 1,000 interactions; *interactions* are "
+        "distinct (user, item) pairs. Item-kNN cosine "
+        f"K={args.k}; ALS {args.factors} factors, {args.iterations} iterations, regularization 0.01, alpha 1, "
+        "3 CG steps, on both sides; all cores on both sides, `OPENBLAS_NUM_THREADS=1`.",
+        "",
+        "Every step runs in a fresh spawned process; *peak MiB* is that process's peak resident memory "
+        "(VmHWM), including the interpreter, the libraries and the matrix it loads (about 8 bytes per "
+        "interaction). Import: the CSV is read by Backpack the way `backpack import` reads it (chunks of "
+        "100k rows into an Engine's bags, then the CSR), against a whole-file `pandas.read_csv` with "
+        "categorical ids (implicit has no importer). Batch steps load the model the fit step saved. "
+        "ALS batch recommend runs on a fixed user sample (scoring every user against every item is "
+        f"{largest.get('users', 0) * largest.get('items', 0) * args.factors * 2 / 1e12:.3g} TFLOP at the "
+        "largest size on both sides alike). * implicit's item-kNN batch recommend answers one user per "
+        f"Python call (a SciPy row slice and a scorer call each); above {args.implicit_knn_users:,} users it "
+        f"ran on a random sample of {args.implicit_knn_users:,} and its time is scaled to all users.",
+        "",
+        "![time and peak memory against interactions](bench_scale.png)",
+        "",
+        result_table,
+        "",
+    ]
     if serve and "error" not in serve:
-        lines += [f"Serving at {largest['nnz']:,} interactions ({largest['users']:,} users): an Engine holding "
-                  f"every bag and the item-kNN model answers single-user `recommend` in p50 {serve['p50_ms']:.2f} "
-                  f"ms, p99 {serve['p99_ms']:.2f} ms ({serve['calls']:,} calls, in process); the whole serving "
-                  f"process is {serve['rss_mib']:,.0f} MiB resident (peak {serve['peak_mib']:,.0f} MiB, loading "
-                  "included).", ""]
+        lines += [
+            f"Serving at {largest['nnz']:,} interactions ({largest['users']:,} users): an Engine holding "
+            f"every bag and the item-kNN model answers single-user `recommend` in p50 {serve['p50_ms']:.2f} "
+            f"ms, p99 {serve['p99_ms']:.2f} ms ({serve['calls']:,} calls, in process); the whole serving "
+            f"process is {serve['rss_mib']:,.0f} MiB resident (peak {serve['peak_mib']:,.0f} MiB, loading "
+            "included).",
+            "",
+        ]
     if largest:
         peaks = [r["peak_mib"] for (step, lib), r in largest["steps"].items() if lib == "backpack" and "peak_mib" in r]
         if peaks:
-            lines += [f"The largest Backpack step at {largest['nnz']:,} interactions peaks at {max(peaks):,.0f} MiB "
-                      f"({max(peaks) / 1024 / max(_total_ram_gib(), 1e-9):.0%} of this machine's RAM).", ""]
+            lines += [
+                f"The largest Backpack step at {largest['nnz']:,} interactions peaks at {max(peaks):,.0f} MiB "
+                f"({max(peaks) / 1024 / max(_total_ram_gib(), 1e-9):.0%} of this machine's RAM).",
+                "",
+            ]
     lines += [
-        "Where the memory goes:", "",
+        "Where the memory goes:",
+        "",
         "- **Import** streams: `read_interactions` yields chunks of 100k rows (the CSV module parses them and "
         "whole columns are checked at once), each goes into the bags and is dropped, so the file is never held; "
         "what grows is the bags themselves (per user a vector of 8-byte (item, weight) entries, plus the id "
@@ -567,7 +662,9 @@ def section(runs, args, result_table: str, total: float) -> str:
         "- **ALS**: the matrix in both orientations (confidence CSR and its transpose) and two factor tables "
         "((users + items) x factors x 4 bytes); nothing per thread beyond a few factor-sized vectors.",
         "- **Batch recommend** runs in blocks of 100k users, so the result and the block's scores are the only "
-        "extra memory.", ""]
+        "extra memory.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -577,9 +674,11 @@ def _knn_measured(largest: dict, args) -> str:
         return ""
     nnz, items = largest["nnz"], largest["items"]
     expected = (20 * nnz + 8 * items * args.k) / 2**20
-    return (f" Measured at {nnz:,} interactions: the fit process peaks {fit['peak_mib'] - fit['base_mib']:,.0f} MiB "
-            f"above the loaded matrix, against {expected:,.0f} MiB from that arithmetic (20 bytes x interactions "
-            f"+ 8 bytes x items x K).")
+    return (
+        f" Measured at {nnz:,} interactions: the fit process peaks {fit['peak_mib'] - fit['base_mib']:,.0f} MiB "
+        f"above the loaded matrix, against {expected:,.0f} MiB from that arithmetic (20 bytes x interactions "
+        f"+ 8 bytes x items x K)."
+    )
 
 
 def _total_ram_gib() -> float:

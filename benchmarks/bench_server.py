@@ -34,7 +34,7 @@ import scipy.sparse as sp
 
 # the same event loop for Backpack, the reference and the load (uvloop where installed), so the
 # loop is not what the comparison measures and the clients cost the shared cores as little as it can
-from backpack.server import run_on_new_loop
+from backpack.serving.loop import run_on_new_loop
 
 LEVELS = (1, 16, 64, 256)
 _HEADER = struct.Struct(">I")
@@ -46,8 +46,7 @@ _HEADER = struct.Struct(">I")
 class ReferenceServer:
     """The same protocol served the plain way: a dict of bags and a SciPy product per request."""
 
-    def __init__(self, similarity: sp.csr_matrix, user_ids: list[str], item_ids: list[str],
-                 user_items: sp.csr_matrix):
+    def __init__(self, similarity: sp.csr_matrix, user_ids: list[str], item_ids: list[str], user_items: sp.csr_matrix):
         self.similarity = similarity.tocsr()
         self.item_ids = item_ids
         self.item_index = {item: i for i, item in enumerate(item_ids)}
@@ -63,8 +62,10 @@ class ReferenceServer:
         if not bag:
             return [{"item": self.item_ids[i], "score": 0.0, "source": "popular"} for i in self.popular[:n]]
         cols = np.fromiter(bag.keys(), dtype=np.int64, count=len(bag))
-        row = sp.csr_matrix((np.fromiter(bag.values(), dtype=np.float32, count=len(bag)),
-                             (np.zeros(len(bag), dtype=np.int64), cols)), shape=(1, len(self.item_ids)))
+        row = sp.csr_matrix(
+            (np.fromiter(bag.values(), dtype=np.float32, count=len(bag)), (np.zeros(len(bag), dtype=np.int64), cols)),
+            shape=(1, len(self.item_ids)),
+        )
         scores = np.asarray((row @ self.similarity).todense()).ravel()
         scores[cols] = -np.inf
         top = np.argpartition(-scores, n)[:n]
@@ -129,8 +130,9 @@ def run_reference(data: Path, port: int) -> None:
 # -- the load ---------------------------------------------------------------------------------------
 
 
-async def _client(port: int, token: str | None, make_request, deadline: float, latencies: list[float],
-                  errors: list[str]) -> None:
+async def _client(
+    port: int, token: str | None, make_request, deadline: float, latencies: list[float], errors: list[str]
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
     number = 0
 
@@ -161,17 +163,30 @@ async def _level(port: int, token: str | None, clients: int, seconds: float, mak
     errors: list[str] = []
     start = time.perf_counter()
     deadline = start + seconds
-    await asyncio.gather(*(_client(port, token, make_request(c), deadline, latencies, errors)
-                           for c in range(clients)))
+    await asyncio.gather(*(_client(port, token, make_request(c), deadline, latencies, errors) for c in range(clients)))
     elapsed = time.perf_counter() - start
     ms = np.array(latencies) * 1000
-    return {"clients": clients, "requests": len(latencies), "errors": len(errors),
-            "first_error": errors[0] if errors else None, "rps": len(latencies) / elapsed,
-            "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99))}
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "rps": len(latencies) / elapsed,
+        "p50": float(np.percentile(ms, 50)),
+        "p99": float(np.percentile(ms, 99)),
+    }
 
 
-def measure(port: int, token: str | None, op: str, users: list[str], items: list[str], seconds: float,
-            levels=LEVELS, n: int = 10) -> list[dict]:
+def measure(
+    port: int,
+    token: str | None,
+    op: str,
+    users: list[str],
+    items: list[str],
+    seconds: float,
+    levels=LEVELS,
+    n: int = 10,
+) -> list[dict]:
     """Run every level of concurrent clients against the server on ``port`` for ``op``."""
 
     def make_request(client: int):
@@ -181,9 +196,14 @@ def measure(port: int, token: str | None, op: str, users: list[str], items: list
             if op == "recommend":
                 return {"op": "recommend", "args": {"user": users[rng.integers(len(users))], "n": n}}
             k = 4  # a small batch of events, as a game client would flush them
-            return {"op": "add_interactions",
-                    "args": {"users": [users[rng.integers(len(users))] for _ in range(k)],
-                             "items": [items[rng.integers(len(items))] for _ in range(k)]}}
+            return {
+                "op": "add_interactions",
+                "args": {
+                    "users": [users[rng.integers(len(users))] for _ in range(k)],
+                    "items": [items[rng.integers(len(items))] for _ in range(k)],
+                },
+            }
+
         return request
 
     return [run_on_new_loop(_level(port, token, clients, seconds, make_request)) for clients in levels]
@@ -214,42 +234,76 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 600.0)
 def prepare(data: Path, size: str, k: int, seed: int) -> tuple[list[str], list[str]]:
     """Fit item-kNN on the synthetic catalogue, save Backpack's data directory and the reference's arrays."""
     import backpack
-    from backpack import synthetic
+    from backpack.data import synthetic
 
     cat = synthetic.generate_size(size, seed=seed)
     engine = backpack.Engine()
     engine.load_matrix(cat.user_items, cat.user_ids, cat.item_ids)
     start = time.perf_counter()
     model = engine.fit("itemknn", k=k)
-    print(f"  {cat.user_items.shape[0]:,} users x {cat.user_items.shape[1]:,} items, {cat.user_items.nnz:,} "
-          f"interactions; item-kNN (k={k}) fitted in {time.perf_counter() - start:.1f} s", flush=True)
+    print(
+        f"  {cat.user_items.shape[0]:,} users x {cat.user_items.shape[1]:,} items, {cat.user_items.nnz:,} "
+        f"interactions; item-kNN (k={k}) fitted in {time.perf_counter() - start:.1f} s",
+        flush=True,
+    )
     engine.save(data / "backpack")
     sim = model.similarity.tocsr().astype(np.float32)
     ui = engine.bags.to_csr()
     user_ids = engine.bags.user_ids(np.arange(ui.shape[0]))
     item_ids = engine.bags.item_ids(np.arange(ui.shape[1]))
-    np.savez(data / "reference.npz", sim_data=sim.data, sim_indices=sim.indices, sim_indptr=sim.indptr,
-             sim_shape=np.array(sim.shape), ui_data=ui.data, ui_indices=ui.indices, ui_indptr=ui.indptr,
-             ui_shape=np.array(ui.shape), user_ids=np.array(user_ids), item_ids=np.array(item_ids))
+    np.savez(
+        data / "reference.npz",
+        sim_data=sim.data,
+        sim_indices=sim.indices,
+        sim_indptr=sim.indptr,
+        sim_shape=np.array(sim.shape),
+        ui_data=ui.data,
+        ui_indices=ui.indices,
+        ui_indptr=ui.indptr,
+        ui_shape=np.array(ui.shape),
+        user_ids=np.array(user_ids),
+        item_ids=np.array(item_ids),
+    )
     return list(user_ids), list(item_ids)
 
 
 def start_backpack(data: Path, port: int) -> tuple[subprocess.Popen, str]:
     """``backpack serve`` on the data directory, with an admin token made by ``backpack token create``."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    made = subprocess.run([sys.executable, "-m", "backpack.cli", "token", "create", "--role", "admin", "--json",
-                           "--data-dir", str(data)], capture_output=True, text=True, check=True, env=env)
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backpack.cli.main",
+            "token",
+            "create",
+            "--role",
+            "admin",
+            "--json",
+            "--data-dir",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
     token = json.loads(made.stdout)["secret"]
-    server = subprocess.Popen([sys.executable, "-m", "backpack.cli", "serve", "--data-dir", str(data),
-                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "backpack.cli.main", "serve", "--data-dir", str(data), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     _wait_for_port(port, server)
     return server, token
 
 
 def start_reference(data: Path, port: int) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, __file__, "--reference-server", "--port", str(port),
-                               "--data", str(data)], env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
-                              stdout=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--reference-server", "--port", str(port), "--data", str(data)],
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+    )
     _wait_for_port(port, server)
     return server
 
@@ -263,12 +317,17 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def table(op: str, ours: list[dict], reference: list[dict]) -> str:
-    lines = [f"### {op}", "",
-             "| clients | Backpack p50 ms | p99 ms | req/s | reference p50 ms | p99 ms | req/s | throughput ratio |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"### {op}",
+        "",
+        "| clients | Backpack p50 ms | p99 ms | req/s | reference p50 ms | p99 ms | req/s | throughput ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for a, b in zip(ours, reference):
-        lines.append(f"| {a['clients']} | {a['p50']:.2f} | {a['p99']:.2f} | {a['rps']:,.0f} | {b['p50']:.2f} | "
-                     f"{b['p99']:.2f} | {b['rps']:,.0f} | {a['rps'] / b['rps']:.1f}x |")
+        lines.append(
+            f"| {a['clients']} | {a['p50']:.2f} | {a['p99']:.2f} | {a['rps']:,.0f} | {b['p50']:.2f} | "
+            f"{b['p99']:.2f} | {b['rps']:,.0f} | {a['rps'] / b['rps']:.1f}x |"
+        )
     bad = [(r["clients"], r["errors"], r["first_error"]) for r in ours + reference if r["errors"]]
     if bad:
         lines.append(f"\nerrors (clients, count, first code): {bad}")
@@ -294,13 +353,17 @@ def main() -> None:
         data = Path(tmp)
         users, items = prepare(data, args.size, args.k, args.seed)
         results = {}
-        for name, start in (("backpack", lambda port: start_backpack(data / "backpack", port)),
-                            ("reference", lambda port: (start_reference(data, port), None))):
+        for name, start in (
+            ("backpack", lambda port: start_backpack(data / "backpack", port)),
+            ("reference", lambda port: (start_reference(data, port), None)),
+        ):
             port = _free_port()
             server, token = start(port)
             try:
-                results[name] = {op: measure(port, token, op, users, items, args.seconds, levels)
-                                 for op in ("recommend", "add_interactions")}
+                results[name] = {
+                    op: measure(port, token, op, users, items, args.seconds, levels)
+                    for op in ("recommend", "add_interactions")
+                }
             finally:
                 stop(server)
         for op in ("recommend", "add_interactions"):

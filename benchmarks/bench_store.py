@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from backpack.sqlite_store import SQLiteStore
+from backpack.store.sqlite import SQLiteStore
 
 
 def per_second(n: int, fn) -> float:
@@ -28,8 +28,10 @@ def per_second(n: int, fn) -> float:
 
 def plain_sqlite(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE log (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT, user TEXT, item TEXT, "
-                 "weight REAL, timestamp REAL)")
+    conn.execute(
+        "CREATE TABLE log (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT, user TEXT, item TEXT, "
+        "weight REAL, timestamp REAL)"
+    )
     conn.commit()
     return conn
 
@@ -47,34 +49,46 @@ def main() -> None:
         rows = [(f"u{i % 5000}", f"i{i % 20000}", 1.0, 1.7e9 + i) for i in range(args.batched)]
 
         def plain_single():
-            for user, item, weight, ts in rows[:args.single]:
-                plain.execute("INSERT INTO log (op, user, item, weight, timestamp) VALUES ('add', ?, ?, ?, ?)",
-                              (user, item, weight, ts))
+            for user, item, weight, ts in rows[: args.single]:
+                plain.execute(
+                    "INSERT INTO log (op, user, item, weight, timestamp) VALUES ('add', ?, ?, ?, ?)",
+                    (user, item, weight, ts),
+                )
                 plain.commit()
 
         def store_single():
-            for user, item, weight, ts in rows[:args.single]:
+            for user, item, weight, ts in rows[: args.single]:
                 store.append_interactions([user], [item], [weight], [ts])
 
         def plain_batched():
             for start in range(0, len(rows), 1000):
-                plain.executemany("INSERT INTO log (op, user, item, weight, timestamp) VALUES ('add', ?, ?, ?, ?)",
-                                  rows[start:start + 1000])
+                plain.executemany(
+                    "INSERT INTO log (op, user, item, weight, timestamp) VALUES ('add', ?, ?, ?, ?)",
+                    rows[start : start + 1000],
+                )
                 plain.commit()
 
         def store_batched():
             for start in range(0, len(rows), 1000):
-                users, items, weights, times = zip(*rows[start:start + 1000])
+                users, items, weights, times = zip(*rows[start : start + 1000])
                 store.append_interactions(users, items, weights, times)
 
-        results = [("durable single writes /s", per_second(args.single, plain_single),
-                    per_second(args.single, store_single)),
-                   ("batched interactions /s (1,000 a call)", per_second(len(rows), plain_batched),
-                    per_second(len(rows), store_batched))]
+        results = [
+            ("durable single writes /s", per_second(args.single, plain_single), per_second(args.single, store_single)),
+            (
+                "batched interactions /s (1,000 a call)",
+                per_second(len(rows), plain_batched),
+                per_second(len(rows), store_batched),
+            ),
+        ]
         total = args.single + len(rows)
-        results.append(("log replay rows /s (plain: fetchall)",
-                        per_second(total, lambda: plain.execute("SELECT * FROM log").fetchall()),
-                        per_second(total, lambda: sum(len(b) for b in store.log_since(0)))))
+        results.append(
+            (
+                "log replay rows /s (plain: fetchall)",
+                per_second(total, lambda: plain.execute("SELECT * FROM log").fetchall()),
+                per_second(total, lambda: sum(len(b) for b in store.log_since(0))),
+            )
+        )
 
         _, secret = store.create_token("service")
         store_tokens = per_second(5000, lambda: [store.verify_token(secret) for _ in range(5000)])

@@ -51,6 +51,6 @@ def vocabulary_plugins(*sample_modules):
 @pytest.fixture(scope="module")
 def jsonld_loader():
     """A context loader over the bundled vocabularies only."""
-    from backpack.jsonld_loader import ContextLoader
+    from backpack.jsonld.loader import ContextLoader
 
     return ContextLoader(vocabulary_plugins())

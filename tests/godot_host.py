@@ -37,33 +37,65 @@ class CallError(C.Structure):
 
 
 class PropertyInfo(C.Structure):
-    _fields_ = [("type", C.c_int32), ("name", vp), ("class_name", vp), ("hint", C.c_uint32),
-                ("hint_string", vp), ("usage", C.c_uint32)]
+    _fields_ = [
+        ("type", C.c_int32),
+        ("name", vp),
+        ("class_name", vp),
+        ("hint", C.c_uint32),
+        ("hint_string", vp),
+        ("usage", C.c_uint32),
+    ]
 
 
 class MethodInfo(C.Structure):
-    _fields_ = [("name", vp), ("method_userdata", vp), ("call", vp), ("ptrcall", vp), ("flags", C.c_uint32),
-                ("has_return_value", C.c_uint8), ("return_value_info", C.POINTER(PropertyInfo)),
-                ("return_value_metadata", C.c_int32), ("argument_count", C.c_uint32),
-                ("arguments_info", C.POINTER(PropertyInfo)), ("arguments_metadata", C.POINTER(C.c_int32)),
-                ("default_argument_count", C.c_uint32), ("default_arguments", vp)]
+    _fields_ = [
+        ("name", vp),
+        ("method_userdata", vp),
+        ("call", vp),
+        ("ptrcall", vp),
+        ("flags", C.c_uint32),
+        ("has_return_value", C.c_uint8),
+        ("return_value_info", C.POINTER(PropertyInfo)),
+        ("return_value_metadata", C.c_int32),
+        ("argument_count", C.c_uint32),
+        ("arguments_info", C.POINTER(PropertyInfo)),
+        ("arguments_metadata", C.POINTER(C.c_int32)),
+        ("default_argument_count", C.c_uint32),
+        ("default_arguments", vp),
+    ]
 
 
-_CLASS_FUNCS = ("set_func", "get_func", "get_property_list_func", "free_property_list_func",
-                "property_can_revert_func", "property_get_revert_func", "validate_property_func",
-                "notification_func", "to_string_func", "reference_func", "unreference_func",
-                "create_instance_func", "free_instance_func", "recreate_instance_func", "get_virtual_func",
-                "get_virtual_call_data_func", "call_virtual_with_data_func", "get_rid_func", "class_userdata")
+_CLASS_FUNCS = (
+    "set_func",
+    "get_func",
+    "get_property_list_func",
+    "free_property_list_func",
+    "property_can_revert_func",
+    "property_get_revert_func",
+    "validate_property_func",
+    "notification_func",
+    "to_string_func",
+    "reference_func",
+    "unreference_func",
+    "create_instance_func",
+    "free_instance_func",
+    "recreate_instance_func",
+    "get_virtual_func",
+    "get_virtual_call_data_func",
+    "call_virtual_with_data_func",
+    "get_rid_func",
+    "class_userdata",
+)
 
 
 class ClassCreationInfo2(C.Structure):
     _fields_ = [("is_virtual", C.c_uint8), ("is_abstract", C.c_uint8), ("is_exposed", C.c_uint8)] + [
-        (name, vp) for name in _CLASS_FUNCS]
+        (name, vp) for name in _CLASS_FUNCS
+    ]
 
 
 class Initialization(C.Structure):
-    _fields_ = [("minimum_initialization_level", C.c_int32), ("userdata", vp), ("initialize", vp),
-                ("deinitialize", vp)]
+    _fields_ = [("minimum_initialization_level", C.c_int32), ("userdata", vp), ("initialize", vp), ("deinitialize", vp)]
 
 
 GET_PROC_ADDRESS = C.CFUNCTYPE(vp, C.c_char_p)
@@ -356,21 +388,33 @@ class Host:
         info = C.cast(info, C.POINTER(ClassCreationInfo2)).contents
         name = self.get(name)
         self.classes[name] = RegisteredClass(
-            name, self.get(parent), CREATE_INSTANCE(info.create_instance_func),
-            FREE_INSTANCE(info.free_instance_func), info.class_userdata)
+            name,
+            self.get(parent),
+            CREATE_INSTANCE(info.create_instance_func),
+            FREE_INSTANCE(info.free_instance_func),
+            info.class_userdata,
+        )
 
     def _classdb_register_extension_class_method(self, library, class_name, info):
         info = C.cast(info, C.POINTER(MethodInfo)).contents
-        arguments = [(self.get(info.arguments_info[i].name), info.arguments_info[i].type)
-                     for i in range(info.argument_count)]
+        arguments = [
+            (self.get(info.arguments_info[i].name), info.arguments_info[i].type) for i in range(info.argument_count)
+        ]
         returns = info.return_value_info.contents.type if info.has_return_value else None
         # Godot copies the default Variants when a method is registered: so does the host
         pointers = C.cast(info.default_arguments, C.POINTER(vp))
         defaults = [self.to_python(*self.variant_read(pointers[i])) for i in range(info.default_argument_count)]
         name = self.get(info.name)
         self.classes[self.get(class_name)].methods[name] = Method(
-            name, arguments, returns, defaults, info.flags, info.method_userdata, METHOD_CALL(info.call),
-            METHOD_PTRCALL(info.ptrcall))
+            name,
+            arguments,
+            returns,
+            defaults,
+            info.flags,
+            info.method_userdata,
+            METHOD_CALL(info.call),
+            METHOD_PTRCALL(info.ptrcall),
+        )
 
     def _classdb_unregister_extension_class(self, library, name):
         self.unregistered.append(self.get(name))
@@ -429,6 +473,7 @@ class Host:
                 self.variant_write(dest, FLOAT, C.c_double.from_address(source).value)
             else:
                 self.variant_write(dest, type_, self._copy(self.get(source)))
+
         return self._callback(CONVERT, from_type)
 
     def _get_variant_to_type_constructor(self, type_):
@@ -444,17 +489,25 @@ class Host:
                 C.c_double.from_address(dest).value = value
             else:
                 self.put(dest, self._copy(value))
+
         return self._callback(CONVERT, to_type)
 
     def _copy(self, value):
         return value.copy() if isinstance(value, (Strings, Floats, Dictionary, Array)) else value
 
     def _variant_get_ptr_constructor(self, type_, index):
-        empty = {STRING: lambda: "", PACKED_STRING_ARRAY: lambda: Strings(self),
-                 PACKED_FLOAT32_ARRAY: lambda: Floats(), DICTIONARY: lambda: Dictionary(self)}
+        empty = {
+            STRING: lambda: "",
+            PACKED_STRING_ARRAY: lambda: Strings(self),
+            PACKED_FLOAT32_ARRAY: lambda: Floats(),
+            DICTIONARY: lambda: Dictionary(self),
+        }
         # constructor 2, as in Godot: String(StringName), PackedStringArray(Array), PackedFloat32Array(Array)
-        converted = {STRING: str, PACKED_STRING_ARRAY: lambda a: Strings(self, [str(v) for v in a.values]),
-                     PACKED_FLOAT32_ARRAY: lambda a: Floats([float(v) for v in a.values])}
+        converted = {
+            STRING: str,
+            PACKED_STRING_ARRAY: lambda a: Strings(self, [str(v) for v in a.values]),
+            PACKED_FLOAT32_ARRAY: lambda a: Floats([float(v) for v in a.values]),
+        }
         if type_ not in empty or index not in (0, 1, 2) or (index == 2 and type_ not in converted):
             raise RuntimeError(f"constructor {index} of type {type_} is not modelled")
 
@@ -465,6 +518,7 @@ class Host:
                 self.put(dest, self._copy(self.get(args[0])))
             else:
                 self.put(dest, converted[type_](self.get(args[0])))
+
         return self._callback(PTR_CONSTRUCTOR, construct)
 
     def _variant_get_ptr_destructor(self, type_):
@@ -495,8 +549,7 @@ class Host:
 
 # name -> ctypes prototype of every function the host implements
 _FUNCTION_TYPES = {
-    "print_error_with_message": C.CFUNCTYPE(None, C.c_char_p, C.c_char_p, C.c_char_p, C.c_char_p, C.c_int32,
-                                            C.c_uint8),
+    "print_error_with_message": C.CFUNCTYPE(None, C.c_char_p, C.c_char_p, C.c_char_p, C.c_char_p, C.c_int32, C.c_uint8),
     "classdb_register_extension_class2": C.CFUNCTYPE(None, vp, vp, vp, vp),
     "classdb_register_extension_class_method": C.CFUNCTYPE(None, vp, vp, vp),
     "classdb_unregister_extension_class": C.CFUNCTYPE(None, vp, vp),

@@ -1,4 +1,4 @@
-"""An in-memory :class:`backpack.store.Store` for the server tests (not durable, not in the package)."""
+"""An in-memory :class:`backpack.store.base.Store` for the server tests (not durable, not in the package)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,8 @@ import secrets
 import threading
 import time
 
-from backpack.store import (
-    Job,
-    LogEntry,
-    SnapshotRecord,
-    Store,
-    TokenRecord,
-    UnknownJobError,
-)
+from backpack.errors import UnknownJobError
+from backpack.store.base import Job, LogEntry, SnapshotRecord, Store, TokenRecord
 
 
 class MemoryStore(Store):
@@ -41,8 +35,16 @@ class MemoryStore(Store):
     def _append(self, op, users, items, weights, timestamps) -> int:
         with self.lock:
             for k, (u, i) in enumerate(zip(users, items)):
-                self.log.append(LogEntry(len(self.log) + 1, op, u, i, None if weights is None else float(weights[k]),
-                                         None if timestamps is None else timestamps[k]))
+                self.log.append(
+                    LogEntry(
+                        len(self.log) + 1,
+                        op,
+                        u,
+                        i,
+                        None if weights is None else float(weights[k]),
+                        None if timestamps is None else timestamps[k],
+                    )
+                )
             return len(self.log)
 
     def append_interactions(self, users, items, weights, timestamps=None) -> int:
@@ -55,7 +57,7 @@ class MemoryStore(Store):
         with self.lock:
             entries = [e for e in self.log if e.seq > watermark]
         for start in range(0, len(entries), batch_size):
-            yield entries[start:start + batch_size]
+            yield entries[start : start + batch_size]
 
     def watermark(self) -> int:
         return len(self.log)
@@ -77,11 +79,17 @@ class MemoryStore(Store):
         with self.lock:
             pairs = list(self.items.items())
         for start in range(0, len(pairs), batch_size):
-            yield pairs[start:start + batch_size]
+            yield pairs[start : start + batch_size]
 
     def counts(self):
-        return {"users": len(self.users), "items": len(self.items), "log": len(self.log),
-                "jobs": len(self.job_table), "tokens": len(self.tokens), "snapshots": len(self.snapshots)}
+        return {
+            "users": len(self.users),
+            "items": len(self.items),
+            "log": len(self.log),
+            "jobs": len(self.job_table),
+            "tokens": len(self.tokens),
+            "snapshots": len(self.snapshots),
+        }
 
     def record_snapshot(self, path, algorithm, watermark):
         with self.lock:
@@ -109,8 +117,10 @@ class MemoryStore(Store):
         if token_id not in self.tokens:
             return False
         record, digest = self.tokens[token_id]
-        self.tokens[token_id] = (TokenRecord(record.id, record.role, record.user, record.created, True,
-                                             record.label), digest)
+        self.tokens[token_id] = (
+            TokenRecord(record.id, record.role, record.user, record.created, True, record.label),
+            digest,
+        )
         return True
 
     def list_tokens(self):
@@ -119,16 +129,28 @@ class MemoryStore(Store):
     def enqueue_job(self, kind, args=None, *, max_attempts=3, run_at=None):
         with self.lock:
             now = time.time()
-            job = Job(len(self.job_table) + 1, kind, dict(args or {}), "available", 0, max_attempts,
-                      now if run_at is None else run_at, created=now, updated=now)
+            job = Job(
+                len(self.job_table) + 1,
+                kind,
+                dict(args or {}),
+                "available",
+                0,
+                max_attempts,
+                now if run_at is None else run_at,
+                created=now,
+                updated=now,
+            )
             self.job_table[job.id] = job
             return job
 
     def claim_job(self, kinds=None):
         with self.lock:
             for job in sorted(self.job_table.values(), key=lambda j: j.id):
-                if job.state in ("available", "retryable") and job.run_at <= time.time() and \
-                        (kinds is None or job.kind in kinds):
+                if (
+                    job.state in ("available", "retryable")
+                    and job.run_at <= time.time()
+                    and (kinds is None or job.kind in kinds)
+                ):
                     job.state, job.attempts = "executing", job.attempts + 1
                     return job
         return None

@@ -36,9 +36,9 @@ def rp3beta(X: np.ndarray, alpha: float = 1.0, beta: float = 0.6) -> np.ndarray:
     held = X > 0
     degree = held.sum(axis=0).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        item_to_user = np.where(held, (1.0 / degree[None, :]) ** alpha, 0.0)     # users x items
+        item_to_user = np.where(held, (1.0 / degree[None, :]) ** alpha, 0.0)  # users x items
         user_to_item = np.where(held, (X / X.sum(axis=1, keepdims=True)) ** alpha, 0.0)
-        penalty = np.where(degree > 0, degree ** -beta, 0.0)
+        penalty = np.where(degree > 0, degree**-beta, 0.0)
     S = (item_to_user.T @ user_to_item) * penalty[None, :]
     np.fill_diagonal(S, 0.0)
     return S
@@ -73,8 +73,16 @@ def top_k_rows(S: np.ndarray, k: int) -> list[np.ndarray]:
     return out
 
 
-def recommend(neighbours: np.ndarray, bag: np.ndarray, n: int, *, filter_owned: bool, popularity: np.ndarray,
-              allowed: np.ndarray | None = None, denied: np.ndarray | None = None):
+def recommend(
+    neighbours: np.ndarray,
+    bag: np.ndarray,
+    n: int,
+    *,
+    filter_owned: bool,
+    popularity: np.ndarray,
+    allowed: np.ndarray | None = None,
+    denied: np.ndarray | None = None,
+):
     """Reference scoring of one dense bag against a dense neighbour matrix.
 
     Returns (ids, scores, n_scored): scored items first (score desc, id asc),
@@ -100,6 +108,6 @@ def recommend(neighbours: np.ndarray, bag: np.ndarray, n: int, *, filter_owned: 
 
 
 def _unit_columns(W: np.ndarray) -> np.ndarray:
-    norms = np.sqrt((W ** 2).sum(axis=0))
+    norms = np.sqrt((W**2).sum(axis=0))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(norms > 0, W / norms, 0.0)

@@ -12,10 +12,13 @@ from pathlib import Path
 import numpy as np
 from memory_store import MemoryStore
 
-from backpack.client import Client
-from backpack.protocol import decode_body, encode_frame, recv_frame
-from backpack.server import Limits, Server, ServerThread, restore_engine
-from backpack.store import Store
+from backpack.serving.client import Client
+from backpack.serving.loop import ServerThread
+from backpack.serving.protocol import decode_body, encode_frame, recv_frame
+from backpack.serving.requests import Limits
+from backpack.serving.server import Server
+from backpack.serving.snapshots import restore_engine
+from backpack.store.base import Store
 
 ITEM = "https://assets.example/item/{}"
 USERS = [f"user{u}" for u in range(30)]
@@ -56,8 +59,9 @@ class Running:
 
 
 @contextmanager
-def running_server(*, store: Store | None = None, seeded: bool = True, fitted: bool = True, user: str = "user0",
-                   **options):
+def running_server(
+    *, store: Store | None = None, seeded: bool = True, fitted: bool = True, user: str = "user0", **options
+):
     """A server (port 0, a Unix socket in a short temporary folder) over ``store`` (a fresh one by default),
     seeded with :func:`seed_pairs` through the protocol and fitted with itemknn unless told otherwise;
     its user token acts for ``user``."""
@@ -66,8 +70,11 @@ def running_server(*, store: Store | None = None, seeded: bool = True, fitted: b
     options.setdefault("limits", Limits(idle_timeout=30, read_timeout=5))
     engine = restore_engine(store)
     server = Server(engine, store, data_dir=folder, port=0, unix_path=folder / "bp.sock", **options)
-    tokens = {"admin": store.create_token("admin")[1], "service": store.create_token("service")[1],
-              "user": store.create_token("user", user)[1]}
+    tokens = {
+        "admin": store.create_token("admin")[1],
+        "service": store.create_token("service")[1],
+        "user": store.create_token("user", user)[1],
+    }
     thread = ServerThread(server).start()
     running = Running(server, thread, store, tokens, folder)
     try:

@@ -26,7 +26,7 @@ import uuid
 
 import pytest
 
-from backpack.sqlite_store import SQLiteStore
+from backpack.store.sqlite import SQLiteStore
 
 
 def sqlite_store(directory, **options):
@@ -78,20 +78,37 @@ class _PostgresServer:
         if os.geteuid() == 0:
             # PostgreSQL refuses to run as root: run the cluster as 'nobody', who must own its files
             import pwd
+
             nobody = pwd.getpwnam("nobody")
             os.chown(root, nobody.pw_uid, nobody.pw_gid)
-            self._run_as = ["runuser", "-u", "nobody", "--"] if shutil.which("runuser") else \
-                ["su", "nobody", "-s", "/bin/sh", "-c"]
+            self._run_as = (
+                ["runuser", "-u", "nobody", "--"]
+                if shutil.which("runuser")
+                else ["su", "nobody", "-s", "/bin/sh", "-c"]
+            )
         with socket.socket() as probe:  # a free port; the tiny race with another process is acceptable
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         data = os.path.join(root, "data")
-        self._command([os.path.join(bindir, "initdb"), "-D", data, "-U", "backpack", "--auth=trust", "-N",
-                       "-E", "UTF8", "--locale=C"])
+        self._command(
+            [
+                os.path.join(bindir, "initdb"),
+                "-D",
+                data,
+                "-U",
+                "backpack",
+                "--auth=trust",
+                "-N",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ]
+        )
         # fsync=off: a throwaway cluster; crash durability is the server's business, not these tests'
         options = f"-k {root} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c max_connections=200"
-        self._command([os.path.join(bindir, "pg_ctl"), "-D", data, "-o", options, "-l", os.path.join(root, "log"),
-                       "-w", "start"])
+        self._command(
+            [os.path.join(bindir, "pg_ctl"), "-D", data, "-o", options, "-l", os.path.join(root, "log"), "-w", "start"]
+        )
         self._stop = [os.path.join(bindir, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"]
         atexit.register(self._shutdown, root)
         return f"host=127.0.0.1 port={port} user=backpack dbname=postgres"
@@ -139,8 +156,9 @@ POSTGRES = _PostgresServer()
 
 def postgres_store(directory, **options):
     try:
-        from backpack.postgres_store import PostgresStore
         import psycopg  # noqa: F401
+
+        from backpack.store.postgres import PostgresStore
     except ImportError as exc:
         if os.environ.get("BACKPACK_TEST_POSTGRES") == "required":
             pytest.fail(f"psycopg is not installed ({exc}); BACKPACK_TEST_POSTGRES=required", pytrace=False)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import backpack
-from backpack.activity_mapping import AS, SCHEMA, ActivityMapper, MappingError, is_absolute_iri
+from backpack.errors import MappingError
+from backpack.jsonld.activities import AS, SCHEMA, ActivityMapper, is_absolute_iri
 
 ANA, BO = "https://social.example/users/ana", "https://social.example/users/bo"
 HAT, CAPE = "https://assets.example/items/hat", "https://assets.example/items/cape"
@@ -29,8 +30,9 @@ def activity(kind: str, actor: str | None, obj, ident: str | None = "auto", *, v
     return node
 
 
-@pytest.mark.parametrize("kind, weight", [("Like", 3.0), ("View", 1.0), ("Add", 4.0), ("Announce", 2.0),
-                                          ("Follow", 2.0), ("Create", 5.0)])
+@pytest.mark.parametrize(
+    "kind, weight", [("Like", 3.0), ("View", 1.0), ("Add", 4.0), ("Announce", 2.0), ("Follow", 2.0), ("Create", 5.0)]
+)
 def test_every_as2_activity_type_becomes_a_weighted_interaction(kind, weight):
     mapped = ActivityMapper().map([activity(kind, ANA, HAT, time="2026-11-01T12:00:00Z")])
     [i] = mapped.interactions
@@ -60,44 +62,61 @@ def test_undo_of_an_embedded_or_earlier_activity_is_a_removal():
     mapper = ActivityMapper()
     like = activity("Like", ANA, HAT, "https://social.example/activities/1")
     mapped = mapper.map([like])
-    undo_by_iri = activity("Undo", ANA, {"@id": "https://social.example/activities/1"},
-                           "https://social.example/activities/2")
-    undo_embedded = activity("Undo", BO, activity("Like", BO, CAPE, "https://social.example/activities/3"),
-                             "https://social.example/activities/4")
+    undo_by_iri = activity(
+        "Undo", ANA, {"@id": "https://social.example/activities/1"}, "https://social.example/activities/2"
+    )
+    undo_embedded = activity(
+        "Undo",
+        BO,
+        activity("Like", BO, CAPE, "https://social.example/activities/3"),
+        "https://social.example/activities/4",
+    )
     later = mapper.map([undo_by_iri, undo_embedded])
     assert [(r.user, r.item, r.undone) for r in later.removals] == [
-        (ANA, HAT, "https://social.example/activities/1"), (BO, CAPE, "https://social.example/activities/3")]
+        (ANA, HAT, "https://social.example/activities/1"),
+        (BO, CAPE, "https://social.example/activities/3"),
+    ]
     assert mapped.interactions and not later.interactions
 
 
 def test_the_engine_applies_interactions_and_undos():
     engine = backpack.Engine()
     mapper = ActivityMapper()
-    engine.apply_activities(mapper.map([activity("Like", ANA, HAT, "https://s.example/a/1"),
-                                        activity("View", ANA, CAPE, "https://s.example/a/2"),
-                                        activity("Like", BO, HAT, "https://s.example/a/3")]))
+    engine.apply_activities(
+        mapper.map(
+            [
+                activity("Like", ANA, HAT, "https://s.example/a/1"),
+                activity("View", ANA, CAPE, "https://s.example/a/2"),
+                activity("Like", BO, HAT, "https://s.example/a/3"),
+            ]
+        )
+    )
     assert engine.bags.bag(ANA) == {HAT: 3.0, CAPE: 1.0}
-    counts = engine.apply_activities(mapper.map([activity("Undo", ANA, {"@id": "https://s.example/a/1"},
-                                                          "https://s.example/a/4")]))
+    counts = engine.apply_activities(
+        mapper.map([activity("Undo", ANA, {"@id": "https://s.example/a/1"}, "https://s.example/a/4")])
+    )
     assert counts == {"interactions": 0, "undone": 1, "removed": 1}
     assert engine.bags.bag(ANA) == {CAPE: 1.0}
 
 
-@pytest.mark.parametrize("node, message", [
-    (activity("Like", ANA, HAT, None), "node 1 .* has no @id"),
-    (activity("Like", ANA, HAT, "activities/1"), "'activities/1', which is not an absolute IRI"),
-    (activity("Like", ANA, HAT, "_:b0"), "not an absolute IRI"),
-    (activity("Like", None, HAT), "has no actor"),
-    (activity("Like", ANA, None), "has no object"),
-    (activity("Like", "users/ana", HAT), "its actor has the id 'users/ana'"),
-    (activity("Like", ANA, {"@value": "a hat"}), "must be a node or an IRI, not a literal"),
-    (activity("Wave", ANA, HAT), "has type Wave, which maps to no interaction"),
-    ({"@id": "https://s.example/x", AS + "actor": [{"@id": ANA}]}, "has no @type"),
-    (activity("Like", ANA, HAT, time="yesterday"), "'yesterday' is neither"),
-    (activity("Undo", ANA, {"@id": "https://s.example/never"}), "was never mapped"),
-    (activity("Undo", BO, activity("Like", ANA, HAT, "https://s.example/a/9")), "cannot undo an activity of"),
-    ("just a string", "is str, not a JSON-LD node"),
-])
+@pytest.mark.parametrize(
+    "node, message",
+    [
+        (activity("Like", ANA, HAT, None), "node 1 .* has no @id"),
+        (activity("Like", ANA, HAT, "activities/1"), "'activities/1', which is not an absolute IRI"),
+        (activity("Like", ANA, HAT, "_:b0"), "not an absolute IRI"),
+        (activity("Like", None, HAT), "has no actor"),
+        (activity("Like", ANA, None), "has no object"),
+        (activity("Like", "users/ana", HAT), "its actor has the id 'users/ana'"),
+        (activity("Like", ANA, {"@value": "a hat"}), "must be a node or an IRI, not a literal"),
+        (activity("Wave", ANA, HAT), "has type Wave, which maps to no interaction"),
+        ({"@id": "https://s.example/x", AS + "actor": [{"@id": ANA}]}, "has no @type"),
+        (activity("Like", ANA, HAT, time="yesterday"), "'yesterday' is neither"),
+        (activity("Undo", ANA, {"@id": "https://s.example/never"}), "was never mapped"),
+        (activity("Undo", BO, activity("Like", ANA, HAT, "https://s.example/a/9")), "cannot undo an activity of"),
+        ("just a string", "is str, not a JSON-LD node"),
+    ],
+)
 def test_bad_nodes_are_refused_naming_the_node(node, message):
     mapper = ActivityMapper()
     good = activity("Like", BO, CAPE, "https://s.example/ok")

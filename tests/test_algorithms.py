@@ -8,10 +8,10 @@ import scipy.sparse as sp
 
 import backpack
 from backpack import ALS, BPR, EASE, UserKNN
+from backpack.algorithms.factor_model import random_factors
+from backpack.data.synthetic import generate
 from backpack.errors import InvalidInputError, ModelFileError, NotFittedError
 from backpack.evaluation import evaluate, holdout_split, ranking_metrics
-from backpack.factor_model import random_factors
-from backpack.synthetic import generate
 
 
 def random_bags(seed, users=60, items=40, density=0.15):
@@ -85,7 +85,7 @@ def test_ease_weights_match_the_closed_form_and_scores_are_not_fill():
     assert (scores < 0).any()  # EASE scores can be negative...
     assert not model.is_fill(scores).any()  # ...and are still the model's own
     dense = X[:5].toarray()
-    want = (binary[:5].toarray() @ model.weights.astype(np.float64))
+    want = binary[:5].toarray() @ model.weights.astype(np.float64)
     for r in range(5):
         real = ids[r][ids[r] >= 0]
         assert not (dense[r, real] > 0).any()
@@ -101,6 +101,7 @@ def test_ease_refuses_catalogues_above_its_limit_with_advice():
 
 def reference_als_sweep(C, items, reg):
     """One exact ALS sweep (users then items) in float64."""
+
     def side(conf, other):
         Y = other.astype(np.float64)
         out = np.zeros((conf.shape[0], Y.shape[1]))
@@ -113,6 +114,7 @@ def reference_als_sweep(C, items, reg):
             c[row.indices], p[row.indices] = row.data, 1.0
             out[r] = np.linalg.solve(Y.T @ (c[:, None] * Y) + reg * np.eye(Y.shape[1]), Y.T @ (c * p))
         return out
+
     users = side(C, items)
     items = side(C.T.tocsr(), users)
     return users, items
@@ -170,15 +172,24 @@ def test_factor_models_refuse_unknown_users_without_recalculation():
         BPR().recommend_rows(X, 3)
 
 
-@pytest.mark.parametrize("cls, params", [(ALS, {"factors": 0}), (ALS, {"regularization": 0}),
-                                         (ALS, {"alpha": float("nan")}), (BPR, {"learning_rate": -1}),
-                                         (EASE, {"regularization": -3}), (UserKNN, {"k": 0})])
+@pytest.mark.parametrize(
+    "cls, params",
+    [
+        (ALS, {"factors": 0}),
+        (ALS, {"regularization": 0}),
+        (ALS, {"alpha": float("nan")}),
+        (BPR, {"learning_rate": -1}),
+        (EASE, {"regularization": -3}),
+        (UserKNN, {"k": 0}),
+    ],
+)
 def test_bad_parameters_are_typed_errors(cls, params):
     with pytest.raises(InvalidInputError):
         cls(**params)
 
 
 # -- accuracy against implicit on the same split (a correctness check, not a benchmark) ----------
+
 
 @pytest.fixture(scope="module")
 def split():
@@ -197,14 +208,18 @@ def test_als_and_bpr_rank_as_well_as_implicit_with_the_same_hyper_parameters(spl
         ids, _ = model.recommend(users, split.train, N=10)
         return ranking_metrics(ids, split.test, 10)["ndcg"]
 
-    ours = evaluate(ALS(factors=32, iterations=10, regularization=0.05, random_state=0).fit(
-        split.train, show_progress=False), split, 10)["ndcg"]
+    ours = evaluate(
+        ALS(factors=32, iterations=10, regularization=0.05, random_state=0).fit(split.train, show_progress=False),
+        split,
+        10,
+    )["ndcg"]
     theirs = ndcg_implicit(AlternatingLeastSquares(factors=32, iterations=10, regularization=0.05, random_state=0))
     print(f"ALS NDCG@10 {ours:.4f} vs implicit {theirs:.4f}")
     assert ours >= 0.9 * theirs, (ours, theirs)
     # one thread: Hogwild SGD on two threads is not repeatable, and this asserts a margin
-    ours = evaluate(BPR(factors=32, iterations=40, random_state=0, num_threads=1).fit(split.train, show_progress=False),
-                    split, 10)["ndcg"]
+    ours = evaluate(
+        BPR(factors=32, iterations=40, random_state=0, num_threads=1).fit(split.train, show_progress=False), split, 10
+    )["ndcg"]
     theirs = ndcg_implicit(BayesianPersonalizedRanking(factors=32, iterations=40, random_state=0, num_threads=1))
     print(f"BPR NDCG@10 {ours:.4f} vs implicit {theirs:.4f}")
     assert ours >= 0.9 * theirs, (ours, theirs)

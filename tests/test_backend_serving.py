@@ -15,8 +15,12 @@ import scipy.sparse as sp
 pytest.importorskip("onnx", reason="serving on model backends needs onnx (pip install '.[test]')")
 
 import backpack  # noqa: E402
-from backpack import BackendServedModel, EmbeddingModel, export_factor_model  # noqa: E402
-from backpack.model_backends import get_backend  # noqa: E402
+from backpack import (
+    BackendServedModel,
+    EmbeddingModel,
+    export_factor_model,  # noqa: E402
+)
+from backpack.models.backends import get_backend  # noqa: E402
 
 RELATIVE_TOLERANCE = 1e-4
 N_USERS, N_ITEMS = 240, 400
@@ -90,12 +94,12 @@ def test_edge_cases_match_the_native_core(models, served, user_items, model, bac
     rows = user_items[60:80]
     cases = [
         (rows, 10, True, None, None),
-        (rows, 10, False, None, None),                # owned items may come back
-        (rows, 10, True, allowed, None),              # only these
-        (rows, 10, True, None, denied),               # never these
+        (rows, 10, False, None, None),  # owned items may come back
+        (rows, 10, True, allowed, None),  # only these
+        (rows, 10, True, None, denied),  # never these
         (rows, 10, True, allowed, denied),
-        (rows, 12, True, allowed[:8], None),           # fewer eligible than asked: padded with -1 / -inf
-        (user_items[:0], 5, True, None, None),        # no rows at all
+        (rows, 12, True, allowed[:8], None),  # fewer eligible than asked: padded with -1 / -inf
+        (user_items[:0], 5, True, None, None),  # no rows at all
     ]
     if model != "embeddings":  # an empty bag scores every item 0 there: a pure tie, any order is right
         cases.append((empty, 5, True, None, None))
@@ -212,7 +216,7 @@ def test_engine_serves_other_models_natively_with_a_warning(backends, caplog):
     engine = backpack.Engine()
     engine.add_interactions(["a", "a", "b"], ["x", "y", "x"])
     engine.serve_on(backends["onnx"])
-    with caplog.at_level("WARNING", logger="backpack.engine"):
+    with caplog.at_level("WARNING", logger="backpack.engine.engine"):
         engine.fit("itemknn", k=5)
     assert engine.serving == {"algorithm": "itemknn", "backend": "native"}
     assert "only factor models" in caplog.text

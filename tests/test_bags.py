@@ -14,7 +14,10 @@ def snapshot(bags: Bags) -> dict:
     users, items = bags.user_ids(np.arange(bags.n_users)), bags.item_ids(np.arange(bags.n_items))
     out = {}
     for u in range(m.shape[0]):
-        row = {items[j]: float(w) for j, w in zip(m.indices[m.indptr[u]:m.indptr[u + 1]], m.data[m.indptr[u]:m.indptr[u + 1]])}
+        row = {
+            items[j]: float(w)
+            for j, w in zip(m.indices[m.indptr[u] : m.indptr[u + 1]], m.data[m.indptr[u] : m.indptr[u + 1]])
+        }
         if row:
             out[users[u]] = row
     return out

@@ -5,8 +5,9 @@ import sys
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "backpack.cli", *args], capture_output=True, text=True,
-                          timeout=300, cwd="/")
+    return subprocess.run(
+        [sys.executable, "-m", "backpack.cli.main", *args], capture_output=True, text=True, timeout=300, cwd="/"
+    )
 
 
 def test_demo_runs_end_to_end_on_the_tiny_catalogue():

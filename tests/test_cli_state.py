@@ -5,10 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from backpack import Engine, cli
-from backpack.errors import InvalidInputError
-from backpack.importing import parse_timestamp, read_interactions, read_json
-from backpack.state_dir import DataDir, DataDirError, default_data_dir
+from backpack import Engine
+from backpack.cli import main as cli
+from backpack.core.timestamps import parse_timestamp
+from backpack.data.readers import read_interactions, read_json
+from backpack.engine.data_dir import DataDir, default_data_dir
+from backpack.errors import DataDirError, InvalidInputError
 
 USERS = [f"u{i}" for i in range(60)]
 ITEMS = [f"https://example.org/item/{i}" for i in range(40)]
@@ -51,14 +53,22 @@ def data(tmp_path, capsys):
     """A data directory holding the CSV log and three item descriptions."""
     rows = interactions()
     write_csv(tmp_path / "log.csv", rows)
-    (tmp_path / "items.jsonld").write_text(json.dumps({
-        "@context": "https://www.w3.org/ns/activitystreams",
-        "@graph": [{"id": ITEMS[0], "type": "http://schema.org/3DModel", "name": "hat"},
-                   {"@id": ITEMS[1], "@type": ["http://schema.org/3DModel", "Note"]},
-                   {"@id": ITEMS[2], "@type": "Place"}]}))
+    (tmp_path / "items.jsonld").write_text(
+        json.dumps(
+            {
+                "@context": "https://www.w3.org/ns/activitystreams",
+                "@graph": [
+                    {"id": ITEMS[0], "type": "http://schema.org/3DModel", "name": "hat"},
+                    {"@id": ITEMS[1], "@type": ["http://schema.org/3DModel", "Note"]},
+                    {"@id": ITEMS[2], "@type": "Place"},
+                ],
+            }
+        )
+    )
     directory = tmp_path / "state"
-    summary = run_json(capsys, "import", str(tmp_path / "log.csv"), str(tmp_path / "items.jsonld"),
-                       "--data-dir", str(directory))
+    summary = run_json(
+        capsys, "import", str(tmp_path / "log.csv"), str(tmp_path / "items.jsonld"), "--data-dir", str(directory)
+    )
     assert summary["interactions"] == len(rows) and summary["items"] == 3
     return directory, rows
 
@@ -75,7 +85,8 @@ def test_import_stores_what_the_python_api_would(data):
     engine = Engine.open(directory)
     expected = reference_engine(rows)
     assert engine.bags.user_ids(np.arange(engine.bags.n_users)) == expected.bags.user_ids(
-        np.arange(expected.bags.n_users))
+        np.arange(expected.bags.n_users)
+    )
     assert (engine.bags.to_csr() != expected.bags.to_csr()).nnz == 0
     got = engine.timestamps.snapshot().entries()
     want = expected.timestamps.snapshot().entries()
@@ -91,8 +102,9 @@ def test_import_stores_what_the_python_api_would(data):
 
 def test_a_second_import_adds_to_the_first(data, tmp_path, capsys):
     directory, rows = data
-    (tmp_path / "more.jsonl").write_text("\n".join(json.dumps({"user_id": "new-user", "item_id": ITEMS[5],
-                                                               "kind": "like"}) for _ in range(2)) + "\n")
+    (tmp_path / "more.jsonl").write_text(
+        "\n".join(json.dumps({"user_id": "new-user", "item_id": ITEMS[5], "kind": "like"}) for _ in range(2)) + "\n"
+    )
     summary = run_json(capsys, "import", str(tmp_path / "more.jsonl"), "--data-dir", str(directory))
     assert summary["new_users"] == 1 and summary["new_pairs"] == 1
     engine = Engine.open(directory)
@@ -101,8 +113,7 @@ def test_a_second_import_adds_to_the_first(data, tmp_path, capsys):
 
 def test_fit_recommend_and_similar_equal_the_python_api(data, capsys):
     directory, rows = data
-    manifest = run_json(capsys, "fit", "itemknn", "-p", "k=20", "-p", "similarity=bm25",
-                        "--data-dir", str(directory))
+    manifest = run_json(capsys, "fit", "itemknn", "-p", "k=20", "-p", "similarity=bm25", "--data-dir", str(directory))
     assert manifest["algorithm"] == "itemknn" and manifest["params"] == {"k": 20, "similarity": "bm25"}
     assert manifest["active"] and manifest["n_interactions"] == reference_engine(rows).bags.nnz
     expected = reference_engine(rows)
@@ -115,24 +126,38 @@ def test_fit_recommend_and_similar_equal_the_python_api(data, capsys):
     assert {r["source"] for r in got[2]["items"]} == {"popular"}
     similar = run_json(capsys, "similar", ITEMS[3], "-n", "4", "--data-dir", str(directory))
     assert [r["item"] for r in similar[0]["similar"]] == [r.item for r in expected.similar_items(ITEMS[3], n=4)]
-    code, out, _ = run(capsys, "recommend", "u1", "--data-dir", str(directory), "--item-kind", "3DModel",
-                       "--keep-owned")
+    code, out, _ = run(
+        capsys, "recommend", "u1", "--data-dir", str(directory), "--item-kind", "3DModel", "--keep-owned"
+    )
     assert code == 0 and out.count("https://") == 2  # only the two 3D models are of that kind
 
 
 def test_models_are_labelled_and_chosen(data, capsys):
     directory, _ = data
     run_json(capsys, "fit", "itemknn", "--data-dir", str(directory))
-    run_json(capsys, "fit", "als", "-p", "factors=8", "-p", "iterations=3", "--label", "als-small",
-             "--no-activate", "--data-dir", str(directory))
+    run_json(
+        capsys,
+        "fit",
+        "als",
+        "-p",
+        "factors=8",
+        "-p",
+        "iterations=3",
+        "--label",
+        "als-small",
+        "--no-activate",
+        "--data-dir",
+        str(directory),
+    )
     listed = run_json(capsys, "models", "--data-dir", str(directory))["models"]
     assert [(m["label"], m["active"]) for m in listed] == [("als-small", False), ("itemknn", True)]
     engine = Engine.open(directory, model="als-small")
     via_cli = run_json(capsys, "recommend", "u3", "--model", "als-small", "--data-dir", str(directory))
     assert [r["item"] for r in via_cli[0]["items"]] == [r.item for r in engine.recommend("u3")]
     # the same model served on ONNX Runtime gives the same list
-    on_onnx = run_json(capsys, "recommend", "u3", "--model", "als-small", "--backend", "onnx",
-                       "--data-dir", str(directory))
+    on_onnx = run_json(
+        capsys, "recommend", "u3", "--model", "als-small", "--backend", "onnx", "--data-dir", str(directory)
+    )
     assert [r["item"] for r in on_onnx[0]["items"]] == [r.item for r in engine.recommend("u3")]
     listing = run_json(capsys, "models", "--data-dir", str(directory))
     assert {"onnx", "iree"} <= {b["name"] for b in listing["backends"]}
@@ -161,13 +186,16 @@ def test_a_bad_row_stores_nothing_and_names_file_and_line(data, tmp_path, capsys
     assert {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()} == before
 
 
-@pytest.mark.parametrize("content, message", [
-    ("item,weight\ni1,1\n", "no user column"),
-    ("user,item\nu1,i1,extra\n", ":2: expected 2 fields"),
-    ("user,item\nu1,\n", "item must be a non-empty string"),
-    ("user,item,timestamp\nu1,i1,yesterday\n", "neither seconds since the epoch nor an ISO 8601"),
-    ("user,item,timestamp\nu1,i1,nan\n", "not finite"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("item,weight\ni1,1\n", "no user column"),
+        ("user,item\nu1,i1,extra\n", ":2: expected 2 fields"),
+        ("user,item\nu1,\n", "item must be a non-empty string"),
+        ("user,item,timestamp\nu1,i1,yesterday\n", "neither seconds since the epoch nor an ISO 8601"),
+        ("user,item,timestamp\nu1,i1,nan\n", "not finite"),
+    ],
+)
 def test_malformed_csv_rows_are_typed_errors(tmp_path, content, message):
     path = tmp_path / "x.csv"
     path.write_text(content)
@@ -215,10 +243,12 @@ def test_csv_chunks_match_a_row_by_row_reading(tmp_path):
     import csv
 
     path = tmp_path / "mixed.csv"
-    path.write_text('user,item,weight,kind,timestamp,item\n'
-                    'u1,x,2,view,12,i1\n\n'
-                    '"u\n2",x,1.5,like,2026-01-02T03:04:05Z,i2\n'
-                    'u3,x, 3 ,equip,13.5,"i,3"\n')
+    path.write_text(
+        "user,item,weight,kind,timestamp,item\n"
+        "u1,x,2,view,12,i1\n\n"
+        '"u\n2",x,1.5,like,2026-01-02T03:04:05Z,i2\n'
+        'u3,x, 3 ,equip,13.5,"i,3"\n'
+    )
     chunks = list(read_interactions(path, chunk_size=2))
     with open(path, newline="") as f:
         rows = [r for r in csv.reader(f)][1:]
@@ -266,8 +296,18 @@ def test_data_dir_defaults_and_global_position(tmp_path, monkeypatch, capsys, da
 def test_evaluate_on_the_data_dir_with_time_splits_and_labels(data, capsys):
     directory, _ = data
     for split in ("holdout", "last", "time"):
-        result = run_json(capsys, "evaluate", "--data-dir", str(directory), "--split", split,
-                          "--algorithms", "itemknn,knn-bm25=itemknn", "-p", "knn-bm25.similarity=bm25")
+        result = run_json(
+            capsys,
+            "evaluate",
+            "--data-dir",
+            str(directory),
+            "--split",
+            split,
+            "--algorithms",
+            "itemknn,knn-bm25=itemknn",
+            "-p",
+            "knn-bm25.similarity=bm25",
+        )
         labels = [(r["label"], r["algorithm"], r["params"]) for r in result["results"]]
         assert labels == [("itemknn", "itemknn", {}), ("knn-bm25", "itemknn", {"similarity": "bm25"})]
         assert all(0 <= r["ndcg"] <= 1 for r in result["results"])
@@ -300,6 +340,6 @@ def test_a_data_dir_of_another_format_is_refused(tmp_path):
     (tmp_path / "state.json").write_text('{"format": 99}')
     with pytest.raises(DataDirError, match="format 99"):
         DataDir(tmp_path)
-    (tmp_path / "state.json").write_text('not json')
+    (tmp_path / "state.json").write_text("not json")
     with pytest.raises(DataDirError, match="unreadable"):
         DataDir(tmp_path)

@@ -9,16 +9,8 @@ import pytest
 from server_helpers import ITEM, USERS, running_server, seed_pairs
 
 from backpack import Engine
-from backpack.client import (
-    ERROR_CLASSES,
-    AsyncClient,
-    Client,
-    ServerError,
-    error_from_reply,
-    parse_address,
-)
-from backpack.errors import InvalidInputError, NotFittedError, UnknownItemError
-from backpack.store import UnknownJobError
+from backpack.errors import InvalidInputError, NotFittedError, ServerError, UnknownItemError, UnknownJobError
+from backpack.serving.client import ERROR_CLASSES, AsyncClient, Client, error_from_reply, parse_address
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +48,14 @@ def test_error_codes_come_back_as_typed_exceptions(running):
 def test_async_client_pipelines_many_requests_on_one_connection(running):
     async def main():
         async with AsyncClient(running.tcp, token=running.tokens["admin"], codec="msgpack") as client:
-            calls = [client.recommend(u, 4) for u in USERS] + [client.similar_items(ITEM.format(i), 3)
-                                                                for i in range(10)]
+            calls = [client.recommend(u, 4) for u in USERS] + [
+                client.similar_items(ITEM.format(i), 3) for i in range(10)
+            ]
             return await asyncio.gather(*calls)
 
     results = asyncio.run(main())
-    assert results[:len(USERS)] == [running.engine.recommend(u, 4) for u in USERS]
-    assert results[len(USERS):] == [running.engine.similar_items(ITEM.format(i), 3) for i in range(10)]
+    assert results[: len(USERS)] == [running.engine.recommend(u, 4) for u in USERS]
+    assert results[len(USERS) :] == [running.engine.similar_items(ITEM.format(i), 3) for i in range(10)]
 
 
 def test_addresses():
@@ -87,9 +80,15 @@ def scenario(engine) -> list:
     engine.add_interactions(["zed", "zed"], [ITEM.format(1), ITEM.format(2)], [1.0, 2.0])
     engine.add_interaction("zed", ITEM.format(3), kind="like", timestamp=1_700_000_000)
     removed = engine.remove_interaction("zed", ITEM.format(1))
-    return [removed, engine.recommend("zed", 5), engine.recommend("user3", 4, exclude=[ITEM.format(0)]),
-            engine.recommend_batch(["zed", "user4"], 3), engine.recommend_bag([ITEM.format(5)], None, 3),
-            engine.similar_items(ITEM.format(2), 4), engine.recommend("zed", 5, filter_owned=False)]
+    return [
+        removed,
+        engine.recommend("zed", 5),
+        engine.recommend("user3", 4, exclude=[ITEM.format(0)]),
+        engine.recommend_batch(["zed", "user4"], 3),
+        engine.recommend_bag([ITEM.format(5)], None, 3),
+        engine.similar_items(ITEM.format(2), 4),
+        engine.recommend("zed", 5, filter_owned=False),
+    ]
 
 
 def test_switching_between_in_process_and_socket_is_one_line():

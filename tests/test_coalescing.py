@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from backpack.coalescing import Coalescer
+from backpack.serving.coalescing import Coalescer
 
 
 class GatedCall:

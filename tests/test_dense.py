@@ -49,14 +49,17 @@ def test_non_contiguous_and_float64_inputs_are_accepted():
     np.testing.assert_array_equal(ids, reference(q, x, 4, "ip")[0])
 
 
-@pytest.mark.parametrize("bad", [
-    dict(queries=np.ones((2, 3)), matrix=np.ones((4, 5))),
-    dict(queries=np.ones((2, 3)), matrix=np.ones(3)),
-    dict(queries=np.full((1, 3), np.nan), matrix=np.ones((4, 3))),
-    dict(queries=np.array([["a", "b"]]), matrix=np.ones((4, 2))),
-    dict(queries=np.ones((1, 3)), matrix=np.ones((4, 3)), k=-1),
-    dict(queries=np.ones((1, 3)), matrix=np.ones((4, 3)), metric="l2"),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(queries=np.ones((2, 3)), matrix=np.ones((4, 5))),
+        dict(queries=np.ones((2, 3)), matrix=np.ones(3)),
+        dict(queries=np.full((1, 3), np.nan), matrix=np.ones((4, 3))),
+        dict(queries=np.array([["a", "b"]]), matrix=np.ones((4, 2))),
+        dict(queries=np.ones((1, 3)), matrix=np.ones((4, 3)), k=-1),
+        dict(queries=np.ones((1, 3)), matrix=np.ones((4, 3)), metric="l2"),
+    ],
+)
 def test_bad_input_raises(bad):
     with pytest.raises(InvalidInputError):
         dense_topk(**bad)

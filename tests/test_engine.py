@@ -5,7 +5,8 @@ import threading
 import numpy as np
 import pytest
 
-from backpack import Engine, InvalidInputError, NotFittedError, UnknownItemError, synthetic
+from backpack import Engine, InvalidInputError, NotFittedError, UnknownItemError
+from backpack.data import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,7 @@ def test_accumulated_weights_saturate_instead_of_becoming_infinite():
 
 def test_add_interactions_accepts_any_sequence_and_a_single_pair():
     e = Engine()
-    e.add_interactions(("u%d" % i for i in range(3)), iter(["x", "y", "x"]), weights=[1, 2, 3])
+    e.add_interactions((f"u{i}" for i in range(3)), iter(["x", "y", "x"]), weights=[1, 2, 3])
     assert e.bags.bag("u2") == {"x": 3.0}
     e.add_interactions("ana", "hat")
     assert e.bags.bag("ana") == {"hat": 1.0}

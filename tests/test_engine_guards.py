@@ -7,16 +7,8 @@ import pytest
 import scipy.sparse as sp
 from plugin_samples import observer
 
-from backpack import (
-    Engine,
-    InvalidInputError,
-    ItemKNN,
-    NotFittedError,
-    PluginError,
-    Plugins,
-    StaleModelError,
-    hookimpl,
-)
+from backpack import Engine, InvalidInputError, ItemKNN, NotFittedError, Plugins, StaleModelError, hookimpl
+from backpack.errors import PluginError
 
 
 def engine_with(*algorithms, observe: bool = False) -> Engine:
@@ -38,6 +30,7 @@ def engine_with(*algorithms, observe: bool = False) -> Engine:
 
 
 # -- a fit racing load_matrix ---------------------------------------------------
+
 
 class PausedFit(ItemKNN):
     """Fits normally, but only once the test lets it finish."""
@@ -87,6 +80,7 @@ def test_a_fit_without_a_concurrent_load_matrix_goes_in():
 
 # -- weights are checked before anything is written -------------------------------
 
+
 def test_a_column_of_weights_is_flattened_and_observers_see_it():
     observer.EVENTS.clear()
     engine = engine_with(observe=True)
@@ -111,6 +105,7 @@ def test_misshaped_or_bad_weights_store_nothing(weights):
 
 
 # -- a plugin model failing at serve time -------------------------------------------
+
 
 class BrokenAtServeTime(ItemKNN):
     """Fits, then fails in the call named by ``fails``."""

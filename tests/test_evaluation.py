@@ -28,8 +28,12 @@ def reference_metrics(recommended, test_sets, k, n_items, popularity):
         per_user["mrr"].append(next((1 / (i + 1) for i, h in enumerate(hits) if h), 0.0))
         per_user["hit_rate"].append(float(any(hits)))
     out = {name: sum(v) / len(v) for name, v in per_user.items()}
-    shown = [r for recs in recommended for i, r in enumerate(int(r) for r in recs[:k])
-             if r >= 0 and r not in [int(x) for x in recs[:i]]]
+    shown = [
+        r
+        for recs in recommended
+        for i, r in enumerate(int(r) for r in recs[:k])
+        if r >= 0 and r not in [int(x) for x in recs[:i]]
+    ]
     out["coverage"] = len(set(shown)) / n_items
     out["popularity_bias"] = (sum(popularity[r] for r in shown) / len(shown)) / (sum(popularity) / n_items)
     return out
@@ -68,7 +72,9 @@ def test_holdout_split_partitions_every_user():
     assert split.train.multiply(split.test).nnz == 0
     counts, held = np.diff(m.indptr), np.diff(split.test.indptr)
     eligible = counts >= 2
-    assert (held[eligible] == np.minimum(np.maximum(1, np.floor(counts[eligible] * 0.25 + 0.5)), counts[eligible] - 1)).all()
+    assert (
+        held[eligible] == np.minimum(np.maximum(1, np.floor(counts[eligible] * 0.25 + 0.5)), counts[eligible] - 1)
+    ).all()
     assert (held[~eligible] == 0).all() and (np.diff(split.train.indptr) >= 1)[counts > 0].all()
     again = holdout_split(m, 0.25, seed=3)
     assert (again.test != split.test).nnz == 0  # seeded
@@ -96,7 +102,7 @@ def test_time_cut():
 
 
 def test_evaluate_a_model_on_a_split():
-    from backpack import synthetic
+    from backpack.data import synthetic
 
     cat = synthetic.generate_size("tiny", seed=2)
     split = holdout_split(cat.user_items, 0.2, seed=0)
@@ -106,14 +112,17 @@ def test_evaluate_a_model_on_a_split():
     assert result["hit_rate"] > 0.2 and 0 < result["ndcg"] <= 1 and 0 < result["coverage"] <= 1
 
 
-@pytest.mark.parametrize("call", [
-    lambda m: holdout_split(m, 1.5),
-    lambda m: leave_last_out(m, np.zeros(3)),
-    lambda m: time_cut(m, np.full(m.nnz, np.nan), 0),
-    lambda m: ranking_metrics(np.zeros((2, 2)), m, 3),
-    lambda m: ranking_metrics(np.zeros((m.shape[0], 2)), m, 0),
-    lambda m: ranking_metrics(np.zeros((m.shape[0], 2)), sp.csr_matrix(m.shape), 2),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: holdout_split(m, 1.5),
+        lambda m: leave_last_out(m, np.zeros(3)),
+        lambda m: time_cut(m, np.full(m.nnz, np.nan), 0),
+        lambda m: ranking_metrics(np.zeros((2, 2)), m, 3),
+        lambda m: ranking_metrics(np.zeros((m.shape[0], 2)), m, 0),
+        lambda m: ranking_metrics(np.zeros((m.shape[0], 2)), sp.csr_matrix(m.shape), 2),
+    ],
+)
 def test_bad_arguments(call):
     with pytest.raises(InvalidInputError):
         call(random_user_items(10, 8, 0.3, seed=5))
@@ -122,10 +131,26 @@ def test_bad_arguments(call):
 def test_evaluate_command_json_equals_the_python_api(capsys):
     import json
 
-    from backpack import cli, synthetic
+    from backpack.cli import main as cli
+    from backpack.data import synthetic
 
-    assert cli.main(["evaluate", "--size", "tiny", "--json", "--algorithms", "itemknn",
-                     "-p", "itemknn.k=20", "-p", "itemknn.similarity=bm25"]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                "--size",
+                "tiny",
+                "--json",
+                "--algorithms",
+                "itemknn",
+                "-p",
+                "itemknn.k=20",
+                "-p",
+                "itemknn.similarity=bm25",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     (row,) = report["results"]
     assert row["params"] == {"k": 20, "similarity": "bm25"}
@@ -136,7 +161,7 @@ def test_evaluate_command_json_equals_the_python_api(capsys):
 
 
 def test_evaluate_command_table_and_errors(capsys):
-    from backpack import cli
+    from backpack.cli import main as cli
 
     assert cli.main(["evaluate", "--size", "tiny", "--algorithms", "itemknn"]) == 0
     out = capsys.readouterr().out
@@ -168,8 +193,9 @@ def test_a_repeated_id_in_a_row_counts_once():
 
 def test_only_positive_entries_of_the_test_matrix_are_relevant():
     # row 0 stores an explicit zero for item 3 and item 1 twice; row 1 holds only a zero
-    test = sp.csr_matrix((np.array([1.0, 0.0, 1.0, 1.0, 0.0], np.float32),
-                          np.array([1, 3, 1, 2, 0]), np.array([0, 4, 5])), shape=(2, 4))
+    test = sp.csr_matrix(
+        (np.array([1.0, 0.0, 1.0, 1.0, 0.0], np.float32), np.array([1, 3, 1, 2, 0]), np.array([0, 4, 5])), shape=(2, 4)
+    )
     before = (test.data.copy(), test.indices.copy(), test.indptr.copy())
     got = ranking_metrics(np.array([[3, 1, 2], [0, 1, 2]]), test, 3, train=test)
     # only row 0 is evaluated, with relevant items {1, 2}; item 3 is no hit

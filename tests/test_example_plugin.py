@@ -36,7 +36,7 @@ def test_the_installed_example_is_listed_with_what_it_registered(installed_examp
     example = listed["example"]
     assert example["distribution"] == "backpack-plugin-example" and example["version"] == "0.1.0"
     assert example["registered"] == {"algorithms": ["most-popular"], "commands": ["top-items"]}
-    assert not example["errors"] and "itemknn" in listed
+    assert not example["errors"] and "algorithms" in listed
 
 
 def test_the_example_algorithm_is_fitted_and_served_by_name(installed_example):
@@ -47,11 +47,12 @@ def test_the_example_algorithm_is_fitted_and_served_by_name(installed_example):
         "model = e.fit('most-popular')\n"
         "print(type(model).__module__)\n"
         "print([r.item for r in e.recommend('a', n=2)])\n"
-        "print([r.item for r in e.similar_items('hat', n=5)])\n")
+        "print([r.item for r in e.similar_items('hat', n=5)])\n"
+    )
     module, for_a, like_hat = out.splitlines()
     assert module == "backpack_plugin_example"
-    assert for_a == "['cape', 'boots']"      # hat is owned; cape (2 users) before boots (1)
-    assert like_hat == "['cape', 'boots']"   # never the item itself
+    assert for_a == "['cape', 'boots']"  # hat is owned; cape (2 users) before boots (1)
+    assert like_hat == "['cape', 'boots']"  # never the item itself
 
 
 def test_the_example_command_runs(installed_example):
@@ -66,7 +67,30 @@ def test_the_example_command_runs(installed_example):
 def test_the_example_command_checks_n_and_stops_at_the_catalogue(installed_example):
     result = subprocess.run([str(BACKPACK), "top-items", "--n", "0"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "invalid _positive_int value" in result.stderr
-    result = subprocess.run([str(BACKPACK), "top-items", "--n", "5000"], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([str(BACKPACK), "top-items", "--n", "5000"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.strip().splitlines()) == 1000  # the tiny catalogue has 1,000 items
+
+
+def test_the_example_model_reopens_from_the_data_dir_and_from_a_server_snapshot(installed_example, tmp_path):
+    # its load(cls, path) follows the Recommender base class: no num_threads keyword
+    data = tmp_path / "data"
+    out = python(
+        "import backpack\n"
+        "from backpack.serving.snapshots import restore_engine, write_snapshot\n"
+        "from backpack.store.base import open_store\n"
+        "e = backpack.Engine()\n"
+        "e.add_interactions(['a', 'b', 'b', 'c', 'c', 'c'], ['hat', 'hat', 'cape', 'hat', 'cape', 'boots'])\n"
+        "e.fit('most-popular')\n"
+        f"e.save({str(data)!r})\n"
+        f"reopened = backpack.Engine.open({str(data)!r})\n"
+        "print(reopened.serving['algorithm'], [r.item for r in reopened.recommend('a', n=2)])\n"
+        f"store = open_store('sqlite', path={str(tmp_path / 'store.sqlite')!r})\n"
+        f"path = write_snapshot(reopened, __import__('pathlib').Path({str(tmp_path / 'snapshots')!r}), 0)\n"
+        "store.record_snapshot(str(path), 'most-popular', 0)\n"
+        "served = restore_engine(store)\n"
+        "print(served.serving['algorithm'], [r.item for r in served.recommend('a', n=2)])\n"
+    )
+    from_dir, from_snapshot = out.splitlines()
+    assert from_dir == "most-popular ['cape', 'boots']"
+    assert from_snapshot == "most-popular ['cape', 'boots']"

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from backpack import _core
-from backpack._arrays import csr_arrays
+from backpack.core import _core
+from backpack.core.arrays import csr_arrays
 
 
 def random_csr(rng, rows, cols, density, low=0.5, high=3.0):
@@ -40,8 +40,16 @@ def test_dense_topk_skips_excluded_rows_and_pads_only_when_too_few_are_eligible(
     exclude = random_csr(rng, m, n, 0.3)
     eligible = (rng.random(n) < 0.7).astype(np.uint8)
     for k in (1, 5, n, n + 3):
-        ids, scores = _core.dense_topk(queries, items, k, "ip", 2, exclude_indptr=exclude.indptr.astype(np.int64),
-                                       exclude_indices=exclude.indices, eligible=eligible)
+        ids, scores = _core.dense_topk(
+            queries,
+            items,
+            k,
+            "ip",
+            2,
+            exclude_indptr=exclude.indptr.astype(np.int64),
+            exclude_indices=exclude.indices,
+            eligible=eligible,
+        )
         want = reference_topk(queries, items, k, exclude, eligible)
         np.testing.assert_array_equal(ids, want)
         real = ids >= 0
@@ -53,11 +61,17 @@ def test_dense_topk_skips_excluded_rows_and_pads_only_when_too_few_are_eligible(
 def test_dense_topk_rejects_exclusions_out_of_range():
     items = np.ones((3, 2), np.float32)
     with pytest.raises(ValueError):
-        _core.dense_topk(items[:1], items, 2, "ip", 1, exclude_indptr=np.array([0, 1], np.int64),
-                         exclude_indices=np.array([7], np.int32))
+        _core.dense_topk(
+            items[:1],
+            items,
+            2,
+            "ip",
+            1,
+            exclude_indptr=np.array([0, 1], np.int64),
+            exclude_indices=np.array([7], np.int32),
+        )
     with pytest.raises(ValueError):
-        _core.dense_topk(items[:1], items, 2, "ip", 1, exclude_indptr=np.array([0, 1], np.int64),
-                         exclude_indices=None)
+        _core.dense_topk(items[:1], items, 2, "ip", 1, exclude_indptr=np.array([0, 1], np.int64), exclude_indices=None)
 
 
 def test_gramian_matches_numpy():
@@ -113,8 +127,8 @@ def test_bpr_learns_to_rank_held_items_above_others():
     rows = [rng.choice(np.arange(0, 50) if u < 100 else np.arange(50, 100), 10, replace=False) for u in range(200)]
     m = sp.csr_matrix((np.ones(2000, np.float32), np.concatenate(rows), np.arange(0, 2001, 10)), shape=(200, 100))
     m.sort_indices()
-    users = ((rng.random((200, 9), dtype=np.float32) - 0.5) / 8)
-    items = ((rng.random((100, 9), dtype=np.float32) - 0.5) / 8)
+    users = (rng.random((200, 9), dtype=np.float32) - 0.5) / 8
+    items = (rng.random((100, 9), dtype=np.float32) - 0.5) / 8
     users[:, 8], items[:, 8] = 1, 0
     accuracy = _core.bpr_train(*csr_arrays(m), users, items, 0.05, 0.001, 60, 7, True, 2, None)
     assert accuracy > 0.9

@@ -41,20 +41,26 @@ from godot_host import (
 )
 
 import backpack
-from backpack.godot_addon import library_path
+from backpack.cli.godot import library_path
 
 REPO = Path(__file__).resolve().parents[1]
 
 # The documented surface: name -> ([(argument, type)], return type or None, trailing defaults).
 SIGNATURES = {
     "add_interaction": ([("user", STRING), ("item", STRING), ("weight", FLOAT)], None, [1.0]),
-    "add_interactions": ([("users", PACKED_STRING_ARRAY), ("items", PACKED_STRING_ARRAY),
-                          ("weights", PACKED_FLOAT32_ARRAY)], None, [[]]),
+    "add_interactions": (
+        [("users", PACKED_STRING_ARRAY), ("items", PACKED_STRING_ARRAY), ("weights", PACKED_FLOAT32_ARRAY)],
+        None,
+        [[]],
+    ),
     "remove_interaction": ([("user", STRING), ("item", STRING)], BOOL, []),
     "fit_item_knn": ([("similarity", STRING), ("k", INT)], None, ["cosine", 100]),
     "recommend": ([("user", STRING), ("n", INT)], DICTIONARY, [10]),
-    "recommend_bag": ([("items", PACKED_STRING_ARRAY), ("weights", PACKED_FLOAT32_ARRAY), ("n", INT)], DICTIONARY,
-                      [[], 10]),
+    "recommend_bag": (
+        [("items", PACKED_STRING_ARRAY), ("weights", PACKED_FLOAT32_ARRAY), ("n", INT)],
+        DICTIONARY,
+        [[], 10],
+    ),
     "similar_items": ([("item", STRING), ("n", INT)], DICTIONARY, [10]),
     "get_user_count": ([], INT, []),
     "get_item_count": ([], INT, []),
@@ -73,11 +79,15 @@ class Loaded:
         entry.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(Initialization)]
         self.init = Initialization()
         self.library_token = ctypes.create_string_buffer(8)
-        self.ok = entry(ctypes.cast(self.host.get_proc_address, ctypes.c_void_p),
-                        ctypes.addressof(self.library_token), ctypes.byref(self.init))
+        self.ok = entry(
+            ctypes.cast(self.host.get_proc_address, ctypes.c_void_p),
+            ctypes.addressof(self.library_token),
+            ctypes.byref(self.init),
+        )
 
     def initialize(self):
         from godot_host import LEVEL_FUNC
+
         self._init_fn, self._deinit_fn = LEVEL_FUNC(self.init.initialize), LEVEL_FUNC(self.init.deinitialize)
         for level in LEVELS:
             self._init_fn(self.init.userdata, level)
@@ -140,8 +150,7 @@ def test_missing_interface_function_refuses_to_load_and_is_named():
     lib = Loaded(omit=("variant_call", "dictionary_operator_index"))
     assert lib.ok == 0
     assert sorted(lib.host.unknown) == ["dictionary_operator_index", "variant_call"]
-    assert any("variant_call" in message and "dictionary_operator_index" in message
-               for _, message in lib.host.printed)
+    assert any("variant_call" in message and "dictionary_operator_index" in message for _, message in lib.host.printed)
 
 
 @pytest.mark.parametrize("fit", [{}, {"similarity": "bm25", "k": 5}, {"similarity": "jaccard", "k": 3}])
@@ -210,8 +219,10 @@ def test_edge_cases_match_the_python_engine(loaded):
     # what Godot's own methods accept in a Variant call: StringName for String, Array for packed arrays
     assert_same(engine.call("recommend", users[1], 5, types=[STRING_NAME, INT])[0], py.recommend(users[1], 5))
     bag = [items[2], items[3]]
-    assert_same(engine.call("recommend_bag", bag, [2.0, 1], 6, types=[ARRAY, ARRAY, INT])[0],
-                py.recommend_bag(bag, [2.0, 1.0], n=6))
+    assert_same(
+        engine.call("recommend_bag", bag, [2.0, 1], 6, types=[ARRAY, ARRAY, INT])[0],
+        py.recommend_bag(bag, [2.0, 1.0], n=6),
+    )
     _, err = engine.call("recommend_bag", {"not": "a list"}, [], 6, types=[DICTIONARY, ARRAY, INT])
     assert (err.error, err.argument, err.expected) == (CALL_INVALID_ARGUMENT, 0, PACKED_STRING_ARRAY)
     # removing a pair: True once (through call), then False (through ptrcall); the next fit agrees with Python's
@@ -313,8 +324,9 @@ def test_only_the_entry_symbol_is_exported():
     nm = shutil.which("nm")
     if nm is None:
         pytest.skip("nm not available")
-    out = subprocess.run([nm, "-D", "--defined-only", str(library_path())], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [nm, "-D", "--defined-only", str(library_path())], capture_output=True, text=True, check=True
+    ).stdout
     exported = {line.split()[-1] for line in out.splitlines() if line.split()[-2:-1] == ["T"]}
     assert exported == {"backpack_library_init"}
 
@@ -340,7 +352,7 @@ def test_gdscript_files_parse_and_lint():
 
 
 def test_godot_install_refuses_a_folder_without_project_godot(tmp_path, capsys):
-    from backpack.cli import main
+    from backpack.cli.main import main
 
     assert main(["godot", "install", str(tmp_path)]) == 2
     assert "project.godot" in capsys.readouterr().err
@@ -348,7 +360,7 @@ def test_godot_install_refuses_a_folder_without_project_godot(tmp_path, capsys):
 
 
 def test_godot_install_copies_addon_and_library_idempotently(tmp_path, capsys):
-    from backpack.cli import main
+    from backpack.cli.main import main
 
     (tmp_path / "project.godot").write_text("config_version=5\n")
     assert main(["godot", "install", str(tmp_path), "--json"]) == 0
@@ -358,7 +370,8 @@ def test_godot_install_copies_addon_and_library_idempotently(tmp_path, capsys):
     library = target / "bin" / library_path().name
     assert library.read_bytes() == library_path().read_bytes()
     assert (target / "backpack.gdextension").read_text() == (
-        REPO / "godot_addon/addons/backpack/backpack.gdextension").read_text()
+        REPO / "godot_addon/addons/backpack/backpack.gdextension"
+    ).read_text()
 
     (target / "my_notes.txt").write_text("mine")
     (target / "backpack.gdextension").write_text("stale")
@@ -369,7 +382,7 @@ def test_godot_install_copies_addon_and_library_idempotently(tmp_path, capsys):
 
 
 def test_godot_install_force_skips_the_project_check(tmp_path, capsys):
-    from backpack.cli import main
+    from backpack.cli.main import main
 
     assert main(["godot", "install", str(tmp_path / "new"), "--force"]) == 0
     assert (tmp_path / "new/addons/backpack/bin" / library_path().name).is_file()
@@ -377,8 +390,8 @@ def test_godot_install_force_skips_the_project_check(tmp_path, capsys):
 
 
 def test_godot_install_without_a_built_library_says_how_to_build_it(tmp_path, monkeypatch, capsys):
-    import backpack.godot_addon as addon
-    from backpack.cli import main
+    import backpack.cli.godot as addon
+    from backpack.cli.main import main
 
     shutil.copytree(addon.PACKAGED / "addon", tmp_path / "packaged" / "addon")
     monkeypatch.setattr(addon, "PACKAGED", tmp_path / "packaged")  # addon files, no library

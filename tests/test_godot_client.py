@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from test_protocol import documented_examples, matches
 
-from backpack.client import Client
-from backpack.protocol import decode_body, encode_frame, recv_frame
+from backpack.serving.client import Client
+from backpack.serving.protocol import decode_body, encode_frame, recv_frame
 
 REPO = Path(__file__).resolve().parents[1]
 ADDON = REPO / "godot_addon" / "addons" / "backpack"
@@ -35,9 +35,22 @@ GODOT_DOC = REPO / "docs" / "godot.md"
 REQUEST = re.compile(r'_request\("(?P<op>\w+)", (?P<args>\{.*?\})(?:, \w+)?\)\s*$', re.MULTILINE)
 KEY = re.compile(r'"(\w+)":')
 SEQUENCE = re.compile(r"<!-- sequence: godot-client -->\s*```json\n(?P<body>.*?)```", re.DOTALL)
-PYTHON_CLIENT_METHODS = ["hello", "add_interactions", "add_interaction", "remove_interactions", "put_items",
-                         "ingest", "recommend", "recommend_batch", "recommend_bag", "similar_items", "fit",
-                         "job_status", "stats", "snapshot"]
+PYTHON_CLIENT_METHODS = [
+    "hello",
+    "add_interactions",
+    "add_interaction",
+    "remove_interactions",
+    "put_items",
+    "ingest",
+    "recommend",
+    "recommend_batch",
+    "recommend_bag",
+    "similar_items",
+    "fit",
+    "job_status",
+    "stats",
+    "snapshot",
+]
 
 
 def gd_tool(name: str) -> str:
@@ -64,7 +77,7 @@ def documented_keys() -> dict[str, list[set[str]]]:
 def table_keys() -> dict[str, set[str]]:
     """op -> every argument the Operations table names for it (optional ones end in ? there)."""
     text = PROTOCOL.read_text()
-    table = text[text.index("| op | args | result |"):text.index("Writes are durable")]
+    table = text[text.index("| op | args | result |") : text.index("Writes are durable")]
     keys = {}
     for row in table.splitlines()[2:]:
         cells = row.split("|")
@@ -118,8 +131,11 @@ def test_plugin_wires_the_dock_scene_and_scripts_are_typed_where_public():
         assert (ADDON / name).read_text().startswith("@tool\n"), name
     client = CLIENT.read_text()
     for method in PYTHON_CLIENT_METHODS:
-        match = re.search(rf"^## .*\n(?:## .*\n)*func {method}\((?P<params>(?:(?!\nfunc )[\s\S])*?)\) -> Dictionary:", client,
-                          re.MULTILINE)
+        match = re.search(
+            rf"^## .*\n(?:## .*\n)*func {method}\((?P<params>(?:(?!\nfunc )[\s\S])*?)\) -> Dictionary:",
+            client,
+            re.MULTILINE,
+        )
         assert match, f"BackpackClient.{method} is missing, untyped or has no ## docstring"
 
 
@@ -130,14 +146,28 @@ def test_every_request_the_client_builds_has_the_documented_shape():
     examples, table = documented_keys(), table_keys()
     requests = client_requests()
     ops = {op for op, _ in requests}
-    expected_ops = {"hello", "add_interactions", "remove_interactions", "put_items", "ingest", "recommend",
-                    "recommend_batch", "recommend_bag", "similar_items", "fit", "job_status", "stats", "snapshot"}
+    expected_ops = {
+        "hello",
+        "add_interactions",
+        "remove_interactions",
+        "put_items",
+        "ingest",
+        "recommend",
+        "recommend_batch",
+        "recommend_bag",
+        "similar_items",
+        "fit",
+        "job_status",
+        "stats",
+        "snapshot",
+    }
     assert ops == expected_ops
     for op, keys in requests:
         assert op in examples, f"{op}: no documented example request"
         assert keys <= table[op] | set().union(*examples[op]), f"{op}: undocumented arguments {keys}"
-        assert any(example <= keys for example in examples[op]), \
+        assert any(example <= keys for example in examples[op]), (
             f"{op} sends {sorted(keys)}, which lacks some key of every documented example {examples[op]}"
+        )
 
 
 def test_the_shape_check_would_catch_a_misspelt_argument():
@@ -149,8 +179,9 @@ def test_the_shape_check_would_catch_a_misspelt_argument():
 def test_every_error_code_the_client_names_is_documented_and_every_documented_code_is_named():
     codes = set(re.findall(r'^const [A-Z_]+ := "(\w+)"$', ERRORS.read_text(), re.MULTILINE))
     text = PROTOCOL.read_text()
-    documented = set(re.findall(r"^\| `(\w+)` \|", text[text.index("## Error codes"):text.index("## Limits")],
-                                re.MULTILINE))
+    documented = set(
+        re.findall(r"^\| `(\w+)` \|", text[text.index("## Error codes") : text.index("## Limits")], re.MULTILINE)
+    )
     assert "not_fitted" in documented and "timeout" in documented
     assert codes == documented
     client = CLIENT.read_text() + (ADDON / "backpack_dock.gd").read_text()
@@ -170,19 +201,54 @@ def test_the_documented_sequence_uses_the_clients_request_shapes():
 
 # -- the documented exchange against a real server ---------------------------------
 
-PAIRS = {"ana": ["hat", "scarf"], "ben": ["hat", "boots", "cape"], "cy": ["scarf", "boots"],
-         "dee": ["hat", "scarf", "cape"]}
+PAIRS = {
+    "ana": ["hat", "scarf"],
+    "ben": ["hat", "boots", "cape"],
+    "cy": ["scarf", "boots"],
+    "dee": ["hat", "scarf", "cape"],
+}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("godot-server")
-    made = subprocess.run([sys.executable, "-m", "backpack.cli", "token", "create", "--role", "admin", "--json",
-                           "--data-dir", str(data)], capture_output=True, text=True, check=True, cwd=data)
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "backpack.cli.main",
+            "token",
+            "create",
+            "--role",
+            "admin",
+            "--json",
+            "--data-dir",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=data,
+    )
     admin = json.loads(made.stdout)["secret"]
-    proc = subprocess.Popen([sys.executable, "-m", "backpack.cli", "serve", "--data-dir", str(data), "--port", "0",
-                             "--batch-window", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=data)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backpack.cli.main",
+            "serve",
+            "--data-dir",
+            str(data),
+            "--port",
+            "0",
+            "--batch-window",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=data,
+    )
     line = proc.stdout.readline()
     match = re.search(r"listening on (\S+):(\d+)", line)
     if match is None:
@@ -237,8 +303,9 @@ def replay(address, admin: str, steps: list[dict]) -> list[str]:
 
 def test_the_documented_exchange_runs_against_a_real_server(server):
     steps = documented_sequence()
-    sends_before_reading = max(len(run) for run in re.findall(r"s+", "".join(
-        "s" if "send" in step else "x" for step in steps)))
+    sends_before_reading = max(
+        len(run) for run in re.findall(r"s+", "".join("s" if "send" in step else "x" for step in steps))
+    )
     assert sends_before_reading >= 3, "the sequence should pipeline several requests"
     assert sum("connect" in step for step in steps) >= 2, "the sequence should reconnect"
     problems = replay(*server, steps)

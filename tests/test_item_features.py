@@ -6,26 +6,49 @@ import numpy as np
 import pytest
 
 import backpack
-from backpack.item_features import FeatureIndex, item_features
+from backpack.content.features import FeatureIndex, item_features
 
 SCHEMA, AS2 = "http://schema.org/", "https://www.w3.org/ns/activitystreams#"
 
 
 def test_features_from_schema_org_as2_and_expanded_nodes_agree():
-    compact = {"@context": "https://schema.org", "@id": "urn:x:1", "@type": ["3DModel", "VideoGame"],
-               "keywords": "Pirate, Hat", "creator": {"@id": "https://ex.org/ana"},
-               "license": "https://creativecommons.org/licenses/by/4.0/", "genre": "Racing"}
-    expanded = [{"@id": "urn:x:1", "@type": [SCHEMA + "3DModel", SCHEMA + "VideoGame"],
-                 SCHEMA + "keywords": [{"@value": "Pirate, Hat"}], SCHEMA + "creator": [{"@id": "https://ex.org/ana"}],
-                 SCHEMA + "license": [{"@value": "https://creativecommons.org/licenses/by/4.0/"}],
-                 SCHEMA + "genre": [{"@value": "Racing"}]}]
-    want = ["creator:https://ex.org/ana", "genre:racing", "keyword:hat", "keyword:pirate",
-            "license:https://creativecommons.org/licenses/by/4.0/", "type:3DModel", "type:VideoGame"]
+    compact = {
+        "@context": "https://schema.org",
+        "@id": "urn:x:1",
+        "@type": ["3DModel", "VideoGame"],
+        "keywords": "Pirate, Hat",
+        "creator": {"@id": "https://ex.org/ana"},
+        "license": "https://creativecommons.org/licenses/by/4.0/",
+        "genre": "Racing",
+    }
+    expanded = [
+        {
+            "@id": "urn:x:1",
+            "@type": [SCHEMA + "3DModel", SCHEMA + "VideoGame"],
+            SCHEMA + "keywords": [{"@value": "Pirate, Hat"}],
+            SCHEMA + "creator": [{"@id": "https://ex.org/ana"}],
+            SCHEMA + "license": [{"@value": "https://creativecommons.org/licenses/by/4.0/"}],
+            SCHEMA + "genre": [{"@value": "Racing"}],
+        }
+    ]
+    want = [
+        "creator:https://ex.org/ana",
+        "genre:racing",
+        "keyword:hat",
+        "keyword:pirate",
+        "license:https://creativecommons.org/licenses/by/4.0/",
+        "type:3DModel",
+        "type:VideoGame",
+    ]
     assert item_features(compact) == want
     assert item_features(expanded) == want
-    note = {"@context": "https://www.w3.org/ns/activitystreams", "id": "https://s.example/n/1", "type": "Note",
-            "attributedTo": "https://s.example/users/bo",
-            "tag": [{"type": "Hashtag", "name": "#Cozy"}, {"type": "Mention", "name": "@ana"}]}
+    note = {
+        "@context": "https://www.w3.org/ns/activitystreams",
+        "id": "https://s.example/n/1",
+        "type": "Note",
+        "attributedTo": "https://s.example/users/bo",
+        "tag": [{"type": "Hashtag", "name": "#Cozy"}, {"type": "Mention", "name": "@ana"}],
+    }
     assert item_features(note) == ["creator:https://s.example/users/bo", "keyword:cozy", "type:Note"]
     assert item_features({"@id": "urn:x:2", "features": ["node:Camera3D"]}) == ["node:Camera3D"]
     # however Backpack's own term is spelled: compacted by its context, prefixed, or expanded
@@ -45,7 +68,7 @@ def test_feature_index_matches_a_cosine_reference():
         cos[row] = 0
         got = index.similar(f"i{row}", 8)
         assert all(s > 0 for _, s in got) and len(got) == min(8, int((cos > 0).sum()))
-        np.testing.assert_allclose([s for _, s in got], np.sort(cos[cos > 0])[::-1][:len(got)], atol=1e-5)
+        np.testing.assert_allclose([s for _, s in got], np.sort(cos[cos > 0])[::-1][: len(got)], atol=1e-5)
         assert f"i{row}" not in [i for i, _ in got]
     with pytest.raises(backpack.UnknownItemError):
         index.similar("nope")
@@ -54,12 +77,14 @@ def test_feature_index_matches_a_cosine_reference():
 def test_engine_cold_start_from_features_alone():
     engine = backpack.Engine()
     engine.add_interactions(["a", "a", "b"], ["urn:hat:1", "urn:boot:1", "urn:hat:1"])
-    engine.put_items([
-        {"@id": "urn:hat:1", "@type": "3DModel", "keywords": "hat, pirate"},
-        {"@id": "urn:boot:1", "@type": "3DModel", "keywords": "boots, pirate"},
-        {"@id": "urn:car:1", "@type": "Product", "keywords": "car, racing"},
-        {"@id": "urn:hat:new", "@type": "3DModel", "keywords": "hat, wizard"},
-    ])
+    engine.put_items(
+        [
+            {"@id": "urn:hat:1", "@type": "3DModel", "keywords": "hat, pirate"},
+            {"@id": "urn:boot:1", "@type": "3DModel", "keywords": "boots, pirate"},
+            {"@id": "urn:car:1", "@type": "Product", "keywords": "car, racing"},
+            {"@id": "urn:hat:new", "@type": "3DModel", "keywords": "hat, wizard"},
+        ]
+    )
     assert [engine.bags.item_user_count(i) for i in ("urn:hat:1", "urn:hat:new", "unknown")] == [2, 0, 0]
     engine.fit("itemknn", k=5)
     engine.fit_features()
@@ -75,13 +100,19 @@ def test_engine_cold_start_from_features_alone():
 def test_cli_similar_answers_cold_items_from_features(tmp_path, capsys):
     import json
 
-    from backpack.cli import main
+    from backpack.cli.main import main
 
     csv = tmp_path / "i.csv"
     csv.write_text("user,item\na,urn:hat:1\na,urn:boot:1\nb,urn:hat:1\n")
     items = tmp_path / "items.jsonld"
-    items.write_text(json.dumps([{"@id": "urn:hat:1", "@type": "3DModel", "keywords": "hat, pirate"},
-                                 {"@id": "urn:hat:new", "@type": "3DModel", "keywords": "hat, wizard"}]))
+    items.write_text(
+        json.dumps(
+            [
+                {"@id": "urn:hat:1", "@type": "3DModel", "keywords": "hat, pirate"},
+                {"@id": "urn:hat:new", "@type": "3DModel", "keywords": "hat, wizard"},
+            ]
+        )
+    )
     data = ["--data-dir", str(tmp_path / "d"), "--json", "--no-progress"]
     assert main(["import", str(csv), str(items), *data]) == 0
     capsys.readouterr()
@@ -131,14 +162,16 @@ def test_hybrid_blends_in_the_feature_index_without_a_text_model():
                 users.append(f"{theme}-fan-{u}")
                 items.append(f"urn:{theme}:{i}")
     engine.add_interactions(users, items)
-    engine.put_items([{"@id": f"urn:{t}:{i}", "@type": "3DModel", "keywords": kw} for t, kw in themes.items()
-                      for i in range(6)] + [{"@id": "urn:new:pirate", "@type": "3DModel", "keywords": "pirate, sea"}])
+    engine.put_items(
+        [{"@id": f"urn:{t}:{i}", "@type": "3DModel", "keywords": kw} for t, kw in themes.items() for i in range(6)]
+        + [{"@id": "urn:new:pirate", "@type": "3DModel", "keywords": "pirate, sea"}]
+    )
     with pytest.raises(backpack.NotFittedError, match="fit_features"):
         engine.fit("hybrid", content_source="features")
     engine.fit_features()
+
     def ranks(fans: str) -> list[int]:  # where the cold pirate item comes in each fan's full list
-        return [[r.item for r in engine.recommend(f"{fans}-fan-{u}", n=20)].index("urn:new:pirate")
-                for u in range(10)]
+        return [[r.item for r in engine.recommend(f"{fans}-fan-{u}", n=20)].index("urn:new:pirate") for u in range(10)]
 
     engine.fit("als", factors=8, iterations=5, random_state=0)
     assert min(ranks("pirate")) >= 3  # ALS cannot know it: after every unowned pirate item

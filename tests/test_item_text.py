@@ -2,8 +2,8 @@
 
 import pytest
 
+from backpack.content.text import item_text
 from backpack.errors import InvalidInputError
-from backpack.item_text import item_text
 
 SCHEMA = "https://schema.org/"
 AS = "https://www.w3.org/ns/activitystreams#"
@@ -26,8 +26,11 @@ def test_the_text_does_not_depend_on_key_order():
 
 
 def test_headline_keyword_lists_and_defined_terms():
-    article = {"@type": "Article", "headline": "Caves of Qud review", "keywords": [
-        "roguelike", {"@type": "DefinedTerm", "name": "Science fiction"}, "Roguelike"]}
+    article = {
+        "@type": "Article",
+        "headline": "Caves of Qud review",
+        "keywords": ["roguelike", {"@type": "DefinedTerm", "name": "Science fiction"}, "Roguelike"],
+    }
     assert item_text(article) == "Caves of Qud review. roguelike, Science fiction."
 
 
@@ -38,23 +41,32 @@ def test_activitystreams_note_with_html_tags_and_language_maps():
         "nameMap": {"fr": "Mon niveau", "en": "My level"},
         "summary": "<p>A <b>hard</b> platformer&nbsp;level &amp; more</p><p>Try it!</p>",
         "content": "<p>Jump over the lava.</p><script>alert(1)</script>",
-        "tag": [{"type": "Hashtag", "name": "#platformer", "href": "https://example.org/tags/platformer"},
-                {"type": "Mention", "name": "@ana@example.org", "href": "https://example.org/users/ana"},
-                "https://example.org/tags/linked-only"],
+        "tag": [
+            {"type": "Hashtag", "name": "#platformer", "href": "https://example.org/tags/platformer"},
+            {"type": "Mention", "name": "@ana@example.org", "href": "https://example.org/users/ana"},
+            "https://example.org/tags/linked-only",
+        ],
     }
     assert item_text(note) == "My level. A hard platformer level & more Try it! Jump over the lava. platformer."
 
 
 def test_expanded_form_with_full_iris_and_language_tags():
-    expanded = [{
-        "@id": "https://example.org/items/1",
-        "@type": [SCHEMA + "VideoGame"],
-        SCHEMA + "name": [{"@value": "Le Mineur", "@language": "fr"}, {"@value": "Space Miner", "@language": "en-GB"}],
-        SCHEMA + "description": [{"@value": "Mine asteroids"}],
-        SCHEMA + "keywords": [{"@value": "sci-fi,mining"}],
-        AS + "tag": [{"@type": [AS + "Hashtag"], AS + "name": [{"@value": "#coop"}]},
-                     {"@type": [AS + "Mention"], AS + "name": [{"@value": "@bob"}]}],
-    }]
+    expanded = [
+        {
+            "@id": "https://example.org/items/1",
+            "@type": [SCHEMA + "VideoGame"],
+            SCHEMA + "name": [
+                {"@value": "Le Mineur", "@language": "fr"},
+                {"@value": "Space Miner", "@language": "en-GB"},
+            ],
+            SCHEMA + "description": [{"@value": "Mine asteroids"}],
+            SCHEMA + "keywords": [{"@value": "sci-fi,mining"}],
+            AS + "tag": [
+                {"@type": [AS + "Hashtag"], AS + "name": [{"@value": "#coop"}]},
+                {"@type": [AS + "Mention"], AS + "name": [{"@value": "@bob"}]},
+            ],
+        }
+    ]
     assert item_text(expanded) == "Space Miner. Mine asteroids. sci-fi, mining, coop."
 
 

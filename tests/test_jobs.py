@@ -1,4 +1,4 @@
-"""JobRunner and Scheduler (backpack.jobs) over every store in store_factories."""
+"""JobRunner and Scheduler (backpack.store.jobs) over every store in store_factories."""
 
 import threading
 import time
@@ -7,7 +7,7 @@ import pytest
 from store_factories import STORE_FACTORIES, FakeClock
 
 from backpack.errors import InvalidInputError
-from backpack.jobs import JobRunner, Scheduler
+from backpack.store.jobs import JobRunner, Scheduler
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))

@@ -12,7 +12,7 @@ onnx = pytest.importorskip("onnx", reason="the model backends need onnx (pip ins
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import backpack  # noqa: E402
-from backpack.model_backends import available_backends, get_backend  # noqa: E402
+from backpack.models.backends import available_backends, get_backend  # noqa: E402
 
 BACKENDS = ["onnx", "iree"]
 RNG = np.random.default_rng(7)
@@ -22,14 +22,22 @@ B = RNG.standard_normal(4).astype(np.float32)
 
 def dense_relu_model(name: str = "dense") -> bytes:
     """y = relu(x @ W + b) for x float32 [batch, 6]; also returns the argmax per row as int64."""
-    nodes = [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["pre"]),
-             helper.make_node("Relu", ["pre"], ["y"]),
-             helper.make_node("ArgMax", ["pre"], ["best"], axis=1, keepdims=0)]
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["xw"]),
+        helper.make_node("Add", ["xw", "b"], ["pre"]),
+        helper.make_node("Relu", ["pre"], ["y"]),
+        helper.make_node("ArgMax", ["pre"], ["best"], axis=1, keepdims=0),
+    ]
     graph = helper.make_graph(
-        nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4]),
-         helper.make_tensor_value_info("best", TensorProto.INT64, ["batch"])],
-        initializer=[numpy_helper.from_array(W, "W"), numpy_helper.from_array(B, "b")])
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 6])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4]),
+            helper.make_tensor_value_info("best", TensorProto.INT64, ["batch"]),
+        ],
+        initializer=[numpy_helper.from_array(W, "W"), numpy_helper.from_array(B, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model.SerializeToString()
@@ -82,14 +90,17 @@ def test_lossless_dtypes_are_converted_and_lossy_ones_refused(session):
         session.run({"x": np.zeros((2, 6))})
 
 
-@pytest.mark.parametrize("inputs, message", [
-    ({}, "missing input"),
-    ({"x": np.zeros((1, 6), np.float32), "extra": np.zeros(1)}, "unknown input"),
-    ({"x": np.zeros(6, np.float32)}, "rank 1"),
-    ({"x": np.zeros((2, 5), np.float32)}, "axis 1 must be 6"),
-    ({"x": np.full((1, 6), np.nan, np.float32)}, "NaN"),
-    ({"x": "not an array"}, "is str384 but the model takes float32"),
-])
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        ({}, "missing input"),
+        ({"x": np.zeros((1, 6), np.float32), "extra": np.zeros(1)}, "unknown input"),
+        ({"x": np.zeros(6, np.float32)}, "rank 1"),
+        ({"x": np.zeros((2, 5), np.float32)}, "axis 1 must be 6"),
+        ({"x": np.full((1, 6), np.nan, np.float32)}, "NaN"),
+        ({"x": "not an array"}, "is str384 but the model takes float32"),
+    ],
+)
 def test_bad_inputs_get_typed_errors_and_the_session_keeps_working(session, inputs, message):
     with pytest.raises(backpack.ModelInputError, match=message):
         session.run(inputs)
@@ -98,10 +109,14 @@ def test_bad_inputs_get_typed_errors_and_the_session_keeps_working(session, inpu
 
 def test_named_dynamic_dimensions_must_agree(iree_cache):
     graph = helper.make_graph(
-        [helper.make_node("Add", ["a", "b"], ["c"])], "add",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n"]),
-         helper.make_tensor_value_info("b", TensorProto.FLOAT, ["n"])],
-        [helper.make_tensor_value_info("c", TensorProto.FLOAT, ["n"])])
+        [helper.make_node("Add", ["a", "b"], ["c"])],
+        "add",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n"]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, ["n"]),
+        ],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, ["n"])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     session = make_backend("onnx", iree_cache).load(model)
@@ -111,10 +126,12 @@ def test_named_dynamic_dimensions_must_agree(iree_cache):
 
 def test_a_run_failure_inside_the_backend_is_a_model_run_error(iree_cache):
     graph = helper.make_graph(
-        [helper.make_node("Gather", ["table", "i"], ["out"], axis=0)], "lookup",
+        [helper.make_node("Gather", ["table", "i"], ["out"], axis=0)],
+        "lookup",
         [helper.make_tensor_value_info("i", TensorProto.INT64, ["n"])],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n"])],
-        initializer=[numpy_helper.from_array(np.arange(3, dtype=np.float32), "table")])
+        initializer=[numpy_helper.from_array(np.arange(3, dtype=np.float32), "table")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     session = make_backend("onnx", iree_cache).load(model)
@@ -129,9 +146,13 @@ def test_corrupt_missing_and_wrong_models_get_typed_errors(name, iree_cache, tmp
     data = dense_relu_model()
     truncated = tmp_path / "truncated.onnx"
     truncated.write_bytes(data[: len(data) // 2])
-    for model, message in [(truncated, "corrupt or truncated"), (b"\x00garbage" * 10, "not an ONNX model"),
-                           (tmp_path / "missing.onnx", "does not exist"), (tmp_path, "is a directory"),
-                           (b"", "empty")]:
+    for model, message in [
+        (truncated, "corrupt or truncated"),
+        (b"\x00garbage" * 10, "not an ONNX model"),
+        (tmp_path / "missing.onnx", "does not exist"),
+        (tmp_path, "is a directory"),
+        (b"", "empty"),
+    ]:
         with pytest.raises(backpack.ModelLoadError, match=message):
             backend.load(model)
     with pytest.raises(backpack.InvalidInputError, match="path, bytes or an onnx.ModelProto"):
@@ -191,8 +212,9 @@ def test_iree_caches_compiled_modules_by_model_hash(tmp_path, monkeypatch):
 
     # a second backend on the same folder never calls the compiler for the same model ...
     again = get_backend("iree", cache_dir=tmp_path)
-    monkeypatch.setattr(again._compiler, "compile_file",
-                        lambda *a, **k: pytest.fail("compiled a model that was cached"))
+    monkeypatch.setattr(
+        again._compiler, "compile_file", lambda *a, **k: pytest.fail("compiled a model that was cached")
+    )
     x = np.ones((1, 6), np.float32)
     np.testing.assert_allclose(again.load(dense_relu_model()).run({"x": x})["y"], reference(x)[0], atol=1e-5)
     monkeypatch.undo()
@@ -209,9 +231,11 @@ def test_iree_caches_compiled_modules_by_model_hash(tmp_path, monkeypatch):
 
 def test_iree_reports_a_model_it_cannot_compile(tmp_path):
     graph = helper.make_graph(
-        [helper.make_node("Unique", ["x"], ["y"])], "unique",
+        [helper.make_node("Unique", ["x"], ["y"])],
+        "unique",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["m"])])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["m"])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     with pytest.raises(backpack.ModelLoadError, match="IREE cannot"):

@@ -27,10 +27,14 @@ def _same_neighbours(a: ItemKNN, b: ItemKNN):
 @pytest.mark.parametrize("similarity", ["cosine", "jaccard", "rp3beta"])
 def test_stacked_blocks_equal_the_full_build(similarity):
     m = _matrix(seed=7)
-    blocks = [ItemKNN(k=6, similarity=similarity).neighbour_block(m, s, min(s + 11, 60), num_threads=1)
-              for s in range(0, 60, 11)]
-    _same_neighbours(ItemKNN(k=6, similarity=similarity).fit(m, show_progress=False),
-                     ItemKNN(k=6, similarity=similarity).fit_from_blocks(m, blocks))
+    blocks = [
+        ItemKNN(k=6, similarity=similarity).neighbour_block(m, s, min(s + 11, 60), num_threads=1)
+        for s in range(0, 60, 11)
+    ]
+    _same_neighbours(
+        ItemKNN(k=6, similarity=similarity).fit(m, show_progress=False),
+        ItemKNN(k=6, similarity=similarity).fit_from_blocks(m, blocks),
+    )
 
 
 def test_a_block_of_neighbours_is_that_slice_of_the_full_build():
@@ -58,8 +62,9 @@ def test_blocks_out_of_order_give_another_model():
     model = ItemKNN(k=4)
     a, b = model.neighbour_block(m, 0, 30), model.neighbour_block(m, 30, 60)
     swapped = ItemKNN(k=4).fit_from_blocks(m, [b, a])
-    assert not np.array_equal(swapped.similarity.toarray(), ItemKNN(k=4).fit(m, show_progress=False)
-                              .similarity.toarray())
+    assert not np.array_equal(
+        swapped.similarity.toarray(), ItemKNN(k=4).fit(m, show_progress=False).similarity.toarray()
+    )
 
 
 def test_an_item_model_pickles_to_an_equal_model():

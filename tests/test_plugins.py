@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 from plugin_samples import observer
 
-from backpack import (
-    Engine,
-    InvalidInputError,
-    PluginConflictError,
-    PluginError,
-    Plugins,
-    cli,
-    get_plugins,
-)
+from backpack import Engine, InvalidInputError, Plugins, get_plugins
+from backpack.cli import main as cli
+from backpack.errors import PluginConflictError, PluginError
 
 
 def entry_points(*modules):
@@ -33,14 +27,18 @@ def small_engine(plugins) -> Engine:
     return engine
 
 
-def test_builtin_itemknn_is_found_through_its_entry_point():
+def test_the_builtins_are_found_through_their_entry_points_one_per_hook_kind():
     described = {p["name"]: p for p in get_plugins().describe()}
-    itemknn = described["itemknn"]
-    assert itemknn["source"] == "entry point" and itemknn["distribution"] == "backpack-engine"
-    assert itemknn["version"] and itemknn["registered"] == {"algorithms": ["itemknn"]}
-    assert not itemknn["errors"]
-    assert described["rp3beta"]["registered"] == {"algorithms": ["rp3beta"]}
-    assert described["rp3beta"]["distribution"] == "backpack-engine"
+    builtins = {name: p for name, p in described.items() if p["distribution"] == "backpack-engine"}
+    assert set(builtins) == {"algorithms", "model_backends", "model_tasks", "vocabularies", "stores"}
+    algorithms = builtins["algorithms"]
+    assert algorithms["source"] == "entry point" and algorithms["version"] and not algorithms["errors"]
+    assert algorithms["registered"] == {
+        "algorithms": ["itemknn", "rp3beta", "userknn", "als", "bpr", "ease", "popularity", "embeddings", "hybrid"]
+    }
+    assert builtins["model_backends"]["registered"] == {"model_backends": ["onnx", "iree"]}
+    assert builtins["model_tasks"]["registered"] == {"model_tasks": ["text-embedding", "object-detection"]}
+    assert builtins["stores"]["registered"] == {"stores": ["sqlite", "postgres"]}
 
 
 def test_a_plugin_that_fails_to_import_is_reported_and_skipped():
@@ -128,8 +126,8 @@ def test_cli_plugins_json_lists_the_builtins(capsys):
     import json
 
     listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
-    assert listed["itemknn"]["registered"] == {"algorithms": ["itemknn"]}
-    assert listed["itemknn"]["distribution"] == "backpack-engine"
+    assert "itemknn" in listed["algorithms"]["registered"]["algorithms"]
+    assert listed["algorithms"]["distribution"] == "backpack-engine"
 
 
 def test_registry_kinds_are_checked():
@@ -160,8 +158,12 @@ def test_engine_asks_the_model_which_results_are_fill():
 
 def test_a_second_plugin_with_a_taken_name_is_reported():
     plugins = Plugins(load_entry_points=False)
-    plugins.load_entry_points([metadata.EntryPoint(name="same", value="plugin_samples.jaccard_a", group="backpack"),
-                               metadata.EntryPoint(name="same", value="plugin_samples.command", group="backpack")])
+    plugins.load_entry_points(
+        [
+            metadata.EntryPoint(name="same", value="plugin_samples.jaccard_a", group="backpack"),
+            metadata.EntryPoint(name="same", value="plugin_samples.command", group="backpack"),
+        ]
+    )
     (info,) = plugins.describe()
     assert "a second plugin named 'same' (plugin_samples.command) was skipped" in info["errors"]
     assert plugins.algorithm("jaccard-knn").plugin == "same"
@@ -195,16 +197,20 @@ def test_a_conflict_in_any_kind_is_an_error_on_both_plugins_and_the_name_unusabl
     plugins = loaded("command", "command_twin", "backend")
     assert set(plugins.registry("model_backends")) == {"iree"}
     assert "hello" not in plugins.registry("commands")
-    for kind, name, owners in [("model_backends", "onnx", ("command_twin", "backend")),
-                               ("commands", "hello", ("command", "command_twin"))]:
+    for kind, name, owners in [
+        ("model_backends", "onnx", ("command_twin", "backend")),
+        ("commands", "hello", ("command", "command_twin")),
+    ]:
         with pytest.raises(PluginConflictError) as err:
             plugins.lookup(kind, name)
         assert all(f"'{owner}'" in str(err.value) for owner in owners)
     errors = {p["name"]: p["errors"] for p in plugins.describe()}
     assert errors["command"] == ["command 'hello' is also registered by 'command_twin': neither is used"]
     assert errors["backend"] == ["model backend 'onnx' is also registered by 'command_twin': neither is used"]
-    assert sorted(errors["command_twin"]) == ["command 'hello' is also registered by 'command': neither is used",
-                                              "model backend 'onnx' is also registered by 'backend': neither is used"]
+    assert sorted(errors["command_twin"]) == [
+        "command 'hello' is also registered by 'command': neither is used",
+        "model backend 'onnx' is also registered by 'backend': neither is used",
+    ]
     assert cli.main(["plugins"], plugins=plugins) == 1
     assert "ERROR: command 'hello' is also registered by" in capsys.readouterr().out
     with pytest.raises(SystemExit):
@@ -217,8 +223,10 @@ def test_sys_exit_in_plugin_code_is_reported_but_ctrl_c_gets_through():
     assert engine.fit("jaccard-knn", k=3).similarity_kind == "jaccard"
     errors = {p["name"]: p["errors"] for p in plugins.describe()}
     assert errors["exits_on_import"] == ["import failed: SystemExit: plugin wants out"]
-    assert sorted(errors["exits_in_hooks"]) == ["interactions_recorded raised SystemExit: observer quits",
-                                                "register_algorithms raised SystemExit: 4"]
+    assert sorted(errors["exits_in_hooks"]) == [
+        "interactions_recorded raised SystemExit: observer quits",
+        "register_algorithms raised SystemExit: 4",
+    ]
     with pytest.raises(KeyboardInterrupt):
         loaded("interrupted").registry("algorithms")
 

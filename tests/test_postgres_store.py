@@ -8,14 +8,14 @@ import threading
 import pytest
 from store_factories import POSTGRES, postgres_store
 
-from backpack.errors import InvalidInputError
+from backpack.errors import InvalidInputError, StoreError
 from backpack.plugins import Plugins
-from backpack.store import StoreError, open_store
+from backpack.store.base import open_store
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'backpack-engine[postgres]'")
 
-from backpack import postgres_store as pg  # noqa: E402 - after the skip
-from backpack.postgres_store import MIGRATIONS, SCHEMA_VERSION, PostgresStore  # noqa: E402
+from backpack.store import postgres as pg  # noqa: E402 - after the skip
+from backpack.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresStore  # noqa: E402
 
 
 @pytest.fixture
@@ -76,10 +76,17 @@ def test_check_reports_what_the_schema_cannot_prevent(store, dsn):
     sql(dsn, "INSERT INTO tokens (id, hash, role, user_id, created) VALUES ('t', 'h', 'admin', 'bob', 0)")
     sql(dsn, "UPDATE items SET doc = '[1]'::jsonb")
     sql(dsn, "INSERT INTO snapshots (path, watermark, created) VALUES ('/x', 99, 0)")
-    assert sorted(store.check()) == sorted([
-        "1 log adds without a finite weight", "1 log seqs past the seq counter",
-        "1 snapshots past the end of the log", "1 jobs in an unknown state", "1 jobs with more attempts than allowed",
-        "1 tokens whose user does not fit their role", "1 items that are not JSON objects"])
+    assert sorted(store.check()) == sorted(
+        [
+            "1 log adds without a finite weight",
+            "1 log seqs past the seq counter",
+            "1 snapshots past the end of the log",
+            "1 jobs in an unknown state",
+            "1 jobs with more attempts than allowed",
+            "1 tokens whose user does not fit their role",
+            "1 items that are not JSON objects",
+        ]
+    )
 
 
 def free_port():
@@ -115,7 +122,7 @@ def test_an_exhausted_pool_is_a_store_error_after_the_timeout(dsn):
 
 def test_open_store_creates_the_postgres_store_through_the_plugin_registry(dsn):
     plugins = Plugins()
-    assert plugins.registry("stores")["postgres"].plugin == "postgres_store"
+    assert plugins.registry("stores")["postgres"].plugin == "stores"
     with open_store("postgres", plugins=plugins, dsn=dsn, backoff_base=2.0, max_size=2) as store:
         assert isinstance(store, PostgresStore) and store.backoff_base == 2.0
         assert store.watermark() == 0

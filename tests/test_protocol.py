@@ -14,16 +14,8 @@ import msgspec
 import pytest
 from server_helpers import RawConnection, running_server
 
-from backpack.protocol import (
-    ERROR_CODES,
-    FrameTooLargeError,
-    ProtocolError,
-    decode_body,
-    encode_frame,
-    frame_length,
-    read_frame,
-    recv_frame,
-)
+from backpack.errors import FrameTooLargeError, ProtocolError
+from backpack.serving.protocol import ERROR_CODES, decode_body, encode_frame, frame_length, read_frame, recv_frame
 
 DOC = Path(__file__).parent.parent / "docs" / "protocol.md"
 
@@ -78,7 +70,7 @@ def test_recv_frame_reassembles_a_frame_sent_in_pieces():
     a, b = socket.socketpair()
     frame = encode_frame({"id": "x", "result": list(range(1000))})
     for start in range(0, len(frame), 700):
-        a.sendall(frame[start:start + 700])
+        a.sendall(frame[start : start + 700])
     assert decode_body(recv_frame(b))["result"][-1] == 999
     a.close()
     with pytest.raises(ConnectionError):
@@ -112,11 +104,17 @@ def matches(expected, actual) -> bool:
     if expected == ANY:
         return True
     if isinstance(expected, dict):
-        return isinstance(actual, dict) and expected.keys() == actual.keys() and \
-            all(matches(v, actual[k]) for k, v in expected.items())
+        return (
+            isinstance(actual, dict)
+            and expected.keys() == actual.keys()
+            and all(matches(v, actual[k]) for k, v in expected.items())
+        )
     if isinstance(expected, list):
-        return isinstance(actual, list) and len(expected) == len(actual) and \
-            all(matches(e, a) for e, a in zip(expected, actual))
+        return (
+            isinstance(actual, list)
+            and len(expected) == len(actual)
+            and all(matches(e, a) for e, a in zip(expected, actual))
+        )
     return expected == actual
 
 

@@ -1,4 +1,4 @@
-"""Ray runs (backpack.ray_cluster) give exactly the single-process results."""
+"""Ray runs (backpack.ray.cluster) give exactly the single-process results."""
 
 import sys
 
@@ -16,14 +16,14 @@ from backpack.errors import (
     InvalidInputError,
     RayUnavailableError,
 )
-from backpack.ray_cluster import connect, fit_on_ray, recommend_all_on_ray
+from backpack.ray.cluster import connect, fit_on_ray, recommend_all_on_ray
 
 
 def _matrix(n_users=120, n_items=60, density=0.08, seed=0):
     """Random weights, with items nobody touched (the last 5) and empty users (every 7th)."""
     rng = np.random.default_rng(seed)
     m = sp.random(n_users, n_items, density=density, format="lil", random_state=rng, dtype=np.float32)
-    m[:, n_items - 5:] = 0
+    m[:, n_items - 5 :] = 0
     m[::7, :] = 0
     m = m.tocsr()
     m.data = np.ceil(m.data * 5).astype(np.float32)

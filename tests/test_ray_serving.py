@@ -1,4 +1,4 @@
-"""Ray Serve replicas (backpack.ray_serving) answer as the socket server and the in-process engine do."""
+"""Ray Serve replicas (backpack.ray.serve) answer as the socket server and the in-process engine do."""
 
 import asyncio
 import os
@@ -11,12 +11,13 @@ import pytest
 from memory_store import MemoryStore
 from server_helpers import RawConnection
 
-from backpack import Engine, synthetic
-from backpack.client import ServerError
-from backpack.errors import RayUnavailableError, ReadOnlyReplicaError, UnknownItemError
-from backpack.state_dir import DataDirError
-from backpack.ray_serving import EngineReplica, serve_on_ray
-from backpack.server import Limits, Server, ServerThread
+from backpack import Engine
+from backpack.data import synthetic
+from backpack.errors import DataDirError, RayUnavailableError, ReadOnlyReplicaError, ServerError, UnknownItemError
+from backpack.ray.serve import EngineReplica, serve_on_ray
+from backpack.serving.loop import ServerThread
+from backpack.serving.requests import Limits
+from backpack.serving.server import Server
 
 LIMITS = Limits(max_batch=50, idle_timeout=30, read_timeout=5)
 
@@ -55,8 +56,9 @@ def data_dir():
     folder = Path(tempfile.mkdtemp(prefix="bp-serve-"))
     cat = synthetic.generate_size("tiny")
     engine = Engine(num_threads=1)
-    engine.load_matrix(cat.user_items, [f"u{i}" for i in range(len(cat.user_ids))],
-                       [f"i{j}" for j in range(len(cat.item_ids))])
+    engine.load_matrix(
+        cat.user_items, [f"u{i}" for i in range(len(cat.user_ids))], [f"i{j}" for j in range(len(cat.item_ids))]
+    )
     engine.fit("itemknn", k=20)
     engine.save(folder / "snapshot")
     yield folder / "snapshot"
@@ -95,6 +97,7 @@ def _same_reply(replica: dict, server: dict):
 
 # -- the replica's op code, without Ray ----------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def replica(data_dir):
     return EngineReplica(str(data_dir), limits=LIMITS)
@@ -119,9 +122,17 @@ def test_writes_are_refused_as_read_only(replica, number):
     assert replica.engine.bags.nnz == Engine.open(replica.data_dir).bags.nnz  # nothing changed
 
 
-@pytest.mark.parametrize(("request_", "request_id"), [
-    (None, None), ([], None), ({"op": "stats", "args": {}}, None), ({"id": 1, "args": {}}, 1),
-    ({"id": "a", "op": "stats"}, "a"), ({"id": True, "op": "stats", "args": {}}, None)])
+@pytest.mark.parametrize(
+    ("request_", "request_id"),
+    [
+        (None, None),
+        ([], None),
+        ({"op": "stats", "args": {}}, None),
+        ({"id": 1, "args": {}}, 1),
+        ({"id": "a", "op": "stats"}, "a"),
+        ({"id": True, "op": "stats", "args": {}}, None),
+    ],
+)
 def test_malformed_requests_are_bad_request(replica, request_, request_id):
     reply = _ask(replica, request_)
     assert reply["error"]["code"] == "bad_request"
@@ -156,6 +167,7 @@ def test_a_directory_that_is_not_a_snapshot_is_refused_before_deploying(tmp_path
 
 # -- on a local Ray with Serve --------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def served(data_dir, tmp_path_factory):
     """Two replicas on a local Ray with this machine's cores, through the client handle."""
@@ -169,8 +181,9 @@ def served(data_dir, tmp_path_factory):
             ray.shutdown()
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         try:
-            client = serve_on_ray(data_dir, num_replicas=2, name="backpack-test", limits=LIMITS,
-                                  cpus_per_replica=0.5, timeout=30)
+            client = serve_on_ray(
+                data_dir, num_replicas=2, name="backpack-test", limits=LIMITS, cpus_per_replica=0.5, timeout=30
+            )
             yield client
         finally:
             serve.shutdown()
@@ -210,8 +223,11 @@ def test_both_replicas_answer(served):
 def test_a_dead_replica_does_not_take_the_service_down(served, engine):
     import ray
 
-    replicas = [a for a in ray.util.list_named_actors(all_namespaces=True)
-                if "SERVE_REPLICA" in a["name"] and "backpack-test" in a["name"]]
+    replicas = [
+        a
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if "SERVE_REPLICA" in a["name"] and "backpack-test" in a["name"]
+    ]
     assert len(replicas) == 2
     ray.kill(ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]), no_restart=True)
     deadline = time.monotonic() + 20

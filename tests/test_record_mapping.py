@@ -8,32 +8,45 @@ from importlib import resources
 import pytest
 
 import backpack
-from backpack.activity_mapping import AS, SCHEMA, MappingError
-from backpack.contexts import AS2_CONTEXT, SCHEMA_CONTEXT, SECURITY_V1_CONTEXT
-from backpack.item_features import item_features
-from backpack.jsonld import expand_documents
-from backpack.record_mapping import ACTOR_TYPES, ITEM_TYPES, RecordMapper
+from backpack.content.features import item_features
+from backpack.errors import MappingError
+from backpack.jsonld.activities import AS, SCHEMA
+from backpack.jsonld.contexts import AS2_CONTEXT, SCHEMA_CONTEXT, SECURITY_V1_CONTEXT
+from backpack.jsonld.processing import expand_documents
+from backpack.jsonld.records import ACTOR_TYPES, ITEM_TYPES, RecordMapper
 
 ANA = "https://social.example/users/ana"
 BOT = "https://social.example/users/curator-bot"
 HAT = "https://assets.example/items/hat"
 BOOT = "https://assets.example/items/boot"
 
-HAT_COMPACT = {"@context": SCHEMA_CONTEXT, "@id": HAT, "@type": "3DModel", "name": "Wizard hat",
-               "keywords": "hat, wizard", "creator": {"@id": ANA, "@type": "Person", "name": "Ana"},
-               "license": "https://creativecommons.org/licenses/by/4.0/"}
+HAT_COMPACT = {
+    "@context": SCHEMA_CONTEXT,
+    "@id": HAT,
+    "@type": "3DModel",
+    "name": "Wizard hat",
+    "keywords": "hat, wizard",
+    "creator": {"@id": ANA, "@type": "Person", "name": "Ana"},
+    "license": "https://creativecommons.org/licenses/by/4.0/",
+}
 
 
 def mixed_graph() -> dict:
     """A Fediverse-style document: an actor, an item, and activities with embedded nodes."""
-    return {"@context": AS2_CONTEXT, "@graph": [
-        {"id": ANA, "type": "Person", "name": "Ana", "preferredUsername": "ana"},
-        {"id": BOOT, "type": "Image", "name": "Leather boot", "tag": [{"type": "Hashtag", "name": "#pirate"}]},
-        {"id": "https://social.example/activities/1", "type": "Like", "actor": ANA, "object": BOOT},
-        {"id": "https://social.example/activities/2", "type": "Create",
-         "actor": {"id": BOT, "type": "Service", "name": "Curator"},
-         "object": {"id": HAT, "type": "Note", "content": "<p>A <b>wizard</b> hat</p>"}},
-    ]}
+    return {
+        "@context": AS2_CONTEXT,
+        "@graph": [
+            {"id": ANA, "type": "Person", "name": "Ana", "preferredUsername": "ana"},
+            {"id": BOOT, "type": "Image", "name": "Leather boot", "tag": [{"type": "Hashtag", "name": "#pirate"}]},
+            {"id": "https://social.example/activities/1", "type": "Like", "actor": ANA, "object": BOOT},
+            {
+                "id": "https://social.example/activities/2",
+                "type": "Create",
+                "actor": {"id": BOT, "type": "Service", "name": "Curator"},
+                "object": {"id": HAT, "type": "Note", "content": "<p>A <b>wizard</b> hat</p>"},
+            },
+        ],
+    }
 
 
 def test_a_mixed_document_becomes_users_items_and_interactions():
@@ -58,8 +71,12 @@ def test_items_are_kept_expanded_and_their_features_match_the_compact_form():
     assert node == expand_documents(HAT_COMPACT)[0]
     assert node[SCHEMA + "creator"][0]["@id"] == ANA  # nested nodes stay inside the item
     assert item_features(node) == item_features(HAT_COMPACT)
-    assert {"type:3DModel", "keyword:wizard", f"creator:{ANA}",
-            "license:https://creativecommons.org/licenses/by/4.0/"} <= set(item_features(node))
+    assert {
+        "type:3DModel",
+        "keyword:wizard",
+        f"creator:{ANA}",
+        "license:https://creativecommons.org/licenses/by/4.0/",
+    } <= set(item_features(node))
 
 
 def test_a_node_without_context_is_read_with_schema_org_and_backpack_terms():
@@ -76,12 +93,15 @@ BAD_NODES = [
     ({"@context": SCHEMA_CONTEXT, "@id": "_:b0", "@type": "3DModel"}, "not an absolute IRI"),
     ({"@context": SCHEMA_CONTEXT, "@id": HAT, "name": "no type"}, f"node 1 <{HAT}> has no @type"),
     ({"@context": SCHEMA_CONTEXT, "@id": HAT, "@type": "Offer"}, r"node 1 \(a Offer\) has type Offer, which is no "),
-    ({"@context": [SCHEMA_CONTEXT, {"Gizmo": "https://vendor.example/Gizmo"}], "@id": HAT, "@type": "Gizmo"},
-     "register the type"),
-    ({"@context": AS2_CONTEXT, "id": "https://s.example/a/1", "type": "Like", "actor": ANA},
-     "has no object"),
-    ({"@context": AS2_CONTEXT, "id": "https://s.example/a/1", "type": "Like", "actor": "ana", "object": HAT},
-     "its actor has the id 'ana', which is not an absolute IRI"),
+    (
+        {"@context": [SCHEMA_CONTEXT, {"Gizmo": "https://vendor.example/Gizmo"}], "@id": HAT, "@type": "Gizmo"},
+        "register the type",
+    ),
+    ({"@context": AS2_CONTEXT, "id": "https://s.example/a/1", "type": "Like", "actor": ANA}, "has no object"),
+    (
+        {"@context": AS2_CONTEXT, "id": "https://s.example/a/1", "type": "Like", "actor": "ana", "object": HAT},
+        "its actor has the id 'ana', which is not an absolute IRI",
+    ),
 ]
 
 
@@ -107,9 +127,14 @@ def test_put_items_and_put_users_take_only_their_own_sort():
 
 
 def test_a_fediverse_actor_document_with_security_context_becomes_a_user():
-    actor = {"@context": [AS2_CONTEXT, SECURITY_V1_CONTEXT], "id": ANA, "type": "Person",
-             "preferredUsername": "ana", "inbox": f"{ANA}/inbox",
-             "publicKey": {"id": f"{ANA}#main-key", "owner": ANA, "publicKeyPem": "-----BEGIN PUBLIC KEY-----"}}
+    actor = {
+        "@context": [AS2_CONTEXT, SECURITY_V1_CONTEXT],
+        "id": ANA,
+        "type": "Person",
+        "preferredUsername": "ana",
+        "inbox": f"{ANA}/inbox",
+        "publicKey": {"id": f"{ANA}#main-key", "owner": ANA, "publicKeyPem": "-----BEGIN PUBLIC KEY-----"},
+    }
     engine = backpack.Engine()
     assert engine.ingest(actor)["users"] == 1
     node = engine.user_descriptions.get(ANA)
@@ -118,20 +143,30 @@ def test_a_fediverse_actor_document_with_security_context_becomes_a_user():
 
 def test_raw_activities_take_the_fast_path_and_undo_removes():
     engine = backpack.Engine()
-    like = {"@context": AS2_CONTEXT, "id": "https://s.example/a/1", "type": "Like", "actor": ANA, "object": HAT,
-            "published": "2026-11-23T12:00:00Z"}
+    like = {
+        "@context": AS2_CONTEXT,
+        "id": "https://s.example/a/1",
+        "type": "Like",
+        "actor": ANA,
+        "object": HAT,
+        "published": "2026-11-23T12:00:00Z",
+    }
     assert engine.ingest(json.dumps(like))["interactions"] == 1
     assert engine.bags.bag(ANA) == {HAT: 3.0}
-    undo = {"@context": AS2_CONTEXT, "id": "https://s.example/a/2", "type": "Undo", "actor": ANA,
-            "object": "https://s.example/a/1"}
+    undo = {
+        "@context": AS2_CONTEXT,
+        "id": "https://s.example/a/2",
+        "type": "Undo",
+        "actor": ANA,
+        "object": "https://s.example/a/1",
+    }
     assert engine.ingest(undo) == {"interactions": 0, "undone": 1, "removed": 1, "items": 0, "users": 0}
     assert engine.bags.bag(ANA) == {}
 
 
 def test_activity_weights_are_configurable_on_the_engine():
     engine = backpack.Engine(activity_weights={"Like": 7})
-    engine.ingest({"@context": AS2_CONTEXT, "id": "https://s.example/a/1", "type": "Like", "actor": ANA,
-                   "object": HAT})
+    engine.ingest({"@context": AS2_CONTEXT, "id": "https://s.example/a/1", "type": "Like", "actor": ANA, "object": HAT})
     assert engine.bags.bag(ANA) == {HAT: 7.0}
 
 
@@ -154,7 +189,7 @@ def test_users_and_items_survive_save_and_open(tmp_path):
 
 
 def bundled(name: str) -> dict:
-    return json.loads((resources.files("backpack.contexts") / name).read_text(encoding="utf-8"))["@context"]
+    return json.loads((resources.files("backpack.jsonld.contexts") / name).read_text(encoding="utf-8"))["@context"]
 
 
 def test_the_type_tables_name_only_types_the_bundled_contexts_define():

@@ -14,12 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backpack import Engine, cli
+from backpack import Engine
+from backpack.cli import main as cli
+from backpack.content.features import item_features
 from backpack.errors import InvalidInputError, SceneFileError
-from backpack.godot_text import Call, ExtRef, NodePath, StringName, SubRef, parse_sections
-from backpack.item_features import item_features
-from backpack.scene_import import ScanReport, import_scene_folder, read_scene, scene_files
-from backpack.scene_items import name_words
+from backpack.scenes.godot_resource import Call, ExtRef, NodePath, StringName, SubRef, parse_sections
+from backpack.scenes.ingest import ScanReport, import_scene_folder, read_scene, scene_files
+from backpack.scenes.items import name_words
 
 DC = "http://purl.org/dc/elements/1.1/"
 RIGHTS = "http://ns.adobe.com/xap/1.0/rights/"
@@ -27,6 +28,7 @@ TRIANGLE = struct.pack("<9f", 0, 0, 0, 1, 0, 0, 0, 1, 0)  # three vec3 positions
 
 
 # -- writers --------------------------------------------------------------------------------
+
 
 def glb(doc: dict, binary: bytes | None = TRIANGLE) -> bytes:
     """A GLB file: 12-byte header, JSON chunk padded with spaces, BIN chunk padded with zeros."""
@@ -48,8 +50,9 @@ def triangle_doc(buffer: dict | None = None, **parts) -> dict:
         "nodes": [{"name": "ShipRoot", "children": [1]}, {"name": "HullMesh", "mesh": 0}],
         "meshes": [{"name": "Hull", "primitives": [{"attributes": {"POSITION": 0}, "material": 0}]}],
         "materials": [{"name": "Brass", "pbrMetallicRoughness": {"baseColorFactor": [1, 0.8, 0.2, 1]}}],
-        "accessors": [{"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3",
-                       "min": [0, 0, 0], "max": [1, 1, 0]}],
+        "accessors": [
+            {"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3", "min": [0, 0, 0], "max": [1, 1, 0]}
+        ],
         "bufferViews": [{"buffer": 0, "byteLength": 36}],
         "buffers": [buffer or {"byteLength": 36}],
     }
@@ -58,31 +61,44 @@ def triangle_doc(buffer: dict | None = None, **parts) -> dict:
 
 
 def packet(**properties) -> dict:
-    return {"@context": {"dc": DC, "xmpRights": RIGHTS, "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#"},
-            "@id": "", **properties}
+    return {
+        "@context": {"dc": DC, "xmpRights": RIGHTS, "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#"},
+        "@id": "",
+        **properties,
+    }
 
 
 def alt(*pairs) -> dict:
     """An XMP language alternative: ("en-us", "Lamp"), ("fr", "Lampe") -> rdf:Alt with rdf:_1, rdf:_2."""
-    return {"@type": "rdf:Alt", **{f"rdf:_{n}": {"@language": lang, "@value": text}
-                                   for n, (lang, text) in enumerate(pairs, 1)}}
+    return {
+        "@type": "rdf:Alt",
+        **{f"rdf:_{n}": {"@language": lang, "@value": text} for n, (lang, text) in enumerate(pairs, 1)},
+    }
 
 
 def xmp_doc() -> dict:
     """The triangle with packets on the asset, scene, a node, the mesh and the material (one shared)."""
     doc = triangle_doc()
     doc["extensionsUsed"] = ["KHR_xmp_json_ld", "KHR_materials_emissive"]
-    doc["extensions"] = {"KHR_xmp_json_ld": {"packets": [
-        packet(**{"dc:title": alt(("fr", "Bateau pirate"), ("en-us", "Pirate Ship")),
-                  "dc:creator": {"@list": ["ana", "bo"]},
-                  "dc:description": alt(("x-default", "A small pirate ship.")),
-                  "dc:subject": {"@set": ["pirate", "ship"]},
-                  "xmpRights:UsageTerms": alt(("x-default", "CC-BY-4.0"))}),
-        packet(**{"dc:title": alt(("en", "The deck")), "dc:subject": {"@set": ["deck"]}}),
-        packet(**{"dc:subject": {"@set": ["wood"]}, "dc:creator": {"@list": ["carla"]}}),
-        packet(**{"dc:subject": {"@set": ["metal"]}}),
-        packet(**{"dc:subject": ["unused"]}),
-    ]}}
+    doc["extensions"] = {
+        "KHR_xmp_json_ld": {
+            "packets": [
+                packet(
+                    **{
+                        "dc:title": alt(("fr", "Bateau pirate"), ("en-us", "Pirate Ship")),
+                        "dc:creator": {"@list": ["ana", "bo"]},
+                        "dc:description": alt(("x-default", "A small pirate ship.")),
+                        "dc:subject": {"@set": ["pirate", "ship"]},
+                        "xmpRights:UsageTerms": alt(("x-default", "CC-BY-4.0")),
+                    }
+                ),
+                packet(**{"dc:title": alt(("en", "The deck")), "dc:subject": {"@set": ["deck"]}}),
+                packet(**{"dc:subject": {"@set": ["wood"]}, "dc:creator": {"@list": ["carla"]}}),
+                packet(**{"dc:subject": {"@set": ["metal"]}}),
+                packet(**{"dc:subject": ["unused"]}),
+            ]
+        }
+    }
     doc["asset"]["extensions"] = {"KHR_xmp_json_ld": {"packet": 0}}
     doc["scenes"][0]["extensions"] = {"KHR_xmp_json_ld": {"packet": 1}}
     doc["nodes"][1]["extensions"] = {"KHR_xmp_json_ld": {"packet": 2}}
@@ -91,7 +107,7 @@ def xmp_doc() -> dict:
     return doc
 
 
-TSCN = '''[gd_scene load_steps=5 format=3 uid="uid://c8pirate"]
+TSCN = """[gd_scene load_steps=5 format=3 uid="uid://c8pirate"]
 
 ; a comment line
 [ext_resource type="Texture2D" uid="uid://btex" path="res://textures/planks.png" id="1_tex"]
@@ -137,9 +153,9 @@ fov = 60.0
 autoplay = &"sail"
 
 [connection signal="animation_finished" from="Player" to="." method="_on_finished"]
-'''
+"""
 
-TSCN_GODOT3 = '''[gd_scene load_steps=2 format=2]
+TSCN_GODOT3 = """[gd_scene load_steps=2 format=2]
 
 [ext_resource path="res://crate.png" type="Texture" id=1]
 
@@ -151,7 +167,7 @@ __meta__ = {
 
 [node name="Sprite" type="Sprite3D" parent="."]
 texture = ExtResource( 1 )
-'''
+"""
 
 
 @pytest.fixture
@@ -161,18 +177,25 @@ def scenes(tmp_path):
     (folder / "props" / "deep").mkdir(parents=True)
     (folder / ".godot").mkdir()
     (folder / "ship.glb").write_bytes(glb(xmp_doc()))
-    (folder / "props" / "plain.gltf").write_text(json.dumps(triangle_doc(
-        {"byteLength": 36, "uri": "data:application/octet-stream;base64," + base64.b64encode(TRIANGLE).decode()})))
+    (folder / "props" / "plain.gltf").write_text(
+        json.dumps(
+            triangle_doc(
+                {"byteLength": 36, "uri": "data:application/octet-stream;base64," + base64.b64encode(TRIANGLE).decode()}
+            )
+        )
+    )
     (folder / "props" / "deep" / "ship.tscn").write_text(TSCN)
     (folder / "props" / "broken.glb").write_bytes(glb(xmp_doc())[:-10])
-    (folder / "props" / "deep" / "broken.tscn").write_text('[gd_scene format=3]\n\n[node name="A" type="Node3D"]\n'
-                                                          'metadata/x = "unterminated\n')
+    (folder / "props" / "deep" / "broken.tscn").write_text(
+        '[gd_scene format=3]\n\n[node name="A" type="Node3D"]\nmetadata/x = "unterminated\n'
+    )
     (folder / "notes.txt").write_text("not a scene")
     (folder / ".godot" / "cached.tscn").write_text("editor cache, never read")
     return folder
 
 
 # -- glTF / GLB items --------------------------------------------------------------------------
+
 
 def test_glb_with_xmp_packets_becomes_one_3d_model_item(tmp_path):
     data = glb(xmp_doc())
@@ -196,8 +219,18 @@ def test_glb_with_xmp_packets_becomes_one_3d_model_item(tmp_path):
     assert doc["backpack:nodeTypes"] == ["MeshInstance3D", "Node3D"]
     assert doc["backpack:hasAnimations"] is False
     assert doc["backpack:extensionsUsed"] == ["KHR_xmp_json_ld", "KHR_materials_emissive"]
-    for feature in ("type:3DModel", "format:glb", "material:Brass", "node:MeshInstance3D", "node:Node3D",
-                    "tag:pirate", "tag:wood", "creator:ana", "creator:bo", "ext:KHR_materials_emissive"):
+    for feature in (
+        "type:3DModel",
+        "format:glb",
+        "material:Brass",
+        "node:MeshInstance3D",
+        "node:Node3D",
+        "tag:pirate",
+        "tag:wood",
+        "creator:ana",
+        "creator:bo",
+        "ext:KHR_materials_emissive",
+    ):
         assert feature in item.features, feature
     assert "creator:carla" not in item.features
     assert doc["backpack:features"] == sorted(item.features)
@@ -207,8 +240,13 @@ def test_every_xmp_packet_is_kept_with_the_objects_it_applies_to(tmp_path):
     doc = xmp_doc()
     (tmp_path / "ship.glb").write_bytes(glb(doc))
     kept = read_scene(tmp_path / "ship.glb").document["backpack:xmp"]
-    assert [k["backpack:appliesTo"] for k in kept] == [["/asset"], ["/scenes/0"], ["/nodes/1", "/meshes/0"],
-                                                 ["/materials/0"], []]
+    assert [k["backpack:appliesTo"] for k in kept] == [
+        ["/asset"],
+        ["/scenes/0"],
+        ["/nodes/1", "/meshes/0"],
+        ["/materials/0"],
+        [],
+    ]
     assert [k["backpack:packet"] for k in kept] == doc["extensions"]["KHR_xmp_json_ld"]["packets"]
     assert all("@context" in k["backpack:packet"] for k in kept)
 
@@ -227,9 +265,20 @@ def test_the_name_falls_back_from_xmp_title_to_scene_packet_to_scene_name_to_fil
 
 
 def test_xmp_properties_are_found_under_the_packets_own_prefix_or_full_iri(tmp_path):
-    doc = triangle_doc(extensions={"KHR_xmp_json_ld": {"packets": [
-        {"@context": {"d": DC, "r": {"@id": RIGHTS}}, "d:title": "Lamp", "r:WebStatement": "https://example.org/l"},
-        {DC + "subject": ["glow"], DC + "creator": "eve"}]}})
+    doc = triangle_doc(
+        extensions={
+            "KHR_xmp_json_ld": {
+                "packets": [
+                    {
+                        "@context": {"d": DC, "r": {"@id": RIGHTS}},
+                        "d:title": "Lamp",
+                        "r:WebStatement": "https://example.org/l",
+                    },
+                    {DC + "subject": ["glow"], DC + "creator": "eve"},
+                ]
+            }
+        }
+    )
     doc["asset"]["extensions"] = {"KHR_xmp_json_ld": {"packet": 0}}
     doc["scenes"][0]["extensions"] = {"KHR_xmp_json_ld": {"packet": 1}}
     (tmp_path / "lamp.glb").write_bytes(glb(doc))
@@ -248,10 +297,15 @@ def test_gltf_json_without_xmp_names_node_types_as_godot_would(tmp_path):
         animations=[{"name": "Bob", "channels": [], "samplers": []}],
     )
     doc["nodes"][0]["children"] = [1, 2, 3, 4]
-    doc["nodes"] += [{"name": "Lookout", "camera": 0}, {"name": "Lantern",
-                                                         "extensions": {"KHR_lights_punctual": {"light": 0}}},
-                     {"name": "Sun", "extensions": {"KHR_lights_punctual": {"light": 1}},
-                      "extras": {"tags": ["sunny"], "intensity": 3}}]
+    doc["nodes"] += [
+        {"name": "Lookout", "camera": 0},
+        {"name": "Lantern", "extensions": {"KHR_lights_punctual": {"light": 0}}},
+        {
+            "name": "Sun",
+            "extensions": {"KHR_lights_punctual": {"light": 1}},
+            "extras": {"tags": ["sunny"], "intensity": 3},
+        },
+    ]
     (tmp_path / "ship.gltf").write_text(json.dumps(doc))
     item = read_scene(tmp_path / "ship.gltf")
     d = item.document
@@ -261,8 +315,17 @@ def test_gltf_json_without_xmp_names_node_types_as_godot_would(tmp_path):
     assert d["backpack:nodeTypes"] == ["Camera3D", "DirectionalLight3D", "MeshInstance3D", "Node3D", "OmniLight3D"]
     assert d["backpack:animations"] == ["Bob"] and d["backpack:hasAnimations"] is True
     assert [n["path"] for n in d["backpack:nodes"]][2:] == ["ShipRoot/Lookout", "ShipRoot/Lantern", "ShipRoot/Sun"]
-    for feature in ("format:gltf", "node:Camera3D", "node:OmniLight3D", "animation:Bob", "ext:KHR_lights_punctual",
-                    "meta:tags=sunny", "meta:intensity=3", "tag:sunny", "license:2026 ana"):
+    for feature in (
+        "format:gltf",
+        "node:Camera3D",
+        "node:OmniLight3D",
+        "animation:Bob",
+        "ext:KHR_lights_punctual",
+        "meta:tags=sunny",
+        "meta:intensity=3",
+        "tag:sunny",
+        "license:2026 ana",
+    ):
         assert feature in item.features, feature
     assert d["keywords"][0] == "sunny" and "lookout" in d["keywords"] and "lantern" in d["keywords"]
 
@@ -279,10 +342,17 @@ def test_the_item_iri_depends_on_the_bytes_only(tmp_path):
 
 def test_name_words_split_names_and_drop_noise():
     assert name_words(["PirateShip_Hull.001", "Material.002", "HTTPServer", "Cube", "node7"]) == [
-        "pirate", "ship", "hull", "http", "server", "cube"]
+        "pirate",
+        "ship",
+        "hull",
+        "http",
+        "server",
+        "cube",
+    ]
 
 
 # -- broken GLB / glTF -----------------------------------------------------------------------
+
 
 def test_every_truncation_of_a_glb_is_a_scene_file_error_with_a_byte_offset(tmp_path):
     data = glb(xmp_doc())
@@ -303,15 +373,18 @@ def _header(data: bytes, **fields) -> bytes:
     return struct.pack("<4sII", values["magic"], values["version"], values["length"]) + data[12:]
 
 
-@pytest.mark.parametrize("change, offset, words", [
-    (lambda d: _header(d, magic=b"gLTF"), 0, "magic"),
-    (lambda d: _header(d, version=1), 4, "version 1"),
-    (lambda d: d + b"\0\0\0\0", None, "after the end"),
-    (lambda d: d[:12] + struct.pack("<I", struct.unpack_from("<I", d, 12)[0] + 2) + d[16:], 12, "multiple of 4"),
-    (lambda d: d[:12] + struct.pack("<I", struct.unpack_from("<I", d, 12)[0] + 4000) + d[16:], 12, "past the end"),
-    (lambda d: d[:16] + struct.pack("<I", 0x004E4942) + d[20:], 16, "must be JSON"),
-    (lambda d: _header(d[:12])[:8] + struct.pack("<I", 12), 12, "no JSON chunk"),
-])
+@pytest.mark.parametrize(
+    "change, offset, words",
+    [
+        (lambda d: _header(d, magic=b"gLTF"), 0, "magic"),
+        (lambda d: _header(d, version=1), 4, "version 1"),
+        (lambda d: d + b"\0\0\0\0", None, "after the end"),
+        (lambda d: d[:12] + struct.pack("<I", struct.unpack_from("<I", d, 12)[0] + 2) + d[16:], 12, "multiple of 4"),
+        (lambda d: d[:12] + struct.pack("<I", struct.unpack_from("<I", d, 12)[0] + 4000) + d[16:], 12, "past the end"),
+        (lambda d: d[:16] + struct.pack("<I", 0x004E4942) + d[20:], 16, "must be JSON"),
+        (lambda d: _header(d[:12])[:8] + struct.pack("<I", 12), 12, "no JSON chunk"),
+    ],
+)
 def test_malformed_glb_headers_and_chunks_name_the_offset(tmp_path, change, offset, words):
     data = glb(triangle_doc())
     broken = change(data)
@@ -327,7 +400,7 @@ def test_malformed_glb_headers_and_chunks_name_the_offset(tmp_path, change, offs
 def test_broken_json_inside_a_glb_names_the_byte_in_the_file(tmp_path):
     text = json.dumps(triangle_doc()).encode()
     bad_at = text.index(b'"nodes"')
-    text = text[:bad_at] + b"@" + text[bad_at + 1:]
+    text = text[:bad_at] + b"@" + text[bad_at + 1 :]
     text += b" " * (-len(text) % 4)
     chunk = struct.pack("<II", len(text), 0x4E4F534A) + text
     (tmp_path / "bad.glb").write_bytes(b"glTF" + struct.pack("<II", 2, 12 + len(chunk)) + chunk)
@@ -343,19 +416,24 @@ def test_a_buffer_in_a_missing_or_short_bin_chunk_is_an_error(tmp_path, binary, 
         read_scene(tmp_path / "bad.glb")
 
 
-@pytest.mark.parametrize("mutate, pointer", [
-    (lambda d: d["nodes"][1].update(mesh=3), "/nodes/1/mesh"),
-    (lambda d: d["nodes"][1].update(children=[0]), "/nodes/0/children"),  # a cycle
-    (lambda d: d["nodes"][0].update(children=[0]), "/nodes/0/children/0"),
-    (lambda d: d["meshes"][0]["primitives"][0].update(material=True), "/meshes/0/primitives/0/material"),
-    (lambda d: d["asset"].update(version="1.0"), "/asset/version"),
-    (lambda d: d.pop("asset"), "/asset"),
-    (lambda d: d.update(scene=4), "/scene"),
-    (lambda d: d.update(nodes={}), "/nodes"),
-    (lambda d: d["asset"].update(extensions={"KHR_xmp_json_ld": {"packet": 0}}),
-     "/asset/extensions/KHR_xmp_json_ld/packet"),
-    (lambda d: d["buffers"][0].update(byteLength=-1), "/buffers/0/byteLength"),
-])
+@pytest.mark.parametrize(
+    "mutate, pointer",
+    [
+        (lambda d: d["nodes"][1].update(mesh=3), "/nodes/1/mesh"),
+        (lambda d: d["nodes"][1].update(children=[0]), "/nodes/0/children"),  # a cycle
+        (lambda d: d["nodes"][0].update(children=[0]), "/nodes/0/children/0"),
+        (lambda d: d["meshes"][0]["primitives"][0].update(material=True), "/meshes/0/primitives/0/material"),
+        (lambda d: d["asset"].update(version="1.0"), "/asset/version"),
+        (lambda d: d.pop("asset"), "/asset"),
+        (lambda d: d.update(scene=4), "/scene"),
+        (lambda d: d.update(nodes={}), "/nodes"),
+        (
+            lambda d: d["asset"].update(extensions={"KHR_xmp_json_ld": {"packet": 0}}),
+            "/asset/extensions/KHR_xmp_json_ld/packet",
+        ),
+        (lambda d: d["buffers"][0].update(byteLength=-1), "/buffers/0/byteLength"),
+    ],
+)
 def test_inconsistent_gltf_json_names_the_json_pointer(tmp_path, mutate, pointer):
     doc = triangle_doc({"byteLength": 36, "uri": "tri.bin"})
     mutate(doc)
@@ -380,14 +458,16 @@ def test_nan_is_not_json(tmp_path):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=4),
-       cut=st.one_of(st.none(), st.integers(0, 10_000)))
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.one_of(st.none(), st.integers(0, 10_000)),
+)
 def test_random_damage_to_a_glb_never_raises_anything_but_the_typed_error(tmp_path, edits, cut):
     data = bytearray(glb(xmp_doc()))
     for position, value in edits:
         data[position % len(data)] = value
     if cut is not None:
-        data = data[:cut % (len(data) + 1)]
+        data = data[: cut % (len(data) + 1)]
     path = tmp_path / "damaged.glb"
     path.write_bytes(bytes(data))
     try:
@@ -400,8 +480,10 @@ def test_random_damage_to_a_glb_never_raises_anything_but_the_typed_error(tmp_pa
 
 # -- Godot text scenes ----------------------------------------------------------------------------
 
+
 def test_godot_values_parse_to_python_values(tmp_path):
-    sections = parse_sections('''[gd_resource type="Resource" format=3]
+    sections = parse_sections(
+        """[gd_resource type="Resource" format=3]
 
 [resource]
 a = "tab\\tquote\\" \\u00e9"
@@ -414,7 +496,9 @@ g = PackedStringArray("x", "y")
 h = NodePath("C/D")
 0:0/0/terrain = 1
 "quoted key" = 2
-''', "values.tres")
+""",
+        "values.tres",
+    )
     props = sections[1].properties
     assert props["a"] == 'tab\tquote" é'
     assert isinstance(props["b"], StringName) and props["b"] == "name"
@@ -441,8 +525,12 @@ def test_tscn_becomes_one_item_with_its_tree_metadata_and_resources(tmp_path):
     assert d["keywords"][:3] == ["pirate", "ship", "hull"]
     assert {"wooden", "hittable", "cannon", "lookout", "player", "brass"} <= set(d["keywords"])
     assert [(n["path"], n["type"]) for n in d["backpack:nodes"]] == [
-        ("PirateShip", "Node3D"), ("PirateShip/Hull", "MeshInstance3D"), ("PirateShip/Hull/Cannon", None),
-        ("PirateShip/Hull/Cannon/Lookout", "Camera3D"), ("PirateShip/Player", "AnimationPlayer")]
+        ("PirateShip", "Node3D"),
+        ("PirateShip/Hull", "MeshInstance3D"),
+        ("PirateShip/Hull/Cannon", None),
+        ("PirateShip/Hull/Cannon/Lookout", "Camera3D"),
+        ("PirateShip/Player", "AnimationPlayer"),
+    ]
     assert d["backpack:nodes"][2]["instance"] == "res://props/cannon.tscn"
     assert d["backpack:nodes"][1]["groups"] == ["wooden", "hittable"]
     assert d["backpack:resources"][0] == {"path": "res://textures/planks.png", "type": "Texture2D", "uid": "uid://btex"}
@@ -451,11 +539,27 @@ def test_tscn_becomes_one_item_with_its_tree_metadata_and_resources(tmp_path):
     assert d["backpack:connectionCount"] == 1
     assert d["backpack:metadata"]["stats"] == {"speed": 12.5, "crew": [1, 2, 3], "home": "Ports/Tortuga"}
     assert "_edit_lock_" not in d["backpack:metadata"]
-    for feature in ("type:3DModel", "type:GodotScene", "format:tscn", "node:MeshInstance3D", "node:Camera3D",
-                    "node:AnimationPlayer", "resource:Texture2D", "resource:Script", "resource:BoxMesh",
-                    "resource:StandardMaterial3D", "instance:res://props/cannon.tscn", "meta:tags=pirate",
-                    "meta:tags=hull", "tag:pirate", "tag:hull", "group:wooden", "material:Brass", "creator:ana",
-                    "signal:animation_finished"):
+    for feature in (
+        "type:3DModel",
+        "type:GodotScene",
+        "format:tscn",
+        "node:MeshInstance3D",
+        "node:Camera3D",
+        "node:AnimationPlayer",
+        "resource:Texture2D",
+        "resource:Script",
+        "resource:BoxMesh",
+        "resource:StandardMaterial3D",
+        "instance:res://props/cannon.tscn",
+        "meta:tags=pirate",
+        "meta:tags=hull",
+        "tag:pirate",
+        "tag:hull",
+        "group:wooden",
+        "material:Brass",
+        "creator:ana",
+        "signal:animation_finished",
+    ):
         assert feature in item.features, feature
     assert not any("_edit_lock_" in f for f in item.features)
 
@@ -471,33 +575,43 @@ def test_godot3_format2_scenes_are_read_too(tmp_path):
 
 
 def test_a_scene_without_3d_nodes_is_a_godot_scene_only(tmp_path):
-    (tmp_path / "menu.tscn").write_text('[gd_scene format=3]\n\n[node name="Menu" type="Control"]\n\n'
-                                        '[node name="Play" type="Button" parent="."]\ntext = "Play"\n')
+    (tmp_path / "menu.tscn").write_text(
+        '[gd_scene format=3]\n\n[node name="Menu" type="Control"]\n\n'
+        '[node name="Play" type="Button" parent="."]\ntext = "Play"\n'
+    )
     item = read_scene(tmp_path / "menu.tscn")
     assert item.kind == "GodotScene" and item.document["@type"] == "backpack:GodotScene"
 
 
-@pytest.mark.parametrize("text, line, column, words", [
-    ('[gd_scene format=3]\n\n[node name="A" type="Node3D"]\nmetadata/x = "never closed\n', 4, 14, "unterminated"),
-    ('[gd_scene format=3]\n[node name="A" type="Node3D"]\n[node name="B" parent="Nope"]\n', 3, 1, "'Nope'"),
-    ('[gd_scene format=3]\n[node name="A" type="Node3D"]\n[node name="B" type="Node3D"]\n', 3, 1, "needs parent"),
-    ('[gd_scene format=3]\n[node name="A" type="Node3D"]\nscript = ExtResource("9")\n', 3, 10, "not declared"),
-    ('[gd_scene format=3]\n[node name="A" type="Node3D"]\nmesh = SubResource("m")\n', 3, 8, "not declared"),
-    ('title = "x"\n[gd_scene format=3]\n', 1, 1, "before the first"),
-    ('[gd_scene format=3]\n[node name="A" type="Node3D"]\nvisible false\n', 3, 1, "name = value"),
-    ('[gd_resource type="Theme" format=3]\n[resource]\n', 1, 1, "not a Godot scene"),
-    ('[gd_scene format=9]\n[node name="A"]\n', 1, 1, "format=9"),
-    ('[gd_scene format=3]\n[node name="A" type="Node3D"]\nposition = Vector3(1, 2 3)\n', 3, 25, "','"),
-    ('[gd_scene format=3]\n[node name="A" type="Node3D"]\ntags = [1, 2\n', 4, 1, "end of the file"),
-    ('[gd_scene format=3]\n[node name="A" type="Node3D"]\nx = "bad \\q escape"\n', 3, 10, "escape"),
-    ('[gd_scene format=3]\n[node name="A" type="Node3D"]\nx = $\n', 3, 5, "unexpected character"),
-    ('[gd_scene format=3]\n[ext_resource path="a" id="1"]\n[ext_resource path="b" id="1"]\n', 3, 1, "twice"),
-    ('[gd_scene format=3]\n[node type="Node3D"]\n', 2, 1, "needs name="),
-    ('[gd_scene format=3]\n\n', 1, None, r"no \[node\]"),
-    ('', 1, None, "empty"),
-    ('[gd_scene format=3]\n[node name="A" type="Node3D"]\n[node name="B" parent="." instance=ExtResource("1")]\n',
-     3, 36, "not declared"),
-])
+@pytest.mark.parametrize(
+    "text, line, column, words",
+    [
+        ('[gd_scene format=3]\n\n[node name="A" type="Node3D"]\nmetadata/x = "never closed\n', 4, 14, "unterminated"),
+        ('[gd_scene format=3]\n[node name="A" type="Node3D"]\n[node name="B" parent="Nope"]\n', 3, 1, "'Nope'"),
+        ('[gd_scene format=3]\n[node name="A" type="Node3D"]\n[node name="B" type="Node3D"]\n', 3, 1, "needs parent"),
+        ('[gd_scene format=3]\n[node name="A" type="Node3D"]\nscript = ExtResource("9")\n', 3, 10, "not declared"),
+        ('[gd_scene format=3]\n[node name="A" type="Node3D"]\nmesh = SubResource("m")\n', 3, 8, "not declared"),
+        ('title = "x"\n[gd_scene format=3]\n', 1, 1, "before the first"),
+        ('[gd_scene format=3]\n[node name="A" type="Node3D"]\nvisible false\n', 3, 1, "name = value"),
+        ('[gd_resource type="Theme" format=3]\n[resource]\n', 1, 1, "not a Godot scene"),
+        ('[gd_scene format=9]\n[node name="A"]\n', 1, 1, "format=9"),
+        ('[gd_scene format=3]\n[node name="A" type="Node3D"]\nposition = Vector3(1, 2 3)\n', 3, 25, "','"),
+        ('[gd_scene format=3]\n[node name="A" type="Node3D"]\ntags = [1, 2\n', 4, 1, "end of the file"),
+        ('[gd_scene format=3]\n[node name="A" type="Node3D"]\nx = "bad \\q escape"\n', 3, 10, "escape"),
+        ('[gd_scene format=3]\n[node name="A" type="Node3D"]\nx = $\n', 3, 5, "unexpected character"),
+        ('[gd_scene format=3]\n[ext_resource path="a" id="1"]\n[ext_resource path="b" id="1"]\n', 3, 1, "twice"),
+        ('[gd_scene format=3]\n[node type="Node3D"]\n', 2, 1, "needs name="),
+        ("[gd_scene format=3]\n\n", 1, None, r"no \[node\]"),
+        ("", 1, None, "empty"),
+        (
+            '[gd_scene format=3]\n[node name="A" type="Node3D"]\n'
+            '[node name="B" parent="." instance=ExtResource("1")]\n',
+            3,
+            36,
+            "not declared",
+        ),
+    ],
+)
 def test_malformed_tscn_names_the_line_and_column(tmp_path, text, line, column, words):
     path = tmp_path / "bad.tscn"
     path.write_text(text)
@@ -522,15 +636,45 @@ def test_other_suffixes_are_not_scenes(tmp_path):
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 8),
-                                st.sampled_from(['"', "[", "]", "(", ")", "{", "}", ",", ":", "=", "\n", ";", "\\",
-                                                 "&", "^", "-", "inf", 'ExtResource("zz")', 'parent="."', "é"])),
-                      min_size=1, max_size=4))
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, 10_000),
+            st.integers(0, 8),
+            st.sampled_from(
+                [
+                    '"',
+                    "[",
+                    "]",
+                    "(",
+                    ")",
+                    "{",
+                    "}",
+                    ",",
+                    ":",
+                    "=",
+                    "\n",
+                    ";",
+                    "\\",
+                    "&",
+                    "^",
+                    "-",
+                    "inf",
+                    'ExtResource("zz")',
+                    'parent="."',
+                    "é",
+                ]
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_random_damage_to_a_tscn_never_raises_anything_but_the_typed_error(tmp_path, edits):
     text = TSCN
     for position, cut, insert in edits:
         position %= len(text)
-        text = text[:position] + insert + text[position + cut:]
+        text = text[:position] + insert + text[position + cut :]
     path = tmp_path / "damaged.tscn"
     path.write_text(text)
     try:
@@ -543,9 +687,15 @@ def test_random_damage_to_a_tscn_never_raises_anything_but_the_typed_error(tmp_p
 
 # -- folders ----------------------------------------------------------------------------------------
 
+
 def test_a_folder_import_keeps_going_past_bad_files(scenes, capsys):
     assert [p.relative_to(scenes).as_posix() for p in scene_files(scenes)] == [
-        "props/broken.glb", "props/deep/broken.tscn", "props/deep/ship.tscn", "props/plain.gltf", "ship.glb"]
+        "props/broken.glb",
+        "props/deep/broken.tscn",
+        "props/deep/ship.tscn",
+        "props/plain.gltf",
+        "ship.glb",
+    ]
     engine = Engine()
     report = import_scene_folder(scenes, engine=engine, progress=True)
     assert isinstance(report, ScanReport)
@@ -572,8 +722,9 @@ def test_scene_features_feed_the_feature_index_for_cold_items(tmp_path):
     engine = Engine()
     report = import_scene_folder(tmp_path, engine=engine, progress=False)
     ids = {item.path.name: item.id for item in report.items}
-    assert {"material:Brass", "node:Camera3D", "tag:pirate"} <= set(item_features(engine.item_descriptions.get(
-        ids["ship.glb"])))
+    assert {"material:Brass", "node:Camera3D", "tag:pirate"} <= set(
+        item_features(engine.item_descriptions.get(ids["ship.glb"]))
+    )
     engine.fit_features()
     similar = engine.similar_items(ids["ship.glb"], n=2, based_on="features")
     assert similar[0].item == ids["ship.tscn"] and similar[0].score > 0
@@ -582,7 +733,7 @@ def test_scene_features_feed_the_feature_index_for_cold_items(tmp_path):
 
 def test_scene_items_are_json_ld_the_offline_processor_reads(tmp_path):
     """Expanded by PyLD with Backpack's loader (nothing fetched) and re-emitted compacted, nothing is lost."""
-    from backpack.activity_output import compact_item
+    from backpack.jsonld.as2_output import compact_item
 
     (tmp_path / "ship.glb").write_bytes(glb(xmp_doc()))
     (tmp_path / "ship.tscn").write_text(TSCN)
@@ -640,8 +791,7 @@ def test_cli_text_output_names_the_bad_files_and_a_clean_folder_exits_zero(scene
 
 def test_a_bad_interaction_file_still_stops_everything(scenes, tmp_path, capsys):
     (tmp_path / "log.csv").write_text("user,item\nu1\n")
-    code = cli.main(["import", str(scenes), str(tmp_path / "log.csv"), "--json", "--data-dir",
-                     str(tmp_path / "state")])
+    code = cli.main(["import", str(scenes), str(tmp_path / "log.csv"), "--json", "--data-dir", str(tmp_path / "state")])
     assert code == 2 and "log.csv:2" in capsys.readouterr().err
     assert not (tmp_path / "state" / "items.jsonl").exists()
 
@@ -649,8 +799,16 @@ def test_a_bad_interaction_file_still_stops_everything(scenes, tmp_path, capsys)
 def test_a_scene_file_can_be_imported_alone_next_to_interactions(tmp_path, capsys):
     (tmp_path / "ship.tscn").write_text(TSCN)
     (tmp_path / "log.csv").write_text("user,item\nu1,x\n")
-    code = cli.main(["import", str(tmp_path / "ship.tscn"), str(tmp_path / "log.csv"), "--json",
-                     "--data-dir", str(tmp_path / "state")])
+    code = cli.main(
+        [
+            "import",
+            str(tmp_path / "ship.tscn"),
+            str(tmp_path / "log.csv"),
+            "--json",
+            "--data-dir",
+            str(tmp_path / "state"),
+        ]
+    )
     summary = json.loads(capsys.readouterr().out)
     assert code == 0 and summary["items"] == 1 and summary["interactions"] == 1
     assert summary["scenes"] == {"files": 1, "imported": 1, "failed": []}

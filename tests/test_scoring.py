@@ -3,10 +3,10 @@ implicit's item-kNN lacks: no owned item when filtering, exactly N results."""
 
 import numpy as np
 import pytest
+import reference
 import scipy.sparse as sp
 from conftest import random_user_items
 
-import reference
 from backpack import ItemKNN
 
 
@@ -16,7 +16,8 @@ def check_rows(model, m, ids, scores, n, *, filter_owned=True, allowed=None, den
     X = m.toarray().astype(np.float64)
     for r in range(X.shape[0]):
         ref_ids, ref_scores, n_scored = reference.recommend(
-            S, X[r], n, filter_owned=filter_owned, popularity=popularity, allowed=allowed, denied=denied)
+            S, X[r], n, filter_owned=filter_owned, popularity=popularity, allowed=allowed, denied=denied
+        )
         got = ids[r][ids[r] >= 0]
         assert got.size == ref_ids.size, f"row {r}: {got.size} results, expected {ref_ids.size}"
         np.testing.assert_allclose(scores[r][: got.size], ref_scores, rtol=2e-4, atol=1e-6)
@@ -24,10 +25,10 @@ def check_rows(model, m, ids, scores, n, *, filter_owned=True, allowed=None, den
         full = X[r] @ S
         np.testing.assert_allclose(full[got[:n_scored]], ref_scores[:n_scored], rtol=2e-4, atol=1e-6)
         assert got[n_scored:].tolist() == ref_ids[n_scored:].tolist(), "popularity fill order"
-        assert (scores[r][:n_scored] >= 0).all() and (scores[r][n_scored:got.size] < 0).all()
+        assert (scores[r][:n_scored] >= 0).all() and (scores[r][n_scored : got.size] < 0).all()
         if filter_owned:
             assert not set(got) & set(np.flatnonzero(X[r])), "an owned item came back"
-        assert (ids[r][got.size:] == -1).all() and np.isneginf(scores[r][got.size:]).all()
+        assert (ids[r][got.size :] == -1).all() and np.isneginf(scores[r][got.size :]).all()
 
 
 @pytest.mark.parametrize("kind", ["cosine", "bm25", "jaccard"])
@@ -93,11 +94,11 @@ def test_similar_items_batch_excludes_self_and_fills_to_n():
     S = model.similarity
     for i in range(40):
         assert i not in ids[i] and (ids[i] >= 0).all()
-        neigh = S.indices[S.indptr[i]:S.indptr[i + 1]]
-        scores_by_rank = S.data[S.indptr[i]:S.indptr[i + 1]]
+        neigh = S.indices[S.indptr[i] : S.indptr[i + 1]]
+        scores_by_rank = S.data[S.indptr[i] : S.indptr[i + 1]]
         best_first = neigh[np.lexsort((neigh, -scores_by_rank))]
         assert ids[i][: neigh.size].tolist() == best_first.tolist()
-        assert (scores[i][neigh.size:] < 0).all()
+        assert (scores[i][neigh.size :] < 0).all()
 
 
 def test_recommend_for_ad_hoc_bag():

@@ -13,10 +13,12 @@ from memory_store import MemoryStore
 from server_helpers import ITEM, USERS, RawConnection, running_server
 
 import backpack
-from backpack.client import AsyncClient, Client, ServerError
-from backpack.errors import BackpackError, InvalidInputError
-from backpack.server import OP_ROLES, Limits, Server, ServerThread, restore_engine
-from backpack.store import StoreError
+from backpack.errors import BackpackError, InvalidInputError, ServerError, StoreError
+from backpack.serving.client import AsyncClient, Client
+from backpack.serving.loop import ServerThread
+from backpack.serving.requests import OP_ROLES, Limits
+from backpack.serving.server import Server
+from backpack.serving.snapshots import restore_engine
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +29,16 @@ def running():
 
 # -- round trips -----------------------------------------------------------------------
 
+
 def test_writes_reach_the_engine_and_the_log(running):
     with running.client() as client:
         before = running.store.watermark()
-        reply = client.add_interactions(["fresh-user", "fresh-user"], [ITEM.format(3), ITEM.format(5)],
-                                        kinds=["like", "equip"], timestamps=[1_700_000_000, None])
+        reply = client.add_interactions(
+            ["fresh-user", "fresh-user"],
+            [ITEM.format(3), ITEM.format(5)],
+            kinds=["like", "equip"],
+            timestamps=[1_700_000_000, None],
+        )
         assert reply == {"added": 2, "watermark": before + 2}
         assert running.store.log[-1].weight == 5.0 and running.store.log[-2].timestamp == 1_700_000_000
         owned = {r.item for r in client.recommend("fresh-user", 20, filter_owned=False)}
@@ -42,8 +49,11 @@ def test_writes_reach_the_engine_and_the_log(running):
 
 
 def test_put_items_are_stored_and_kinds_usable(running):
-    node = {"@id": "https://assets.example/item/hat", "@type": "https://schema.org/3DModel",
-            "https://schema.org/name": "Hat"}
+    node = {
+        "@id": "https://assets.example/item/hat",
+        "@type": "https://schema.org/3DModel",
+        "https://schema.org/name": "Hat",
+    }
     with running.client("service") as client:
         assert client.put_items([node]) == 1
     assert running.store.items[node["@id"]]["@id"] == node["@id"]
@@ -57,15 +67,23 @@ def test_ingest_takes_activitystreams_activities_objects_and_actors(running):
     like = {"id": "https://social.example/likes/1", "type": "Like", "actor": ana, "object": boat}
     with running.client("service") as client:
         before = running.store.watermark()
-        counts = client.ingest({"@context": as2, "@graph": [{"id": ana, "type": "Person", "name": "Ana"},
-                                                            {"id": boat, "type": "Image", "name": "Boat"}, like]})
-        assert {k: counts[k] for k in ("interactions", "items", "users")} == {"interactions": 1, "items": 1,
-                                                                               "users": 1}
+        counts = client.ingest(
+            {
+                "@context": as2,
+                "@graph": [
+                    {"id": ana, "type": "Person", "name": "Ana"},
+                    {"id": boat, "type": "Image", "name": "Boat"},
+                    like,
+                ],
+            }
+        )
+        assert {k: counts[k] for k in ("interactions", "items", "users")} == {"interactions": 1, "items": 1, "users": 1}
         assert counts["watermark"] == before + 1 and running.store.log[-1].item == boat
         assert running.engine.bags.bag(ana) == {boat: 3.0}
         assert running.store.items[boat]["@type"] == [as2 + "#Image"]  # stored expanded
-        undo = client.ingest({"@context": as2, "id": "https://social.example/undo/1", "type": "Undo",
-                              "actor": ana, "object": like})
+        undo = client.ingest(
+            {"@context": as2, "id": "https://social.example/undo/1", "type": "Undo", "actor": ana, "object": like}
+        )
         assert undo["removed"] == 1 and running.engine.bags.bag(ana) == {} and running.store.log[-1].op == "remove"
         with pytest.raises(backpack.InvalidInputError, match="not an absolute IRI"):
             client.ingest({"@context": as2, "id": "likes/2", "type": "Like", "actor": ana, "object": boat})
@@ -95,6 +113,7 @@ def test_non_loopback_bind_needs_allow_remote(tmp_path):
 
 # -- pipelining and micro-batching --------------------------------------------------------------
 
+
 class SlowAppendStore(MemoryStore):
     """A store whose log appends take a while, as an fsync does, and are counted."""
 
@@ -111,16 +130,20 @@ class SlowAppendStore(MemoryStore):
 def test_writes_queued_during_a_commit_share_the_next_one_and_each_gets_its_own_watermark():
     store = SlowAppendStore()
     with running_server(store=store, seeded=False) as r:
-        requests = [([f"gc-user{c}"] * (1 + k % 3), [ITEM.format((c * 7 + k + j) % 20) for j in range(1 + k % 3)])
-                    for c in range(8) for k in range(5)]
+        requests = [
+            ([f"gc-user{c}"] * (1 + k % 3), [ITEM.format((c * 7 + k + j) % 20) for j in range(1 + k % 3)])
+            for c in range(8)
+            for k in range(5)
+        ]
 
         async def main():
             clients = [AsyncClient(r.tcp, token=r.tokens["service"]) for _ in range(8)]
             for c in clients:
                 await c.connect()
             try:
-                return await asyncio.gather(*(clients[i % 8].add_interactions(users, items)
-                                              for i, (users, items) in enumerate(requests)))
+                return await asyncio.gather(
+                    *(clients[i % 8].add_interactions(users, items) for i, (users, items) in enumerate(requests))
+                )
             finally:
                 for c in clients:
                     await c.close()
@@ -149,16 +172,20 @@ class FailingRemovalsStore(SlowAppendStore):
 def test_a_failing_run_fails_only_its_own_requests_and_the_acknowledged_adds_stay():
     store = FailingRemovalsStore()
     with running_server(store=store, seeded=False) as r:
+
         async def main():
             client = AsyncClient(r.tcp, token=r.tokens["service"])
             await client.connect()
             try:
                 blocker = asyncio.ensure_future(client.add_interactions(["early"], [ITEM.format(0)]))
                 await asyncio.sleep(0.005)  # its commit is running (and slow): the next three queue together
-                return await asyncio.gather(blocker, client.add_interactions(["ana"], [ITEM.format(1)]),
-                                            client.remove_interactions(["ana"], [ITEM.format(1)]),
-                                            client.add_interactions(["ana"], [ITEM.format(2)]),
-                                            return_exceptions=True)
+                return await asyncio.gather(
+                    blocker,
+                    client.add_interactions(["ana"], [ITEM.format(1)]),
+                    client.remove_interactions(["ana"], [ITEM.format(1)]),
+                    client.add_interactions(["ana"], [ITEM.format(2)]),
+                    return_exceptions=True,
+                )
             finally:
                 await client.close()
 
@@ -168,7 +195,9 @@ def test_a_failing_run_fails_only_its_own_requests_and_the_acknowledged_adds_sta
         assert early["added"] == added["added"] == added_after["added"] == 1
         assert set(r.engine.bags.bag("ana")) == {ITEM.format(1), ITEM.format(2)}  # the removal never applied
         assert [(e.op, e.user, e.item) for e in store.log if e.user == "ana"] == [
-            ("add", "ana", ITEM.format(1)), ("add", "ana", ITEM.format(2))]
+            ("add", "ana", ITEM.format(1)),
+            ("add", "ana", ITEM.format(2)),
+        ]
 
 
 def test_a_bad_write_fails_alone_while_it_shares_a_commit_with_good_ones(running):
@@ -176,10 +205,12 @@ def test_a_bad_write_fails_alone_while_it_shares_a_commit_with_good_ones(running
         client = AsyncClient(running.tcp, token=running.tokens["service"])
         await client.connect()
         try:
-            return await asyncio.gather(client.add_interactions(["ok-user"], [ITEM.format(1)]),
-                                        client.add_interactions([""], [ITEM.format(2)]),
-                                        client.add_interactions(["ok-user"], [ITEM.format(2)]),
-                                        return_exceptions=True)
+            return await asyncio.gather(
+                client.add_interactions(["ok-user"], [ITEM.format(1)]),
+                client.add_interactions([""], [ITEM.format(2)]),
+                client.add_interactions(["ok-user"], [ITEM.format(2)]),
+                return_exceptions=True,
+            )
         finally:
             await client.close()
 
@@ -221,12 +252,14 @@ def test_concurrent_recommends_share_few_core_calls(running, monkeypatch):
 def test_different_filters_are_never_batched_together(running):
     async def main():
         async with AsyncClient(running.tcp, token=running.tokens["admin"]) as client:
-            return await asyncio.gather(*(client.recommend(u, 3 + i % 2, exclude=[ITEM.format(i % 3)])
-                                          for i, u in enumerate(USERS)))
+            return await asyncio.gather(
+                *(client.recommend(u, 3 + i % 2, exclude=[ITEM.format(i % 3)]) for i, u in enumerate(USERS))
+            )
 
     results = asyncio.run(main())
-    assert results == [running.engine.recommend(u, 3 + i % 2, exclude=[ITEM.format(i % 3)])
-                       for i, u in enumerate(USERS)]
+    assert results == [
+        running.engine.recommend(u, 3 + i % 2, exclude=[ITEM.format(i % 3)]) for i, u in enumerate(USERS)
+    ]
 
 
 # -- roles -------------------------------------------------------------------------------------------
@@ -293,12 +326,15 @@ def test_op_role_matrix(running):
                     assert code == ("unauthorized" if role == "none" else "forbidden"), (op, role, reply)
 
 
-@pytest.mark.parametrize("op,args", [
-    ("add_interactions", {"users": [OWN, OTHER], "items": [ITEM.format(1), ITEM.format(2)]}),
-    ("remove_interactions", {"users": [OTHER], "items": [ITEM.format(1)]}),
-    ("recommend", {"user": OTHER}),
-    ("recommend_batch", {"users": [OWN, OTHER]}),
-])
+@pytest.mark.parametrize(
+    "op,args",
+    [
+        ("add_interactions", {"users": [OWN, OTHER], "items": [ITEM.format(1), ITEM.format(2)]}),
+        ("remove_interactions", {"users": [OTHER], "items": [ITEM.format(1)]}),
+        ("recommend", {"user": OTHER}),
+        ("recommend_batch", {"users": [OWN, OTHER]}),
+    ],
+)
 def test_user_tokens_act_only_for_their_own_user(running, op, args):
     with RawConnection(running.tcp) as raw:
         raw.request({"id": 1, "op": op, "args": args, "token": running.tokens["user"]})
@@ -318,6 +354,7 @@ def test_hello_token_authenticates_the_connection_and_a_bad_one_is_refused(runni
 
 
 # -- jobs and snapshots -------------------------------------------------------------------------------
+
 
 def test_fit_runs_as_a_job_and_swaps_the_model():
     with running_server(fitted=False) as r, r.client() as client:
@@ -358,6 +395,7 @@ def test_restart_restores_snapshot_plus_log():
 
 # -- limits ----------------------------------------------------------------------------------------------
 
+
 def test_frame_too_large_is_answered_then_closed():
     with running_server(seeded=False, limits=Limits(max_frame=1000)) as r, RawConnection(r.tcp) as raw:
         raw.send_raw(struct.pack(">I", 2000))
@@ -367,9 +405,11 @@ def test_frame_too_large_is_answered_then_closed():
 
 def test_batch_too_large():
     with running_server(seeded=False, limits=Limits(max_batch=5)) as r, r.client() as client:
-        for call in (lambda: client.add_interactions(["a"] * 6, ["b"] * 6),
-                     lambda: client.recommend_batch(USERS[:6], 3),
-                     lambda: client.recommend("user1", 6)):
+        for call in (
+            lambda: client.add_interactions(["a"] * 6, ["b"] * 6),
+            lambda: client.recommend_batch(USERS[:6], 3),
+            lambda: client.recommend("user1", 6),
+        ):
             with pytest.raises(ServerError) as caught:
                 call()
             assert caught.value.code == "batch_too_large"
@@ -419,17 +459,21 @@ def test_slow_loris_is_cut_off_and_others_are_served():
 
 # -- bad input -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body,code,reply_id", [
-    (b'{"id": 1, "op": ', "bad_frame", None),
-    (b"[1, 2, 3]", "bad_frame", None),
-    (b'{"id": 1, "op": "hello", "args": {"client": "\xff"}}', "bad_frame", None),
-    (b'{"op": "stats", "args": {}}', "bad_request", None),
-    (b'{"id": true, "op": "stats", "args": {}}', "bad_request", None),
-    (b'{"id": 7, "args": {}}', "bad_request", 7),
-    (b'{"id": 7, "op": "stats", "args": []}', "bad_request", 7),
-    (b'{"id": "x", "op": "dance", "args": {}}', "unknown_op", "x"),
-    (b'{"id": 8, "op": "hello", "args": {"codec": "xml"}}', "invalid_input", 8),
-])
+
+@pytest.mark.parametrize(
+    "body,code,reply_id",
+    [
+        (b'{"id": 1, "op": ', "bad_frame", None),
+        (b"[1, 2, 3]", "bad_frame", None),
+        (b'{"id": 1, "op": "hello", "args": {"client": "\xff"}}', "bad_frame", None),
+        (b'{"op": "stats", "args": {}}', "bad_request", None),
+        (b'{"id": true, "op": "stats", "args": {}}', "bad_request", None),
+        (b'{"id": 7, "args": {}}', "bad_request", 7),
+        (b'{"id": 7, "op": "stats", "args": []}', "bad_request", 7),
+        (b'{"id": "x", "op": "dance", "args": {}}', "unknown_op", "x"),
+        (b'{"id": 8, "op": "hello", "args": {"codec": "xml"}}', "invalid_input", 8),
+    ],
+)
 def test_malformed_requests_get_an_error_and_the_connection_goes_on(running, body, code, reply_id):
     with RawConnection(running.tcp) as raw:
         raw.send_body(body)
@@ -439,8 +483,16 @@ def test_malformed_requests_get_an_error_and_the_connection_goes_on(running, bod
         assert raw.reply()["id"] == 2
 
 
-@pytest.mark.parametrize("args", [{"user": 5}, {"user": "user1", "n": "ten"}, {"user": "user1", "items": "x"},
-                                  {"user": "user1", "format": "xml"}, {}])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"user": 5},
+        {"user": "user1", "n": "ten"},
+        {"user": "user1", "items": "x"},
+        {"user": "user1", "format": "xml"},
+        {},
+    ],
+)
 def test_wrong_typed_arguments_are_invalid_input(running, args):
     with RawConnection(running.tcp) as raw:
         raw.request({"id": 1, "op": "recommend", "args": args, "token": running.tokens["admin"]})
@@ -476,7 +528,7 @@ def test_periodic_snapshots_follow_the_writes():
     with running_server(snapshot_interval=0.2) as r, r.client() as client:
         client.add_interactions(["late"], [ITEM.format(1)])
         deadline = time.monotonic() + 10
-        while (r.store.latest_snapshot() is None or r.store.latest_snapshot().watermark != r.store.watermark()):
+        while r.store.latest_snapshot() is None or r.store.latest_snapshot().watermark != r.store.watermark():
             assert time.monotonic() < deadline, "no snapshot caught up with the log"
             time.sleep(0.05)
         count = len(r.store.snapshots)

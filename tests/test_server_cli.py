@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backpack.cli import main
+from backpack.cli.main import main
 
 
 def test_serve_refuses_a_remote_address_without_allow_remote(tmp_path, capsys):
@@ -15,9 +15,10 @@ def test_serve_starts_from_what_the_cli_imported_and_fitted(tmp_path, capsys):
     import numpy as np
 
     from backpack import Engine
-    from backpack.client import Client
-    from backpack.server import ServerThread, open_server
-    from backpack.store import default_store_path, open_store
+    from backpack.serving.client import Client
+    from backpack.serving.loop import ServerThread
+    from backpack.serving.server import open_server
+    from backpack.store.base import default_store_path, open_store
 
     data = tmp_path / "data"
     rng = np.random.default_rng(0)

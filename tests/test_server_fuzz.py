@@ -11,19 +11,41 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_helpers import ITEM, RawConnection, running_server
 
-from backpack.protocol import encode_frame
-from backpack.server import OP_ROLES
-from backpack.sqlite_store import SQLiteStore
+from backpack.serving.protocol import encode_frame
+from backpack.serving.requests import OP_ROLES
+from backpack.store.sqlite import SQLiteStore
 
 IDS = st.sampled_from(["user0", "user1", "nobody", ITEM.format(1), ITEM.format(2), "", "é", "https://x/"])
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False),
-                    st.text(max_size=12), IDS)
-VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-                      max_leaves=12)
-ARG_NAMES = st.sampled_from(["users", "items", "user", "item", "n", "weights", "kinds", "timestamps", "format",
-                             "filter_owned", "exclude", "item_kind", "based_on", "job", "state", "codec",
-                             "client", "token"])
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False), st.text(max_size=12), IDS
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=12,
+)
+ARG_NAMES = st.sampled_from(
+    [
+        "users",
+        "items",
+        "user",
+        "item",
+        "n",
+        "weights",
+        "kinds",
+        "timestamps",
+        "format",
+        "filter_owned",
+        "exclude",
+        "item_kind",
+        "based_on",
+        "job",
+        "state",
+        "codec",
+        "client",
+        "token",
+    ]
+)
 # fit is left out: random parameters could ask an algorithm for gigabytes; its arguments are checked elsewhere
 OPS = st.sampled_from(sorted(set(OP_ROLES) - {"fit"}) + ["nope", ""])
 

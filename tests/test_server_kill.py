@@ -12,19 +12,35 @@ import time
 
 import pytest
 
-from backpack.client import Client
-from backpack.sqlite_store import SQLiteStore
-from backpack.store import default_store_path
+from backpack.serving.client import Client
+from backpack.store.base import default_store_path
+from backpack.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and Unix sockets")
 
 
 def start_server(data_dir, socket_path) -> tuple[subprocess.Popen, str]:
     """``backpack serve`` on a free loopback port and a Unix socket; the process and its TCP address."""
-    proc = subprocess.Popen([sys.executable, "-m", "backpack.cli", "--data-dir", str(data_dir), "serve",
-                             "--port", "0", "--unix", str(socket_path), "--batch-window", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=data_dir)  # not the source tree: the installed package has the core
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backpack.cli.main",
+            "--data-dir",
+            str(data_dir),
+            "serve",
+            "--port",
+            "0",
+            "--unix",
+            str(socket_path),
+            "--batch-window",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=data_dir,
+    )  # not the source tree: the installed package has the core
     line = proc.stdout.readline()
     match = re.search(r"listening on (\S+:\d+)", line)
     if match is None:

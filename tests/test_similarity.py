@@ -2,12 +2,13 @@
 
 import numpy as np
 import pytest
+import reference
 import scipy.sparse as sp
 from conftest import random_user_items
 
-import reference
-from backpack import ItemKNN, _core
-from backpack._arrays import csr_arrays
+from backpack import ItemKNN
+from backpack.core import _core
+from backpack.core.arrays import csr_arrays
 
 KINDS = ["cosine", "bm25", "tfidf", "jaccard", "cooccurrence"]
 
@@ -17,8 +18,8 @@ def assert_matches_reference(model: ItemKNN, X: np.ndarray, kind: str, k: int, *
     S = model.similarity
     assert S.shape == S_ref.shape
     for i in range(S.shape[0]):
-        ids = S.indices[S.indptr[i]:S.indptr[i + 1]]
-        got = S.data[S.indptr[i]:S.indptr[i + 1]]
+        ids = S.indices[S.indptr[i] : S.indptr[i + 1]]
+        got = S.data[S.indptr[i] : S.indptr[i + 1]]
         assert np.all(np.diff(ids) > 0), "rows are canonical CSR (sorted column indices)"
         order = np.argsort(-got, kind="stable")
         ids, got = ids[order], got[order]

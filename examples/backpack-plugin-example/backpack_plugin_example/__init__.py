@@ -8,8 +8,12 @@ import tempfile
 import numpy as np
 import scipy.sparse as sp
 
-from backpack import synthetic
-from backpack import InvalidInputError, ModelFileError, NotFittedError, Recommender, hookimpl
+from backpack.data import synthetic
+from backpack import InvalidInputError
+from backpack import ModelFileError
+from backpack import NotFittedError
+from backpack import Recommender
+from backpack import hookimpl
 
 
 class MostPopular(Recommender):

@@ -115,10 +115,10 @@ func _show(text: String) -> void:
 	_output.text = text
 
 
-## Runs `python -m backpack.cli ARGS`; the exit code and the printed text.
+## Runs `python -m backpack.cli.main ARGS`; the exit code and the printed text.
 func _backpack(args: PackedStringArray) -> Array:
 	var output: Array = []
-	var full := PackedStringArray(["-m", "backpack.cli"])
+	var full := PackedStringArray(["-m", "backpack.cli.main"])
 	full.append_array(args)
 	var code: int = OS.execute(_python.text, full, output, true)
 	return [code, "".join(PackedStringArray(output))]
@@ -161,7 +161,7 @@ func _start_server() -> void:
 		return
 	DirAccess.make_dir_recursive_absolute(_data_path())
 	var args := PackedStringArray(
-		["-m", "backpack.cli", "serve", "--data-dir", _data_path(), "--port", str(int(_port.value))]
+		["-m", "backpack.cli.main", "serve", "--data-dir", _data_path(), "--port", str(int(_port.value))]
 	)
 	_server_pid = OS.create_process(_python.text, args)
 	if _server_pid == -1:

@@ -1,0 +1,4 @@
+"""Every built-in recommender and the helpers they share.
+
+Item-kNN, RP3beta, user-kNN, ALS, BPR, EASE, popularity, embeddings, hybrid; fitting and the popularity fill.
+"""

@@ -1,0 +1,1 @@
+"""The `backpack` command: its sub-commands, one module per group."""

@@ -1,0 +1,1 @@
+"""What an item description says: its text, its features, and the content index built from them."""

@@ -1,0 +1,1 @@
+"""Interactions from files (CSV, JSON lines), packaged data sets and synthetic catalogues."""
