@@ -6,6 +6,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../id_engine.hpp"
@@ -447,3 +448,8 @@ extern "C" BACKPACK_EXPORT backpack::gd::Bool backpack_library_init(
     r_initialization->deinitialize = deinitialize;
     return 1;
 }
+
+// Godot calls the entry symbol through its GDExtensionInitializationFunction type,
+// which abi_check.cpp holds InitializationFunction against.
+static_assert(std::is_same_v<decltype(&backpack_library_init), backpack::gd::InitializationFunction>,
+              "backpack_library_init must have the type Godot calls it through");

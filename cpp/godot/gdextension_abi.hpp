@@ -129,6 +129,9 @@ struct ClassCreationInfo2 {
     void *class_userdata;
 };
 
+// The entry symbol's type (GDExtensionInitializationFunction).
+using InitializationFunction = Bool (*)(GetProcAddress get_proc_address, Ptr library, Initialization *r_initialization);
+
 // Storage big enough for any of the opaque values we hold on our side of the
 // ABI (a Variant is 24 bytes, 40 in double-precision builds).
 struct alignas(8) Opaque {

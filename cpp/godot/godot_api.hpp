@@ -55,6 +55,32 @@ struct Api {
 
 extern Api api;
 
+// Which of Godot's function-pointer typedefs (gdextension_interface.h) each Api
+// field holds, for every function load() may resolve: the one mapping
+// cpp/godot/abi_check.cpp holds against Godot's own header (tests/test_godot_abi.py).
+#define BACKPACK_GODOT_FUNCTIONS_4_2(X)                                                              \
+    X(print_error_with_message, GDExtensionInterfacePrintErrorWithMessage)                             \
+    X(classdb_register_extension_class2, GDExtensionInterfaceClassdbRegisterExtensionClass2)           \
+    X(classdb_register_extension_class_method, GDExtensionInterfaceClassdbRegisterExtensionClassMethod) \
+    X(classdb_unregister_extension_class, GDExtensionInterfaceClassdbUnregisterExtensionClass)         \
+    X(classdb_construct_object, GDExtensionInterfaceClassdbConstructObject)                            \
+    X(object_set_instance, GDExtensionInterfaceObjectSetInstance)                                      \
+    X(string_name_new_with_latin1_chars, GDExtensionInterfaceStringNameNewWithLatin1Chars)             \
+    X(string_new_with_utf8_chars_and_len, GDExtensionInterfaceStringNewWithUtf8CharsAndLen)            \
+    X(string_to_utf8_chars, GDExtensionInterfaceStringToUtf8Chars)                                     \
+    X(variant_get_type, GDExtensionInterfaceVariantGetType)                                            \
+    X(variant_destroy, GDExtensionInterfaceVariantDestroy)                                             \
+    X(variant_call, GDExtensionInterfaceVariantCall)                                                   \
+    X(get_variant_from_type_constructor, GDExtensionInterfaceGetVariantFromTypeConstructor)            \
+    X(get_variant_to_type_constructor, GDExtensionInterfaceGetVariantToTypeConstructor)                \
+    X(variant_get_ptr_constructor, GDExtensionInterfaceVariantGetPtrConstructor)                       \
+    X(variant_get_ptr_destructor, GDExtensionInterfaceVariantGetPtrDestructor)                         \
+    X(packed_string_array_operator_index, GDExtensionInterfacePackedStringArrayOperatorIndex)          \
+    X(packed_string_array_operator_index_const, GDExtensionInterfacePackedStringArrayOperatorIndexConst) \
+    X(packed_float32_array_operator_index, GDExtensionInterfacePackedFloat32ArrayOperatorIndex)        \
+    X(packed_float32_array_operator_index_const, GDExtensionInterfacePackedFloat32ArrayOperatorIndexConst) \
+    X(dictionary_operator_index, GDExtensionInterfaceDictionaryOperatorIndex)
+
 // StringNames the bridge needs while registered: created after the interface
 // is loaded, destroyed at deinitialisation.
 void create_names();
