@@ -4,7 +4,10 @@ The repository is checked out with ``../shared`` beside it; ``shared/godot``
 holds ``gdextension_interface-<version>.h`` for 4.2 (the oldest version the
 bridge supports) and 4.5, unmodified. From a header this module reads every
 interface function (the ``@name`` Godot looks it up by, the typedef of its
-pointer, its result and parameter types, ``@since`` and ``@deprecated``).
+pointer, its result and parameter types, ``@since`` and ``@deprecated``) and
+turns a signature into a ctypes prototype, so the fake Godot of
+``godot_host.py`` can call and be called with Godot's signatures rather than
+ones written by hand.
 
 Tests that need the headers call :func:`require_headers`: it skips with the
 reason when they are absent, and fails instead under CI (``CI`` set), where
@@ -13,6 +16,7 @@ they must be.
 
 from __future__ import annotations
 
+import ctypes as C
 import os
 import re
 from dataclasses import dataclass
@@ -104,3 +108,65 @@ def functions(version: str) -> dict[str, Function]:
         found[name] = Function(name, typedef, _squash(result), tuple(_drop_name(p) for p in _split_parameters(parameters)),
                                since.group(1) if since else "", deprecated.group(1) if deprecated else None)
     return found
+
+
+@lru_cache(maxsize=None)
+def _type_aliases(version: str) -> dict[str, str]:
+    """Godot's type names -> "pointer", "enum", "struct" or the integer type they alias."""
+    text = header_path(version).read_text()
+    aliases = {}
+    for name in re.findall(r"typedef\s+(?:const\s+)?void\s*\*\s*(\w+);", text):
+        aliases[name] = "pointer"
+    for name in re.findall(r"typedef\s+[^;{}]*?\(\*\s*(\w+)\)\s*\(", text):
+        aliases[name] = "pointer"  # a function pointer
+    for target, name in re.findall(r"typedef\s+(u?int\d+_t)\s+(\w+);", text):
+        aliases[name] = target
+    for name in re.findall(r"typedef\s+enum\s*\{[^}]*\}\s*(\w+);", text):
+        aliases[name] = "enum"
+    for name in re.findall(r"typedef\s+struct\s*\{[^}]*\}\s*(\w+);", text):
+        aliases[name] = "struct"
+    for name, target in re.findall(r"typedef\s+(GDExtension\w+)\s+(GDExtension\w+);", text):
+        aliases[target] = aliases.get(name, "struct")
+    return aliases
+
+
+_BUILTIN = {"void": None, "int": C.c_int, "int8_t": C.c_int8, "uint8_t": C.c_uint8, "int16_t": C.c_int16,
+            "uint16_t": C.c_uint16, "int32_t": C.c_int32, "uint32_t": C.c_uint32, "int64_t": C.c_int64,
+            "uint64_t": C.c_uint64, "size_t": C.c_size_t, "float": C.c_float, "double": C.c_double}
+
+
+def ctype(version: str, c_type: str, structs: dict[str, type] | None = None):
+    """The ctypes type that crosses a call as ``c_type`` does (``structs``: Godot struct name -> ctypes class).
+
+    Pointers are ``c_void_p`` (a pointer to pointers is ``POINTER(c_void_p)``, a
+    pointer to a struct in ``structs`` ``POINTER`` of it); enums are 32-bit
+    integers (C enums of small values); anything else is an error, so a type
+    the host cannot model is noticed rather than guessed.
+    """
+    aliases = _type_aliases(version)
+    bare = _squash(re.sub(r"\bconst\b", " ", c_type))
+    if "(*" in bare:  # a function pointer spelt out in place
+        return C.c_void_p
+    if bare.endswith("*"):
+        pointee = bare[:-1].strip()
+        if structs and pointee in structs:
+            return C.POINTER(structs[pointee])
+        if aliases.get(pointee) == "pointer" or pointee.endswith("*"):
+            return C.POINTER(C.c_void_p)
+        return C.c_void_p
+    if bare in _BUILTIN:
+        return _BUILTIN[bare]
+    kind = aliases.get(bare)
+    if kind == "pointer":
+        return C.c_void_p
+    if kind == "enum":
+        return C.c_int32
+    if kind in _BUILTIN:
+        return _BUILTIN[kind]
+    raise ValueError(f"no ctypes type for {c_type!r} ({kind or 'unknown'}) in Godot {version}'s header")
+
+
+def prototype(version: str, name: str, structs: dict[str, type] | None = None):
+    """``CFUNCTYPE`` of interface function ``name`` as the header of ``version`` declares it."""
+    f = functions(version)[name]
+    return C.CFUNCTYPE(ctype(version, f.result, structs), *(ctype(version, p, structs) for p in f.parameters))

@@ -1,6 +1,8 @@
 """The GDExtension bridge, loaded into a fake Godot (tests/godot_host.py).
 
-The host plays Godot's side of the C ABI; these tests check that the library
+The host plays Godot's side of the C ABI, as Godot 4.2 (the oldest version the
+bridge supports) and as 4.5, each offering the functions of its own interface
+header with that header's signatures; these tests check that the library
 asks only for functions the host knows, registers BackpackEngine with the
 documented methods at the scene level, answers through both the Variant
 `call` and the typed `ptrcall` entry points exactly as backpack.Engine
@@ -44,6 +46,7 @@ import backpack
 from backpack.godot_addon import library_path
 
 REPO = Path(__file__).resolve().parents[1]
+GODOT_VERSIONS = ("4.2", "4.5")
 
 # The documented surface: name -> ([(argument, type)], return type or None, trailing defaults).
 SIGNATURES = {
@@ -64,8 +67,8 @@ SIGNATURES = {
 class Loaded:
     """One library load: entry symbol called, every level initialised."""
 
-    def __init__(self, omit=()):
-        self.host = Host(omit=omit)
+    def __init__(self, version="4.5", omit=()):
+        self.host = Host(version=version, omit=omit)
         # RTLD_LOCAL and a fresh handle per path: nothing leaks between loads.
         self.lib = ctypes.CDLL(str(library_path()))
         entry = self.lib.backpack_library_init
@@ -88,9 +91,9 @@ class Loaded:
             self._deinit_fn(self.init.userdata, level)
 
 
-@pytest.fixture
-def loaded():
-    lib = Loaded()
+@pytest.fixture(params=GODOT_VERSIONS, ids=lambda v: f"godot-{v}")
+def loaded(request):
+    lib = Loaded(version=request.param)
     assert not lib.host.unknown, f"the extension asked for functions the host does not know: {lib.host.unknown}"
     assert lib.ok == 1
     yield lib
@@ -136,8 +139,9 @@ def test_requests_only_known_functions_and_registers_at_scene_level(loaded):
     assert host.values == {}, "values left alive after deinitialisation"
 
 
-def test_missing_interface_function_refuses_to_load_and_is_named():
-    lib = Loaded(omit=("variant_call", "dictionary_operator_index"))
+@pytest.mark.parametrize("version", GODOT_VERSIONS)
+def test_missing_interface_function_refuses_to_load_and_is_named(version):
+    lib = Loaded(version=version, omit=("variant_call", "dictionary_operator_index"))
     assert lib.ok == 0
     assert sorted(lib.host.unknown) == ["dictionary_operator_index", "variant_call"]
     assert any("variant_call" in message and "dictionary_operator_index" in message
