@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ctypes as C
 import functools
+from collections import Counter
 from dataclasses import dataclass, field
 
 import godot_header
@@ -71,6 +72,14 @@ class ClassCreationInfo2(C.Structure):
         (name, vp) for name in _CLASS_FUNCS]
 
 
+class ClassCreationInfo4(C.Structure):
+    """What 4.5's classdb_register_extension_class5 takes (GDExtensionClassCreationInfo5 = Info4)."""
+
+    _fields_ = [("is_virtual", C.c_uint8), ("is_abstract", C.c_uint8), ("is_exposed", C.c_uint8),
+                ("is_runtime", C.c_uint8), ("icon_path", vp)] + [
+        (name, vp) for name in _CLASS_FUNCS if name != "get_rid_func"]
+
+
 class Initialization(C.Structure):
     _fields_ = [("minimum_initialization_level", C.c_int32), ("userdata", vp), ("initialize", vp),
                 ("deinitialize", vp)]
@@ -79,6 +88,7 @@ class Initialization(C.Structure):
 GET_PROC_ADDRESS = C.CFUNCTYPE(vp, C.c_char_p)
 LEVEL_FUNC = C.CFUNCTYPE(None, vp, C.c_int32)
 CREATE_INSTANCE = C.CFUNCTYPE(vp, vp)
+CREATE_INSTANCE2 = C.CFUNCTYPE(vp, vp, C.c_uint8)  # (class userdata, notify_postinitialize)
 FREE_INSTANCE = C.CFUNCTYPE(None, vp, vp)
 METHOD_CALL = C.CFUNCTYPE(None, vp, vp, C.POINTER(vp), C.c_int64, vp, C.POINTER(CallError))
 METHOD_PTRCALL = C.CFUNCTYPE(None, vp, vp, C.POINTER(vp), vp)
@@ -108,6 +118,7 @@ class RegisteredClass:
     create: object
     free: object
     userdata: int
+    info_version: int  # 2: ClassCreationInfo2 (create takes userdata), 4: Info4 (and notify_postinitialize)
     methods: dict[str, Method] = field(default_factory=dict)
 
 
@@ -209,6 +220,9 @@ class Host:
         self.instances: dict[int, int] = {}  # object address -> instance pointer
         self._keep: list[object] = []  # ctypes objects that must outlive the library's use of them
         self._objects: list[object] = []
+        self.constructed: dict[int, str] = {}  # object address -> the construct function that made it
+        self.postinitialized: Counter = Counter()  # object address -> NOTIFICATION_POSTINITIALIZE sent
+        self.called: Counter = Counter()  # interface function -> calls
         self._functions = {name: getattr(self, "_" + name) for name in self.prototypes if name not in omit}
         self._pointers: dict[str, int] = {}
         self.get_proc_address = GET_PROC_ADDRESS(self._get_proc_address)
@@ -336,16 +350,18 @@ class Host:
             self.unknown.append(name)
             return None
         if name not in self._pointers:
-            fn = self.prototypes[name](self._guard(self._functions[name]))
+            fn = self.prototypes[name](self._guard(self._functions[name], counted=name))
             self._keep.append(fn)
             self._pointers[name] = C.cast(fn, vp).value
         return self._pointers[name]
 
-    def _guard(self, fn):
+    def _guard(self, fn, counted: str | None = None):
         """Errors inside a callback cannot cross back into C: record them instead."""
 
         @functools.wraps(fn)
         def guarded(*args):
+            if counted:
+                self.called[counted] += 1
             try:
                 return fn(*args)
             except Exception as exc:  # noqa: BLE001 - reported through self.errors
@@ -369,7 +385,16 @@ class Host:
         name = self.get(name)
         self.classes[name] = RegisteredClass(
             name, self.get(parent), CREATE_INSTANCE(info.create_instance_func),
-            FREE_INSTANCE(info.free_instance_func), info.class_userdata)
+            FREE_INSTANCE(info.free_instance_func), info.class_userdata, 2)
+
+    def _classdb_register_extension_class5(self, library, name, parent, info):
+        info = C.cast(info, C.POINTER(ClassCreationInfo4)).contents
+        if info.icon_path:
+            self.get(info.icon_path)  # Godot reads it as a String
+        name = self.get(name)
+        self.classes[name] = RegisteredClass(
+            name, self.get(parent), CREATE_INSTANCE2(info.create_instance_func),
+            FREE_INSTANCE(info.free_instance_func), info.class_userdata, 4)
 
     def _classdb_register_extension_class_method(self, library, class_name, info):
         info = C.cast(info, C.POINTER(MethodInfo)).contents
@@ -387,12 +412,22 @@ class Host:
     def _classdb_unregister_extension_class(self, library, name):
         self.unregistered.append(self.get(name))
 
-    def _classdb_construct_object(self, class_name):
+    def _construct(self, class_name, how: str, postinitialize: bool):
         if self.get(class_name) != "RefCounted":
             raise RuntimeError("the bridge should build on RefCounted")
         obj = C.create_string_buffer(64)
         self._objects.append(obj)
+        self.constructed[C.addressof(obj)] = how
+        if postinitialize:
+            self.postinitialized[C.addressof(obj)] += 1
         return C.addressof(obj)
+
+    def _classdb_construct_object(self, class_name):
+        return self._construct(class_name, "classdb_construct_object", postinitialize=True)
+
+    def _classdb_construct_object2(self, class_name):
+        # 4.4's: no NOTIFICATION_POSTINITIALIZE; whoever asked for the object sends it
+        return self._construct(class_name, "classdb_construct_object2", postinitialize=False)
 
     def _object_set_instance(self, obj, class_name, instance):
         self.instances[obj] = instance
@@ -402,6 +437,10 @@ class Host:
 
     def _string_new_with_utf8_chars_and_len(self, dest, text, size):
         self.put(dest, C.string_at(text, size).decode("utf-8") if size else "")
+
+    def _string_new_with_utf8_chars_and_len2(self, dest, text, size):
+        self._string_new_with_utf8_chars_and_len(dest, text, size)
+        return 0  # OK
 
     def _string_to_utf8_chars(self, string, out, max_length):
         data = self.get(string).encode("utf-8")
@@ -511,12 +550,15 @@ _ptr_ptr = C.POINTER(vp)
 FALLBACK_PROTOTYPES = {
     "print_error_with_message": C.CFUNCTYPE(None, vp, vp, vp, vp, C.c_int32, C.c_uint8),
     "classdb_register_extension_class2": C.CFUNCTYPE(None, vp, vp, vp, vp),
+    "classdb_register_extension_class5": C.CFUNCTYPE(None, vp, vp, vp, vp),
     "classdb_register_extension_class_method": C.CFUNCTYPE(None, vp, vp, vp),
     "classdb_unregister_extension_class": C.CFUNCTYPE(None, vp, vp),
     "classdb_construct_object": C.CFUNCTYPE(vp, vp),
+    "classdb_construct_object2": C.CFUNCTYPE(vp, vp),
     "object_set_instance": C.CFUNCTYPE(None, vp, vp, vp),
     "string_name_new_with_latin1_chars": C.CFUNCTYPE(None, vp, vp, C.c_uint8),
     "string_new_with_utf8_chars_and_len": C.CFUNCTYPE(None, vp, vp, C.c_int64),
+    "string_new_with_utf8_chars_and_len2": C.CFUNCTYPE(C.c_int64, vp, vp, C.c_int64),
     "string_to_utf8_chars": C.CFUNCTYPE(C.c_int64, vp, vp, C.c_int64),
     "variant_get_type": C.CFUNCTYPE(C.c_int32, vp),
     "variant_destroy": C.CFUNCTYPE(None, vp),
@@ -532,7 +574,8 @@ FALLBACK_PROTOTYPES = {
     "dictionary_operator_index": C.CFUNCTYPE(vp, vp, vp),
 }
 # The version that added each function newer than 4.2 (the fallback's @since).
-FALLBACK_SINCE: dict[str, str] = {}  # none yet: all are in 4.2
+FALLBACK_SINCE = {"classdb_register_extension_class5": "4.5", "classdb_construct_object2": "4.4",
+                  "string_new_with_utf8_chars_and_len2": "4.3"}
 IMPLEMENTED = tuple(FALLBACK_PROTOTYPES)
 STRUCTS = {"GDExtensionCallError": CallError}  # pointed to in signatures and modelled by the host
 
@@ -550,14 +593,20 @@ def prototypes(version: str) -> dict:
             if _version(FALLBACK_SINCE.get(name, "4.1")) <= _version(version)}
 
 
-
 class Instance:
     """A BackpackEngine object created through the registered create function."""
 
-    def __init__(self, host: Host, cls: RegisteredClass):
+    def __init__(self, host: Host, cls: RegisteredClass, notify_postinitialize: bool = True):
+        """As ClassDB::instantiate does; ``notify_postinitialize=False`` as instantiate_without_postinitialization
+        (4.4+), after which Godot sends NOTIFICATION_POSTINITIALIZE itself."""
         self.host, self.cls = host, cls
-        self.object = cls.create(cls.userdata)
+        if cls.info_version == 2:
+            self.object = cls.create(cls.userdata)
+        else:
+            self.object = cls.create(cls.userdata, notify_postinitialize)
         assert self.object, "create_instance returned null"
+        if cls.info_version == 4 and not notify_postinitialize:
+            host.postinitialized[self.object] += 1
         self.pointer = host.instances[self.object]
 
     def call(self, name: str, *args, types=None):

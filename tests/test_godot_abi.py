@@ -83,6 +83,14 @@ PLANTS = {
                            "4.2", "MethodCall: a parameter differs in size or kind from GDExtensionClassMethodCall"),
     "enum value": ("gdextension_abi.hpp", "    Dictionary = 27,", "    Dictionary = 26,", "4.2",
                    "VariantType::Dictionary differs from GDEXTENSION_VARIANT_TYPE_DICTIONARY"),
+    "newer struct": ("gdextension_abi.hpp", "(void *class_userdata, Bool notify_postinitialize)",
+                     "(void *class_userdata)", "4.5",
+                     "ClassCreationInfo4::create_instance_func: size or kind differs from "
+                     "GDExtensionClassCreationInfo5::create_instance_func"),
+    "newer function": ("godot_api.hpp", "    Int (*string_new_with_utf8_chars_and_len2)",
+                       "    void (*string_new_with_utf8_chars_and_len2)", "4.5",
+                       "Api::string_new_with_utf8_chars_and_len2: result differs in size or kind from "
+                       "GDExtensionInterfaceStringNewWithUtf8CharsAndLen2"),
 }
 
 
@@ -108,10 +116,25 @@ def mapping(list_name: str) -> dict[str, str]:
 
 def test_the_mapping_names_godots_typedef_for_each_function():
     require_headers()
-    old = mapping("BACKPACK_GODOT_FUNCTIONS_4_2")
-    assert len(old) == 21
+    old, newer = mapping("BACKPACK_GODOT_FUNCTIONS_4_2"), mapping("BACKPACK_GODOT_FUNCTIONS_NEWER")
+    assert len(old) == 21 and len(newer) == 3
     for version in VERSIONS:
         declared = functions(version)
         for name, typedef in old.items():
             assert name in declared, f"Godot {version} has no interface function {name}"
             assert declared[name].typedef == typedef, f"{name} is declared as {declared[name].typedef} in {version}"
+    declared_42, declared_45 = functions("4.2"), functions("4.5")
+    for name, typedef in newer.items():
+        assert name not in declared_42, f"{name} is in 4.2's header: it needs no fallback"
+        assert declared_45[name].typedef == typedef and declared_45[name].deprecated is None
+
+
+def test_the_functions_45_deprecates_are_those_the_bridge_replaces():
+    """Of the 4.2 functions the bridge resolves, 4.5 deprecates exactly three; each has its replacement."""
+    require_headers()
+    declared = functions("4.5")
+    deprecated = {name for name in mapping("BACKPACK_GODOT_FUNCTIONS_4_2") if declared[name].deprecated}
+    assert deprecated == {"classdb_register_extension_class2", "classdb_construct_object",
+                          "string_new_with_utf8_chars_and_len"}
+    assert set(mapping("BACKPACK_GODOT_FUNCTIONS_NEWER")) == {
+        "classdb_register_extension_class5", "classdb_construct_object2", "string_new_with_utf8_chars_and_len2"}

@@ -5,7 +5,7 @@
 // that build it have none. tests/test_godot_abi.py compiles this file with
 // -fsyntax-only once per header in ../shared/godot, defining
 //   BACKPACK_GODOT_HEADER  the header to include ("…/gdextension_interface-4.2.h")
-//   BACKPACK_GODOT_MINOR   its minor version (2, 5)
+//   BACKPACK_GODOT_MINOR   its minor version (2, 5): newer declarations are checked from 4.5
 // Every static_assert message names the bridge's declaration and Godot's, so a
 // failure says what to fix; the test also plants mismatches to see them fail.
 #include BACKPACK_GODOT_HEADER
@@ -102,6 +102,9 @@ constexpr bool same_signature() {
                   "Api::" #field ": result differs in size or kind from " #godot_type);
 
 BACKPACK_GODOT_FUNCTIONS_4_2(BACKPACK_CHECK_FUNCTION)
+#if BACKPACK_GODOT_MINOR >= 5
+BACKPACK_GODOT_FUNCTIONS_NEWER(BACKPACK_CHECK_FUNCTION)
+#endif
 
 // Function types of the bridge's own that Godot calls or hands out.
 #define BACKPACK_CHECK_FUNCTION_TYPE(ours, godot_type)                                                   \
@@ -183,7 +186,7 @@ BACKPACK_CHECK_FIELD(MethodInfo, default_arguments, GDExtensionClassMethodInfo, 
 static_assert(sizeof(GDExtensionClassMethodArgumentMetadata) == sizeof(int32_t),
               "MethodInfo::arguments_metadata: element size differs from GDExtensionClassMethodArgumentMetadata");
 
-// The fields of ClassCreationInfo2 (a macro: later versions of the struct share them).
+// The fields both ClassCreationInfo2 and ClassCreationInfo4 have, with Godot's same names.
 #define BACKPACK_CHECK_CLASS_CREATION_FIELDS(ours, godot_type)                 \
     BACKPACK_CHECK_FIELD(ours, is_virtual, godot_type, is_virtual)             \
     BACKPACK_CHECK_FIELD(ours, is_abstract, godot_type, is_abstract)           \
@@ -211,6 +214,15 @@ BACKPACK_CHECK_STRUCT(ClassCreationInfo2, GDExtensionClassCreationInfo2)
 BACKPACK_CHECK_CLASS_CREATION_FIELDS(ClassCreationInfo2, GDExtensionClassCreationInfo2)
 BACKPACK_CHECK_FIELD(ClassCreationInfo2, get_rid_func, GDExtensionClassCreationInfo2, get_rid_func)
 
+#if BACKPACK_GODOT_MINOR >= 5
+// classdb_register_extension_class5 takes a GDExtensionClassCreationInfo5, 4.5's other name for Info4.
+static_assert(std::is_same_v<GDExtensionClassCreationInfo5, GDExtensionClassCreationInfo4>,
+              "ClassCreationInfo4: GDExtensionClassCreationInfo5 is no longer GDExtensionClassCreationInfo4");
+BACKPACK_CHECK_STRUCT(ClassCreationInfo4, GDExtensionClassCreationInfo5)
+BACKPACK_CHECK_CLASS_CREATION_FIELDS(ClassCreationInfo4, GDExtensionClassCreationInfo5)
+BACKPACK_CHECK_FIELD(ClassCreationInfo4, is_runtime, GDExtensionClassCreationInfo5, is_runtime)
+BACKPACK_CHECK_FIELD(ClassCreationInfo4, icon_path, GDExtensionClassCreationInfo5, icon_path)
+#endif
 
 // -- enum values the bridge uses --
 

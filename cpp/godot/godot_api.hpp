@@ -35,6 +35,15 @@ struct Api {
     const float *(*packed_float32_array_operator_index_const)(ConstPtr self, Int index);
     Ptr (*dictionary_operator_index)(Ptr self, ConstPtr key);
 
+    // Newer replacements for functions 4.5 deprecates, used when this Godot offers them
+    // (null otherwise; load() then requires the 4.2 function instead).
+    void (*classdb_register_extension_class5)(Ptr library, ConstPtr class_name, ConstPtr parent_name,
+                                              const ClassCreationInfo4 *info);
+    // Unlike classdb_construct_object, sends the new object no NOTIFICATION_POSTINITIALIZE:
+    // used only where Godot will send it itself (see construct() in extension.cpp).
+    Ptr (*classdb_construct_object2)(ConstPtr class_name);
+    Int (*string_new_with_utf8_chars_and_len2)(Ptr r_dest, const char *text, Int bytes);  // returns an Error code
+
     // Per-type plumbing, looked up once after the functions above.
     struct TypeOps {
         PtrConstructor make_default = nullptr;
@@ -80,6 +89,12 @@ extern Api api;
     X(packed_float32_array_operator_index, GDExtensionInterfacePackedFloat32ArrayOperatorIndex)        \
     X(packed_float32_array_operator_index_const, GDExtensionInterfacePackedFloat32ArrayOperatorIndexConst) \
     X(dictionary_operator_index, GDExtensionInterfaceDictionaryOperatorIndex)
+
+// The newer ones (since 4.3, 4.4 and 4.5), absent from 4.2's header.
+#define BACKPACK_GODOT_FUNCTIONS_NEWER(X)                                                  \
+    X(classdb_register_extension_class5, GDExtensionInterfaceClassdbRegisterExtensionClass5) \
+    X(classdb_construct_object2, GDExtensionInterfaceClassdbConstructObject2)                \
+    X(string_new_with_utf8_chars_and_len2, GDExtensionInterfaceStringNewWithUtf8CharsAndLen2)
 
 // StringNames the bridge needs while registered: created after the interface
 // is loaded, destroyed at deinitialisation.
