@@ -15,14 +15,25 @@ one, so using a destroyed value, destroying one twice or leaking one shows up
 in ``Host.errors`` / ``Host.values``. Packed arrays are copied on conversion
 (Godot's copy-on-write, seen from outside); dictionaries are shared, as in
 Godot, and free their slots with the last handle. A name the bridge asks for
-that the host does not implement is recorded in ``Host.unknown``.
+that the host does not offer is recorded in ``Host.unknown``.
+
+A host plays one Godot version (``Host(version="4.2")``, default 4.5): it
+offers the functions it implements that this version's interface header
+declares, each with the signature that header gives it (``godot_header.py``),
+so a bridge calling one with another signature fails here as it would in
+Godot. Without the headers (a checkout lacking ``../shared``) it falls back to
+``FALLBACK_PROTOTYPES``, which ``test_godot_host_signatures.py`` holds equal
+to the headers' wherever they are present.
 """
 
 from __future__ import annotations
 
 import ctypes as C
 import functools
+from collections import Counter
 from dataclasses import dataclass, field
+
+import godot_header
 
 NIL, BOOL, INT, FLOAT, STRING = 0, 1, 2, 3, 4
 STRING_NAME, DICTIONARY, ARRAY, PACKED_FLOAT32_ARRAY, PACKED_STRING_ARRAY = 21, 27, 28, 32, 34
@@ -94,6 +105,18 @@ class ClassCreationInfo2(C.Structure):
     ]
 
 
+class ClassCreationInfo4(C.Structure):
+    """What 4.5's classdb_register_extension_class5 takes (GDExtensionClassCreationInfo5 = Info4)."""
+
+    _fields_ = [
+        ("is_virtual", C.c_uint8),
+        ("is_abstract", C.c_uint8),
+        ("is_exposed", C.c_uint8),
+        ("is_runtime", C.c_uint8),
+        ("icon_path", vp),
+    ] + [(name, vp) for name in _CLASS_FUNCS if name != "get_rid_func"]
+
+
 class Initialization(C.Structure):
     _fields_ = [("minimum_initialization_level", C.c_int32), ("userdata", vp), ("initialize", vp), ("deinitialize", vp)]
 
@@ -101,6 +124,7 @@ class Initialization(C.Structure):
 GET_PROC_ADDRESS = C.CFUNCTYPE(vp, C.c_char_p)
 LEVEL_FUNC = C.CFUNCTYPE(None, vp, C.c_int32)
 CREATE_INSTANCE = C.CFUNCTYPE(vp, vp)
+CREATE_INSTANCE2 = C.CFUNCTYPE(vp, vp, C.c_uint8)  # (class userdata, notify_postinitialize)
 FREE_INSTANCE = C.CFUNCTYPE(None, vp, vp)
 METHOD_CALL = C.CFUNCTYPE(None, vp, vp, C.POINTER(vp), C.c_int64, vp, C.POINTER(CallError))
 METHOD_PTRCALL = C.CFUNCTYPE(None, vp, vp, C.POINTER(vp), vp)
@@ -130,6 +154,7 @@ class RegisteredClass:
     create: object
     free: object
     userdata: int
+    info_version: int  # 2: ClassCreationInfo2 (create takes userdata), 4: Info4 (and notify_postinitialize)
     methods: dict[str, Method] = field(default_factory=dict)
 
 
@@ -217,7 +242,9 @@ class Dictionary:
 class Host:
     """A fake Godot for one load of the library."""
 
-    def __init__(self, omit: tuple[str, ...] = ()):
+    def __init__(self, version: str = "4.5", omit: tuple[str, ...] = ()):
+        self.version = version
+        self.prototypes = prototypes(version)
         self.values: dict[int, object] = {}
         self._next = 1
         self.errors: list[str] = []  # misuse of the ABI seen by the host
@@ -229,7 +256,10 @@ class Host:
         self.instances: dict[int, int] = {}  # object address -> instance pointer
         self._keep: list[object] = []  # ctypes objects that must outlive the library's use of them
         self._objects: list[object] = []
-        self._functions = {name: getattr(self, "_" + name) for name in _FUNCTION_TYPES if name not in omit}
+        self.constructed: dict[int, str] = {}  # object address -> the construct function that made it
+        self.postinitialized: Counter = Counter()  # object address -> NOTIFICATION_POSTINITIALIZE sent
+        self.called: Counter = Counter()  # interface function -> calls
+        self._functions = {name: getattr(self, "_" + name) for name in self.prototypes if name not in omit}
         self._pointers: dict[str, int] = {}
         self.get_proc_address = GET_PROC_ADDRESS(self._get_proc_address)
 
@@ -356,16 +386,18 @@ class Host:
             self.unknown.append(name)
             return None
         if name not in self._pointers:
-            fn = _FUNCTION_TYPES[name](self._guard(self._functions[name]))
+            fn = self.prototypes[name](self._guard(self._functions[name], counted=name))
             self._keep.append(fn)
             self._pointers[name] = C.cast(fn, vp).value
         return self._pointers[name]
 
-    def _guard(self, fn):
+    def _guard(self, fn, counted: str | None = None):
         """Errors inside a callback cannot cross back into C: record them instead."""
 
         @functools.wraps(fn)
         def guarded(*args):
+            if counted:
+                self.called[counted] += 1
             try:
                 return fn(*args)
             except Exception as exc:  # noqa: BLE001 - reported through self.errors
@@ -382,7 +414,7 @@ class Host:
     # -- the interface functions ---------------------------------------------
 
     def _print_error_with_message(self, description, message, function, file, line, notify):
-        self.printed.append((description.decode(), message.decode()))
+        self.printed.append((C.string_at(description).decode(), C.string_at(message).decode()))
 
     def _classdb_register_extension_class2(self, library, name, parent, info):
         info = C.cast(info, C.POINTER(ClassCreationInfo2)).contents
@@ -393,6 +425,21 @@ class Host:
             CREATE_INSTANCE(info.create_instance_func),
             FREE_INSTANCE(info.free_instance_func),
             info.class_userdata,
+            2,
+        )
+
+    def _classdb_register_extension_class5(self, library, name, parent, info):
+        info = C.cast(info, C.POINTER(ClassCreationInfo4)).contents
+        if info.icon_path:
+            self.get(info.icon_path)  # Godot reads it as a String
+        name = self.get(name)
+        self.classes[name] = RegisteredClass(
+            name,
+            self.get(parent),
+            CREATE_INSTANCE2(info.create_instance_func),
+            FREE_INSTANCE(info.free_instance_func),
+            info.class_userdata,
+            4,
         )
 
     def _classdb_register_extension_class_method(self, library, class_name, info):
@@ -419,21 +466,35 @@ class Host:
     def _classdb_unregister_extension_class(self, library, name):
         self.unregistered.append(self.get(name))
 
-    def _classdb_construct_object(self, class_name):
+    def _construct(self, class_name, how: str, postinitialize: bool):
         if self.get(class_name) != "RefCounted":
             raise RuntimeError("the bridge should build on RefCounted")
         obj = C.create_string_buffer(64)
         self._objects.append(obj)
+        self.constructed[C.addressof(obj)] = how
+        if postinitialize:
+            self.postinitialized[C.addressof(obj)] += 1
         return C.addressof(obj)
+
+    def _classdb_construct_object(self, class_name):
+        return self._construct(class_name, "classdb_construct_object", postinitialize=True)
+
+    def _classdb_construct_object2(self, class_name):
+        # 4.4's: no NOTIFICATION_POSTINITIALIZE; whoever asked for the object sends it
+        return self._construct(class_name, "classdb_construct_object2", postinitialize=False)
 
     def _object_set_instance(self, obj, class_name, instance):
         self.instances[obj] = instance
 
     def _string_name_new_with_latin1_chars(self, dest, text, is_static):
-        self.put(dest, text.decode("latin-1"))
+        self.put(dest, C.string_at(text).decode("latin-1"))
 
     def _string_new_with_utf8_chars_and_len(self, dest, text, size):
         self.put(dest, C.string_at(text, size).decode("utf-8") if size else "")
+
+    def _string_new_with_utf8_chars_and_len2(self, dest, text, size):
+        self._string_new_with_utf8_chars_and_len(dest, text, size)
+        return 0  # OK
 
     def _string_to_utf8_chars(self, string, out, max_length):
         data = self.get(string).encode("utf-8")
@@ -547,20 +608,25 @@ class Host:
         return C.addressof(d.slots[k])
 
 
-# name -> ctypes prototype of every function the host implements
-_FUNCTION_TYPES = {
-    "print_error_with_message": C.CFUNCTYPE(None, C.c_char_p, C.c_char_p, C.c_char_p, C.c_char_p, C.c_int32, C.c_uint8),
+# Every function the host implements -> its ctypes prototype, for checkouts without
+# Godot's headers; test_godot_host_signatures.py holds it equal to the headers'.
+_ptr_ptr = C.POINTER(vp)
+FALLBACK_PROTOTYPES = {
+    "print_error_with_message": C.CFUNCTYPE(None, vp, vp, vp, vp, C.c_int32, C.c_uint8),
     "classdb_register_extension_class2": C.CFUNCTYPE(None, vp, vp, vp, vp),
+    "classdb_register_extension_class5": C.CFUNCTYPE(None, vp, vp, vp, vp),
     "classdb_register_extension_class_method": C.CFUNCTYPE(None, vp, vp, vp),
     "classdb_unregister_extension_class": C.CFUNCTYPE(None, vp, vp),
     "classdb_construct_object": C.CFUNCTYPE(vp, vp),
+    "classdb_construct_object2": C.CFUNCTYPE(vp, vp),
     "object_set_instance": C.CFUNCTYPE(None, vp, vp, vp),
-    "string_name_new_with_latin1_chars": C.CFUNCTYPE(None, vp, C.c_char_p, C.c_uint8),
+    "string_name_new_with_latin1_chars": C.CFUNCTYPE(None, vp, vp, C.c_uint8),
     "string_new_with_utf8_chars_and_len": C.CFUNCTYPE(None, vp, vp, C.c_int64),
+    "string_new_with_utf8_chars_and_len2": C.CFUNCTYPE(C.c_int64, vp, vp, C.c_int64),
     "string_to_utf8_chars": C.CFUNCTYPE(C.c_int64, vp, vp, C.c_int64),
     "variant_get_type": C.CFUNCTYPE(C.c_int32, vp),
     "variant_destroy": C.CFUNCTYPE(None, vp),
-    "variant_call": C.CFUNCTYPE(None, vp, vp, C.POINTER(vp), C.c_int64, vp, C.POINTER(CallError)),
+    "variant_call": C.CFUNCTYPE(None, vp, vp, _ptr_ptr, C.c_int64, vp, C.POINTER(CallError)),
     "get_variant_from_type_constructor": C.CFUNCTYPE(vp, C.c_int32),
     "get_variant_to_type_constructor": C.CFUNCTYPE(vp, C.c_int32),
     "variant_get_ptr_constructor": C.CFUNCTYPE(vp, C.c_int32, C.c_int32),
@@ -571,16 +637,46 @@ _FUNCTION_TYPES = {
     "packed_float32_array_operator_index_const": C.CFUNCTYPE(vp, vp, C.c_int64),
     "dictionary_operator_index": C.CFUNCTYPE(vp, vp, vp),
 }
-IMPLEMENTED = tuple(_FUNCTION_TYPES)
+# The version that added each function newer than 4.2 (the fallback's @since).
+FALLBACK_SINCE = {
+    "classdb_register_extension_class5": "4.5",
+    "classdb_construct_object2": "4.4",
+    "string_new_with_utf8_chars_and_len2": "4.3",
+}
+IMPLEMENTED = tuple(FALLBACK_PROTOTYPES)
+STRUCTS = {"GDExtensionCallError": CallError}  # pointed to in signatures and modelled by the host
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def prototypes(version: str) -> dict:
+    """What a Godot of ``version`` offers of the functions the host implements, with its ctypes prototype."""
+    if godot_header.headers_available():
+        declared = godot_header.functions(version)
+        return {name: godot_header.prototype(version, name, STRUCTS) for name in IMPLEMENTED if name in declared}
+    return {
+        name: proto
+        for name, proto in FALLBACK_PROTOTYPES.items()
+        if _version(FALLBACK_SINCE.get(name, "4.1")) <= _version(version)
+    }
 
 
 class Instance:
     """A BackpackEngine object created through the registered create function."""
 
-    def __init__(self, host: Host, cls: RegisteredClass):
+    def __init__(self, host: Host, cls: RegisteredClass, notify_postinitialize: bool = True):
+        """As ClassDB::instantiate does; ``notify_postinitialize=False`` as instantiate_without_postinitialization
+        (4.4+), after which Godot sends NOTIFICATION_POSTINITIALIZE itself."""
         self.host, self.cls = host, cls
-        self.object = cls.create(cls.userdata)
+        if cls.info_version == 2:
+            self.object = cls.create(cls.userdata)
+        else:
+            self.object = cls.create(cls.userdata, notify_postinitialize)
         assert self.object, "create_instance returned null"
+        if cls.info_version == 4 and not notify_postinitialize:
+            host.postinitialized[self.object] += 1
         self.pointer = host.instances[self.object]
 
     def call(self, name: str, *args, types=None):

@@ -1,7 +1,10 @@
 """The GDExtension bridge, loaded into a fake Godot (tests/godot_host.py).
 
-The host plays Godot's side of the C ABI; these tests check that the library
-asks only for functions the host knows, registers BackpackEngine with the
+The host plays Godot's side of the C ABI, as Godot 4.2 (the oldest version the
+bridge supports) and as 4.5, each offering the functions of its own interface
+header with that header's signatures; these tests check that the library
+asks only for functions the host knows (the newer ones where 4.5 deprecates
+the 4.2 ones, and those where the host is 4.2), registers BackpackEngine with the
 documented methods at the scene level, answers through both the Variant
 `call` and the typed `ptrcall` entry points exactly as backpack.Engine
 answers on the same data, reports bad input through Godot's error channels,
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +31,7 @@ from godot_host import (
     CALL_TOO_FEW,
     CALL_TOO_MANY,
     DICTIONARY,
+    FALLBACK_SINCE,
     FLOAT,
     IMPLEMENTED,
     INT,
@@ -44,6 +49,23 @@ import backpack
 from backpack.cli.godot import library_path
 
 REPO = Path(__file__).resolve().parents[1]
+GODOT_VERSIONS = ("4.2", "4.5")
+
+
+def bridge_functions(list_name: str) -> set[str]:
+    """The interface functions in one of godot_api.hpp's lists (BACKPACK_GODOT_FUNCTIONS_4_2 / _NEWER)."""
+    text = (REPO / "cpp/godot/godot_api.hpp").read_text()
+    body = re.search(rf"#define {list_name}\(X\)(.*?)(?:\n\n|\Z)", text, re.S).group(1)
+    return set(re.findall(r"X\((\w+),", body))
+
+
+FUNCTIONS_4_2 = bridge_functions("BACKPACK_GODOT_FUNCTIONS_4_2")
+NEWER = bridge_functions("BACKPACK_GODOT_FUNCTIONS_NEWER")
+# What the bridge resolves instead of a 4.2 function when Godot offers it.
+REPLACES = {
+    "classdb_register_extension_class5": "classdb_register_extension_class2",
+    "string_new_with_utf8_chars_and_len2": "string_new_with_utf8_chars_and_len",
+}
 
 # The documented surface: name -> ([(argument, type)], return type or None, trailing defaults).
 SIGNATURES = {
@@ -70,8 +92,8 @@ SIGNATURES = {
 class Loaded:
     """One library load: entry symbol called, every level initialised."""
 
-    def __init__(self, omit=()):
-        self.host = Host(omit=omit)
+    def __init__(self, version="4.5", omit=()):
+        self.host = Host(version=version, omit=omit)
         # RTLD_LOCAL and a fresh handle per path: nothing leaks between loads.
         self.lib = ctypes.CDLL(str(library_path()))
         entry = self.lib.backpack_library_init
@@ -98,10 +120,22 @@ class Loaded:
             self._deinit_fn(self.init.userdata, level)
 
 
-@pytest.fixture
-def loaded():
-    lib = Loaded()
-    assert not lib.host.unknown, f"the extension asked for functions the host does not know: {lib.host.unknown}"
+def newer_than(version):
+    """The newer functions the bridge asks for first that a Godot of ``version`` does not offer."""
+
+    def as_tuple(v):
+        return tuple(int(part) for part in v.split("."))
+
+    return {name for name in REPLACES if as_tuple(FALLBACK_SINCE[name]) > as_tuple(version)}
+
+
+@pytest.fixture(params=GODOT_VERSIONS, ids=lambda v: f"godot-{v}")
+def loaded(request):
+    lib = Loaded(version=request.param)
+    # a 4.2 Godot answers null for the newer functions (the bridge then asks for the 4.2 ones)
+    assert set(lib.host.unknown) == newer_than(request.param), (
+        f"the extension asked for functions this host does not offer: {lib.host.unknown}"
+    )
     assert lib.ok == 1
     yield lib
     assert not lib.host.errors, "\n".join(lib.host.errors)
@@ -134,10 +168,15 @@ def assert_same(got, recs):
 
 def test_requests_only_known_functions_and_registers_at_scene_level(loaded):
     host = loaded.host
-    assert set(host.requested) == set(IMPLEMENTED)
+    if host.version == "4.5":  # the newer functions, and not the 4.2 ones they replace
+        assert set(host.requested) == (FUNCTIONS_4_2 - set(REPLACES.values())) | NEWER
+    else:  # asked for the newer ones first, given null, then the 4.2 ones
+        assert set(host.requested) == FUNCTIONS_4_2 | set(REPLACES)
+    assert set(host.requested) <= set(IMPLEMENTED)
     assert loaded.init.minimum_initialization_level == 2
     cls = loaded.initialize()
     assert (cls.name, cls.parent) == ("BackpackEngine", "RefCounted")
+    assert cls.info_version == (4 if host.version == "4.5" else 2)
     assert {name: (m.arguments, m.returns, m.defaults) for name, m in cls.methods.items()} == SIGNATURES
     for name in ("recommend", "recommend_bag", "similar_items", "get_user_count", "get_item_count"):
         assert cls.methods[name].flags & 4, f"{name} should be registered const"
@@ -146,11 +185,60 @@ def test_requests_only_known_functions_and_registers_at_scene_level(loaded):
     assert host.values == {}, "values left alive after deinitialisation"
 
 
-def test_missing_interface_function_refuses_to_load_and_is_named():
-    lib = Loaded(omit=("variant_call", "dictionary_operator_index"))
+@pytest.mark.parametrize("version", GODOT_VERSIONS)
+def test_missing_interface_function_refuses_to_load_and_is_named(version):
+    lib = Loaded(version=version, omit=("variant_call", "dictionary_operator_index"))
     assert lib.ok == 0
-    assert sorted(lib.host.unknown) == ["dictionary_operator_index", "variant_call"]
+    assert set(lib.host.unknown) == {"dictionary_operator_index", "variant_call"} | newer_than(version)
     assert any("variant_call" in message and "dictionary_operator_index" in message for _, message in lib.host.printed)
+
+
+def test_a_godot_without_the_newer_function_or_the_old_one_is_told_the_old_ones_name():
+    # a 4.2 Godot lacking classdb_register_extension_class2: the bridge names what 4.2 should have
+    lib = Loaded(version="4.2", omit=("classdb_register_extension_class2",))
+    assert lib.ok == 0
+    assert any(message == "missing: classdb_register_extension_class2" for _, message in lib.host.printed)
+
+
+@pytest.mark.parametrize("version", GODOT_VERSIONS)
+def test_the_newer_functions_are_used_where_godot_offers_them(version):
+    lib = Loaded(version=version)
+    cls = lib.initialize()
+    engine = Instance(lib.host, cls)
+    engine.ptrcall("add_interaction", "ana", "hat", 1.0)
+    engine.ptrcall("fit_item_knn", "cosine", 10)
+    assert engine.ptrcall("similar_items", "hat", 3) == {"items": [], "scores": []}
+    got = engine.call("recommend", "ben", 1)[0]  # an unknown user: the popularity fill, a String made by the bridge
+    assert got["items"] == ["hat"] and got["scores"][0] < 0
+    called = lib.host.called
+    if version == "4.5":
+        assert called["classdb_register_extension_class5"] == 1 and called["string_new_with_utf8_chars_and_len2"]
+        assert not called["classdb_register_extension_class2"] and not called["string_new_with_utf8_chars_and_len"]
+    else:
+        assert called["classdb_register_extension_class2"] == 1 and called["string_new_with_utf8_chars_and_len"]
+    engine.free()
+    lib.deinitialize()
+    assert lib.host.values == {} and not lib.host.errors
+
+
+@pytest.mark.parametrize(
+    ("version", "notify", "constructed_by"),
+    [
+        ("4.2", True, "classdb_construct_object"),  # Info2's create: the old function notifies
+        ("4.5", True, "classdb_construct_object"),  # Godot asks the bridge to notify: the old function does
+        ("4.5", False, "classdb_construct_object2"),  # Godot will notify itself: construct without notifying
+    ],
+)
+def test_every_object_gets_notification_postinitialize_once(version, notify, constructed_by):
+    lib = Loaded(version=version)
+    host = lib.host
+    engine = Instance(host, lib.initialize(), notify_postinitialize=notify)
+    assert host.constructed[engine.object] == constructed_by
+    assert host.postinitialized[engine.object] == 1
+    assert engine.ptrcall("get_user_count") == 0
+    engine.free()
+    lib.deinitialize()
+    assert not host.errors
 
 
 @pytest.mark.parametrize("fit", [{}, {"similarity": "bm25", "k": 5}, {"similarity": "jaccard", "k": 3}])

@@ -6,6 +6,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../id_engine.hpp"
@@ -338,10 +339,19 @@ struct Registration {
 };
 std::unique_ptr<Registration> registration;
 
-Ptr create_instance(void *) {
+// The parent object with our instance set on it. classdb_construct_object sends the
+// parent NOTIFICATION_POSTINITIALIZE; construct_object2 (4.4) sends none and leaves it to
+// whoever asked for the object. Godot 4.5 tells class5's create function which case it
+// is: when it will send the notification itself (a construction without
+// postinitialisation), construct_object2; when we must, construct_object, whose
+// notification reaches all that is there to notify (the class registers no
+// notification function), since the bridge has no way to send one itself.
+Ptr construct(bool notify_postinitialize) {
     try {
         auto instance = std::make_unique<Instance>();
-        Ptr object = api.classdb_construct_object(registration->parent.ptr());
+        const bool godot_notifies = !notify_postinitialize && api.classdb_construct_object2;
+        Ptr object = godot_notifies ? api.classdb_construct_object2(registration->parent.ptr())
+                                    : api.classdb_construct_object(registration->parent.ptr());
         if (!object) return nullptr;
         api.object_set_instance(object, registration->class_name.ptr(), instance.get());
         instance.release();  // owned by the object now: freed in free_instance
@@ -352,16 +362,28 @@ Ptr create_instance(void *) {
     }
 }
 
+Ptr create_instance(void *) { return construct(true); }  // ClassCreationInfo2: always notify
+Ptr create_instance2(void *, Bool notify_postinitialize) { return construct(notify_postinitialize != 0); }
+
 void free_instance(void *, Ptr instance) { delete static_cast<Instance *>(instance); }
 
 void register_class() {
     registration = std::make_unique<Registration>();
     Registration &r = *registration;
-    ClassCreationInfo2 info{};
-    info.is_exposed = 1;
-    info.create_instance_func = create_instance;
-    info.free_instance_func = free_instance;
-    api.classdb_register_extension_class2(library, r.class_name.ptr(), r.parent.ptr(), &info);
+    if (api.classdb_register_extension_class5) {
+        ClassCreationInfo4 info{};
+        info.is_exposed = 1;
+        info.icon_path = r.no_hint.ptr();  // an empty String: no icon
+        info.create_instance_func = create_instance2;
+        info.free_instance_func = free_instance;
+        api.classdb_register_extension_class5(library, r.class_name.ptr(), r.parent.ptr(), &info);
+    } else {
+        ClassCreationInfo2 info{};
+        info.is_exposed = 1;
+        info.create_instance_func = create_instance;
+        info.free_instance_func = free_instance;
+        api.classdb_register_extension_class2(library, r.class_name.ptr(), r.parent.ptr(), &info);
+    }
 
     for (const Method &m : methods()) {
         std::vector<PropertyInfo> arguments;
@@ -447,3 +469,8 @@ extern "C" BACKPACK_EXPORT backpack::gd::Bool backpack_library_init(
     r_initialization->deinitialize = deinitialize;
     return 1;
 }
+
+// Godot calls the entry symbol through its GDExtensionInitializationFunction type,
+// which abi_check.cpp holds InitializationFunction against.
+static_assert(std::is_same_v<decltype(&backpack_library_init), backpack::gd::InitializationFunction>,
+              "backpack_library_init must have the type Godot calls it through");

@@ -129,6 +129,39 @@ struct ClassCreationInfo2 {
     void *class_userdata;
 };
 
+// GDExtensionClassCreationInfo4 (4.4), which 4.5's classdb_register_extension_class5
+// takes under the name GDExtensionClassCreationInfo5: what the class is registered
+// with when Godot offers that function. Its create function is told whether the
+// extension must send NOTIFICATION_POSTINITIALIZE (see construct() in extension.cpp).
+struct ClassCreationInfo4 {
+    Bool is_virtual;
+    Bool is_abstract;
+    Bool is_exposed;
+    Bool is_runtime;
+    ConstPtr icon_path;  // String*
+    void *set_func;
+    void *get_func;
+    void *get_property_list_func;
+    void *free_property_list_func;
+    void *property_can_revert_func;
+    void *property_get_revert_func;
+    void *validate_property_func;
+    void *notification_func;
+    void *to_string_func;
+    void *reference_func;
+    void *unreference_func;
+    Ptr (*create_instance_func)(void *class_userdata, Bool notify_postinitialize);
+    void (*free_instance_func)(void *class_userdata, Ptr instance);
+    void *recreate_instance_func;
+    void *get_virtual_func;
+    void *get_virtual_call_data_func;
+    void *call_virtual_with_data_func;
+    void *class_userdata;
+};
+
+// The entry symbol's type (GDExtensionInitializationFunction).
+using InitializationFunction = Bool (*)(GetProcAddress get_proc_address, Ptr library, Initialization *r_initialization);
+
 // Storage big enough for any of the opaque values we hold on our side of the
 // ABI (a Variant is 24 bytes, 40 in double-precision builds).
 struct alignas(8) Opaque {

@@ -17,6 +17,13 @@ void resolve(GetProcAddress get, const char *name, F &slot, std::vector<std::str
     slot = reinterpret_cast<F>(f);
 }
 
+// A function this Godot may not offer: left null (not reported missing) when it does not.
+template <class F>
+bool resolve_if_offered(GetProcAddress get, const char *name, F &slot) {
+    slot = reinterpret_cast<F>(get(name));
+    return slot != nullptr;
+}
+
 struct Names {
     StringName size{"size"};
     StringName resize{"resize"};
@@ -26,16 +33,26 @@ std::unique_ptr<Names> names;
 }  // namespace
 
 std::vector<std::string> Api::load(GetProcAddress get) {
+    // The library stays loaded between Godot's loads of it (and the host test's): start
+    // from nothing so a function an earlier Godot offered is not taken for this one's.
+    *this = Api{};
     std::vector<std::string> missing;
 #define BACKPACK_RESOLVE(name) resolve(get, #name, name, missing)
     BACKPACK_RESOLVE(print_error_with_message);
-    BACKPACK_RESOLVE(classdb_register_extension_class2);
+    // Where 4.5 deprecates a function, its replacement when this Godot offers it, else
+    // the 4.2 function (then required). construct_object2 only goes with class5's
+    // create function, which says whether to notify (see construct() in extension.cpp).
+    if (resolve_if_offered(get, "classdb_register_extension_class5", classdb_register_extension_class5))
+        resolve_if_offered(get, "classdb_construct_object2", classdb_construct_object2);
+    else
+        BACKPACK_RESOLVE(classdb_register_extension_class2);
     BACKPACK_RESOLVE(classdb_register_extension_class_method);
     BACKPACK_RESOLVE(classdb_unregister_extension_class);
     BACKPACK_RESOLVE(classdb_construct_object);
     BACKPACK_RESOLVE(object_set_instance);
     BACKPACK_RESOLVE(string_name_new_with_latin1_chars);
-    BACKPACK_RESOLVE(string_new_with_utf8_chars_and_len);
+    if (!resolve_if_offered(get, "string_new_with_utf8_chars_and_len2", string_new_with_utf8_chars_and_len2))
+        BACKPACK_RESOLVE(string_new_with_utf8_chars_and_len);
     BACKPACK_RESOLVE(string_to_utf8_chars);
     BACKPACK_RESOLVE(variant_get_type);
     BACKPACK_RESOLVE(variant_destroy);
@@ -173,7 +190,14 @@ std::string to_std_string(ConstPtr godot_string) {
 }
 
 void make_string(Ptr uninitialised, const std::string &text) {
-    api.string_new_with_utf8_chars_and_len(uninitialised, text.data(), static_cast<Int>(text.size()));
+    const char *data = text.data();
+    const Int bytes = static_cast<Int>(text.size());
+    // The newer function only adds a result (an Error when the text is not valid UTF-8):
+    // the String is made either way, as with the old one, and our ids are valid UTF-8.
+    if (api.string_new_with_utf8_chars_and_len2)
+        api.string_new_with_utf8_chars_and_len2(uninitialised, data, bytes);
+    else
+        api.string_new_with_utf8_chars_and_len(uninitialised, data, bytes);
 }
 
 int64_t to_int(ConstPtr variant) {

@@ -35,6 +35,15 @@ struct Api {
     const float *(*packed_float32_array_operator_index_const)(ConstPtr self, Int index);
     Ptr (*dictionary_operator_index)(Ptr self, ConstPtr key);
 
+    // Newer replacements for functions 4.5 deprecates, used when this Godot offers them
+    // (null otherwise; load() then requires the 4.2 function instead).
+    void (*classdb_register_extension_class5)(Ptr library, ConstPtr class_name, ConstPtr parent_name,
+                                              const ClassCreationInfo4 *info);
+    // Unlike classdb_construct_object, sends the new object no NOTIFICATION_POSTINITIALIZE:
+    // used only where Godot will send it itself (see construct() in extension.cpp).
+    Ptr (*classdb_construct_object2)(ConstPtr class_name);
+    Int (*string_new_with_utf8_chars_and_len2)(Ptr r_dest, const char *text, Int bytes);  // returns an Error code
+
     // Per-type plumbing, looked up once after the functions above.
     struct TypeOps {
         PtrConstructor make_default = nullptr;
@@ -54,6 +63,38 @@ struct Api {
 };
 
 extern Api api;
+
+// Which of Godot's function-pointer typedefs (gdextension_interface.h) each Api
+// field holds, for every function load() may resolve: the one mapping
+// cpp/godot/abi_check.cpp holds against Godot's own header (tests/test_godot_abi.py).
+#define BACKPACK_GODOT_FUNCTIONS_4_2(X)                                                              \
+    X(print_error_with_message, GDExtensionInterfacePrintErrorWithMessage)                             \
+    X(classdb_register_extension_class2, GDExtensionInterfaceClassdbRegisterExtensionClass2)           \
+    X(classdb_register_extension_class_method, GDExtensionInterfaceClassdbRegisterExtensionClassMethod) \
+    X(classdb_unregister_extension_class, GDExtensionInterfaceClassdbUnregisterExtensionClass)         \
+    X(classdb_construct_object, GDExtensionInterfaceClassdbConstructObject)                            \
+    X(object_set_instance, GDExtensionInterfaceObjectSetInstance)                                      \
+    X(string_name_new_with_latin1_chars, GDExtensionInterfaceStringNameNewWithLatin1Chars)             \
+    X(string_new_with_utf8_chars_and_len, GDExtensionInterfaceStringNewWithUtf8CharsAndLen)            \
+    X(string_to_utf8_chars, GDExtensionInterfaceStringToUtf8Chars)                                     \
+    X(variant_get_type, GDExtensionInterfaceVariantGetType)                                            \
+    X(variant_destroy, GDExtensionInterfaceVariantDestroy)                                             \
+    X(variant_call, GDExtensionInterfaceVariantCall)                                                   \
+    X(get_variant_from_type_constructor, GDExtensionInterfaceGetVariantFromTypeConstructor)            \
+    X(get_variant_to_type_constructor, GDExtensionInterfaceGetVariantToTypeConstructor)                \
+    X(variant_get_ptr_constructor, GDExtensionInterfaceVariantGetPtrConstructor)                       \
+    X(variant_get_ptr_destructor, GDExtensionInterfaceVariantGetPtrDestructor)                         \
+    X(packed_string_array_operator_index, GDExtensionInterfacePackedStringArrayOperatorIndex)          \
+    X(packed_string_array_operator_index_const, GDExtensionInterfacePackedStringArrayOperatorIndexConst) \
+    X(packed_float32_array_operator_index, GDExtensionInterfacePackedFloat32ArrayOperatorIndex)        \
+    X(packed_float32_array_operator_index_const, GDExtensionInterfacePackedFloat32ArrayOperatorIndexConst) \
+    X(dictionary_operator_index, GDExtensionInterfaceDictionaryOperatorIndex)
+
+// The newer ones (since 4.3, 4.4 and 4.5), absent from 4.2's header.
+#define BACKPACK_GODOT_FUNCTIONS_NEWER(X)                                                  \
+    X(classdb_register_extension_class5, GDExtensionInterfaceClassdbRegisterExtensionClass5) \
+    X(classdb_construct_object2, GDExtensionInterfaceClassdbConstructObject2)                \
+    X(string_new_with_utf8_chars_and_len2, GDExtensionInterfaceStringNewWithUtf8CharsAndLen2)
 
 // StringNames the bridge needs while registered: created after the interface
 // is loaded, destroyed at deinitialisation.
