@@ -94,9 +94,10 @@ def test_import_stores_what_the_python_api_would(data):
         np.testing.assert_array_equal(a, b)
     assert engine.item_kinds.get(ITEMS[0]) == "3DModel" and engine.item_kinds.get(ITEMS[1]) == "3DModel"
     assert engine.item_kinds.get(ITEMS[2]) == "Place"
-    lines = (directory / "items.jsonl").read_text().splitlines()
-    hat = json.loads(lines[0])  # kept expanded: absolute IRIs, no context needed to read it
-    assert len(lines) == 3 and hat["@id"] == ITEMS[0] and hat["@type"] == ["http://schema.org/3DModel"]
+    with DataDir(directory) as data:  # the store holds them: the truth every command reads
+        stored = dict(pair for batch in data.store.iter_items() for pair in batch)
+    hat = stored[ITEMS[0]]  # kept expanded: absolute IRIs, no context needed to read it
+    assert len(stored) == 3 and hat["@id"] == ITEMS[0] and hat["@type"] == ["http://schema.org/3DModel"]
     assert hat["https://www.w3.org/ns/activitystreams#name"] == [{"@value": "hat"}]
 
 
@@ -178,12 +179,27 @@ def test_import_replace_drops_models(data, tmp_path, capsys):
 
 def test_a_bad_row_stores_nothing_and_names_file_and_line(data, tmp_path, capsys):
     directory, _ = data
-    before = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+    before = stored_state(directory)
     bad = tmp_path / "bad.csv"
     bad.write_text("user,item,weight\nu1,i1,1\nu2,i2,heavy\n")
     code, _, err = run(capsys, "import", str(tmp_path / "log.csv"), str(bad), "--data-dir", str(directory))
     assert code == 2 and "bad.csv:3" in err and "'heavy'" in err
-    assert {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()} == before
+    assert stored_state(directory) == before
+
+
+def stored_state(directory) -> tuple:
+    """What a data directory holds, as every command reads it: the store's contents and the snapshots."""
+    with DataDir(directory) as data:
+        log = [(e.seq, e.op, e.user, e.item, e.weight, e.timestamp) for batch in data.store.log_since(0) for e in batch]
+        items = sorted(key for batch in data.store.iter_items() for key, _ in batch)
+        latest = data.store.latest_snapshot()
+        return (
+            log,
+            items,
+            data.store.counts(),
+            None if latest is None else latest.path,
+            sorted(p.name for p in (directory / "snapshots").iterdir()),
+        )
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from backpack import Engine
 from backpack.cli import main as cli
 from backpack.content.features import item_features
+from backpack.engine.data_dir import DataDir
 from backpack.errors import InvalidInputError, SceneFileError
 from backpack.scenes.godot_resource import Call, ExtRef, NodePath, StringName, SubRef, parse_sections
 from backpack.scenes.ingest import ScanReport, import_scene_folder, read_scene, scene_files
@@ -771,7 +772,8 @@ def test_cli_imports_a_scene_folder_and_lists_the_failures(scenes, tmp_path, cap
     name = "http://schema.org/name"  # descriptions are kept expanded
     names = {doc[name][0]["@value"] for doc in engine.item_descriptions.snapshot().values()}
     assert names == {"Pirate Ship", "Deck", 'The "Black" Pearl'}
-    assert (data_dir / "items.jsonl").exists()
+    with DataDir(data_dir) as data:  # the store holds them: the truth every command reads
+        assert data.store.counts()["items"] == 3
     ship = next(d for d in engine.item_descriptions.snapshot().values() if d[name][0]["@value"] == "Pirate Ship")
     assert engine.bags.n_items == 3
     assert {"@value": "material:Brass"} in ship["https://backpack.dev/ns#features"]
@@ -793,7 +795,8 @@ def test_a_bad_interaction_file_still_stops_everything(scenes, tmp_path, capsys)
     (tmp_path / "log.csv").write_text("user,item\nu1\n")
     code = cli.main(["import", str(scenes), str(tmp_path / "log.csv"), "--json", "--data-dir", str(tmp_path / "state")])
     assert code == 2 and "log.csv:2" in capsys.readouterr().err
-    assert not (tmp_path / "state" / "items.jsonl").exists()
+    with DataDir(tmp_path / "state") as data:  # nothing of the import was stored
+        assert data.store.counts()["items"] == 0 and data.store.watermark() == 0 and data.latest() is None
 
 
 def test_a_scene_file_can_be_imported_alone_next_to_interactions(tmp_path, capsys):

@@ -8,7 +8,6 @@ by :mod:`backpack.cli.main`.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -16,13 +15,16 @@ import numpy as np
 from tqdm import tqdm
 
 from backpack.cli.evaluate import parse_value
+from backpack.core.files import crash_point
 from backpack.data.readers import file_format, read_interactions, read_json
-from backpack.engine.data_dir import DataDir, check_label
+from backpack.engine.data_dir import DataDir
 from backpack.engine.engine import Engine
+from backpack.engine.snapshot_files import NewModel, check_label
 from backpack.errors import DataDirError, InvalidInputError
 from backpack.jsonld.processing import expand_documents
 from backpack.plugins import Plugins
 from backpack.scenes.ingest import ScanReport, import_scene_folder, is_scene_file, read_scene
+from backpack.store.base import WriteBatch
 
 
 def parse_assignments(pairs: list[str]) -> dict:
@@ -41,7 +43,10 @@ def _bar(args, **kwargs):
 
 
 def _data_dir(args, *, create: bool = False) -> DataDir:
-    return DataDir(args.data_dir, create=create)
+    data = DataDir(args.data_dir, create=create)
+    if not create:
+        data.require()
+    return data
 
 
 def _engine(args, plugins: Plugins, *, load_model: bool = True) -> tuple[DataDir, Engine]:
@@ -79,42 +84,67 @@ def run_import(args, plugins: Plugins) -> int:
         if not (path.is_file() or path.is_dir()):
             raise InvalidInputError(f"{path}: no such file or folder")
     data = _data_dir(args, create=True)
-    scenes = []
-    with data.locked():
+    scenes, pending, tables = [], [], []
+    with data.writing("import"):
         engine = Engine(plugins=plugins) if args.replace else Engine.open(data.path, load_model=False, plugins=plugins)
         before_users, before_items, before_nnz = engine.bags.n_users, engine.bags.n_items, engine.bags.nnz
         counted = {"interactions": 0, "items": 0, "users": 0, "activities": 0}
-        pending = []
-        for path in paths:
+        for path in paths:  # descriptions and scenes are read (and checked) first; tables stream below
             if path.is_dir() or (args.format is None and is_scene_file(path)):
                 scenes.append(_read_scenes(args, path))
                 continue
             fmt = file_format(path, args.format)
-            if fmt == "jsonld":  # activities, items and actors, sorted by the engine's record mapper
-                records = engine.mapper.map(expand_documents(read_json(path)))
-                pending.append(records)
-                counted["activities"] += len(records.activities.interactions) + len(records.activities.removals)
-                counted["items"] += len(records.items)
-                counted["users"] += len(records.users)
+            if fmt != "jsonld":
+                tables.append((path, fmt))
                 continue
-            with _bar(args, total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name) as bar:
-                for chunk in read_interactions(path, fmt=fmt, chunk_size=args.chunk_size, progress=bar):
+            records = engine.mapper.map(expand_documents(read_json(path)))  # activities, items and actors
+            pending.append(records)
+            counted["activities"] += len(records.activities.interactions) + len(records.activities.removals)
+            counted["users"] += len(records.users)
+        items = {r.id: r.node for records in pending for r in records.items}
+        for report in scenes:  # scenes that failed are reported and left out; the rest is all or nothing
+            described = engine.mapper.map(expand_documents([i.document for i in report.items]), only="items")
+            items.update({r.id: r.node for r in described.items})
+        counted["items"] = len(items)
+        users = {u.id: u.node for records in pending for u in records.users}
+        removals = [r for records in pending for r in records.activities.removals]
+
+        def adds():
+            """Every interaction, as the store's log gets them, applied to the engine on the way."""
+            for path, fmt in tables:
+                with _bar(args, total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name) as bar:
+                    for chunk in read_interactions(path, fmt=fmt, chunk_size=args.chunk_size, progress=bar):
+                        weights = engine.interaction_weights(len(chunk), chunk.weights, chunk.kinds).tolist()
+                        engine.add_interactions(chunk.users, chunk.items, weights, timestamps=chunk.timestamps)
+                        counted["interactions"] += len(chunk)
+                        yield chunk.users, chunk.items, weights, chunk.timestamps
+            engine.put_items(list(items.values()), expanded=True)
+            engine.put_users(list(users.values()), expanded=True)
+            for records in pending:
+                activity = records.activities.interactions
+                if activity:
+                    times = [a.timestamp for a in activity]
                     engine.add_interactions(
-                        chunk.users, chunk.items, chunk.weights, kinds=chunk.kinds, timestamps=chunk.timestamps
+                        [a.user for a in activity],
+                        [a.item for a in activity],
+                        [a.weight for a in activity],
+                        timestamps=None if all(t is None for t in times) else times,
                     )
-                    counted["interactions"] += len(chunk)
-        # Nothing is written until every file has been read: an import is all or nothing
-        # (except for scene files that failed, which are reported and left out).
-        for records in pending:
-            engine.put_items([r.node for r in records.items], expanded=True)
-            engine.put_users([u.node for u in records.users], expanded=True)
-            engine.apply_activities(records.activities)
-        for report in scenes:
-            if report.items:
-                counted["items"] += engine.put_items([item.document for item in report.items])
-        if args.replace:
-            _forget_models(data)
-        data.save_engine(engine)
+                    yield [a.user for a in activity], [a.item for a in activity], [a.weight for a in activity], times
+            for r in removals:
+                engine.remove_interaction(r.user, r.item)
+
+        # One store transaction: a bad row anywhere (it raises while the stream is read) stores nothing.
+        batch = WriteBatch(
+            items=items,
+            users=users,
+            adds=adds(),
+            clear=args.replace,
+            removals=([r.user for r in removals], [r.item for r in removals]),
+        )
+        data.store.write_batch(batch)
+        crash_point("import:committed")
+        data.commit_snapshot(engine)  # derived: the next command starts from it instead of replaying the log
     summary = {
         "data_dir": str(data.path),
         "files": len(paths),
@@ -158,17 +188,6 @@ def _read_scenes(args, path: Path) -> ScanReport:
     return report
 
 
-def _forget_models(data: DataDir) -> None:
-    """--replace: saved models name the old item indices, so they go too."""
-    shutil.rmtree(data.path / "models", ignore_errors=True)
-    (data.path / "models").mkdir()
-    (data.path / "items.jsonl").unlink(missing_ok=True)
-    (data.path / "content.npz").unlink(missing_ok=True)
-    state = data.state()
-    state["active_model"] = None
-    data._write_json(data.path / "state.json", state)
-
-
 # -- fit ----------------------------------------------------------------------------
 
 
@@ -177,11 +196,14 @@ def run_fit(args, plugins: Plugins) -> int:
     label = check_label(args.label or args.algorithm)
     params = parse_assignments(args.param)
     plugins.algorithm(args.algorithm)  # unknown names fail before the data is read
-    data, engine = _engine(args, plugins, load_model=False)
-    start = time.perf_counter()
-    engine.fit(args.algorithm, show_progress=not (args.no_progress or args.json), **params)
-    seconds = time.perf_counter() - start
-    data.save_model(engine, label, params, seconds, activate=not args.no_activate)
+    data = _data_dir(args)
+    with data.writing("fit"):
+        data, engine = _engine(args, plugins, load_model=False)
+        start = time.perf_counter()
+        engine.fit(args.algorithm, show_progress=not (args.no_progress or args.json), **params)
+        seconds = time.perf_counter() - start
+        crash_point("fit:fitted")
+        data.commit_snapshot(engine, model=NewModel(label, params, seconds, activate=not args.no_activate))
     manifest = data.manifest(label)
     _print(
         args,
@@ -198,9 +220,9 @@ def run_models(args, plugins: Plugins) -> int:
     from backpack.models.backends import available_backends
     from backpack.models.tasks import task_status
 
-    data = _data_dir(args)
-    active = data.state().get("active_model") if data.initialised else None
-    rows = [{**m.as_dict(), "active": m.label == active} for m in data.models()] if data.initialised else []
+    data = DataDir(args.data_dir)  # an empty directory lists no models, and still the backends and tasks
+    active = data.active_model
+    rows = [{**m.as_dict(), "active": m.label == active} for m in data.models()]
     backends = [{"name": name, "description": text} for name, text in available_backends(plugins).items()]
     tasks = [{"name": name, **status} for name, status in task_status(plugins).items()]
     lines = [
@@ -225,7 +247,7 @@ def run_models(args, plugins: Plugins) -> int:
 def run_embed(args, plugins: Plugins) -> int:
     """Embed the imported item descriptions (content index for cold start and the hybrid model)."""
     data = _data_dir(args)
-    with data.locked():
+    with data.writing("embed"):
         engine = Engine.open(data.path, load_model=False, plugins=plugins, num_threads=args.threads)
         start = time.perf_counter()
         content = engine.fit_content(
@@ -235,7 +257,7 @@ def run_embed(args, plugins: Plugins) -> int:
             show_progress=not (args.no_progress or args.json),
         )
         seconds = time.perf_counter() - start
-        data.save_engine(engine)
+        data.commit_snapshot(engine)  # the models of the current snapshot are carried on
     _print(
         args,
         {"items": len(content), "dim": content.dim, "task": args.task, "backend": args.backend, "seconds": seconds},
@@ -253,7 +275,7 @@ def _kind_filter(args) -> dict:
 
 
 def _stale_note(args, data: DataDir, engine: Engine) -> None:
-    label = args.model or data.state().get("active_model")
+    label = args.model or data.active_model
     if label is None:
         raise DataDirError(f"no fitted model in {data.path}: run backpack fit ALGORITHM first")
     seen = data.manifest(label).n_interactions
@@ -299,7 +321,7 @@ def _any_untouched(engine: Engine, items: list[str]) -> bool:
 def run_similar(args, plugins: Plugins) -> int:
     """Top-n items most like each item named."""
     data, engine = _engine(args, plugins)
-    if args.model or data.state().get("active_model") or not len(engine.item_descriptions):
+    if args.model or data.active_model or not len(engine.item_descriptions):
         _stale_note(args, data, engine)  # without any model, only descriptions can answer (cold start)
     if len(engine.item_descriptions) and (
         args.based_on == "features"

@@ -84,12 +84,12 @@ def _data(args, plugins: Plugins):
     from backpack.errors import DataDirError
 
     data = DataDir(args.data_dir)
-    if not data.has_interactions:
+    engine = Engine.open(data.path, load_model=False, plugins=plugins) if data.initialised else None
+    if engine is None or engine.bags.nnz == 0:
         raise DataDirError(
             f"{data.path} holds no interactions: import some (backpack import FILE), "
             "or evaluate on --size tiny|small|default or --dataset NAME"
         )
-    engine = Engine.open(data.path, load_model=False, plugins=plugins)
     m = engine.bag_state().user_items
     times = engine.timestamps.aligned(m)
     return str(data.path), m, times

@@ -8,6 +8,7 @@ newer-format file is a :class:`~backpack.errors.ModelFileError` naming it.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,3 +67,16 @@ def open_npz(path, kind: str, version: int, description: str):
         raise ModelFileError(f"no model file at {path}") from exc
     except Exception as exc:  # zip, pickle-refusal, missing keys: all mean "not a model"
         raise ModelFileError(f"{path} is not a readable Backpack model: {exc}") from exc
+
+
+#: the environment variable naming the point at which :func:`crash_point` kills the process
+CRASH_POINT_VARIABLE = "BACKPACK_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    """A test hook at a step of a durable write: when ``$BACKPACK_CRASH_AT`` is ``name``, the
+    process is killed here with SIGKILL, as a power cut would stop it (no cleanup, no flush).
+    The crash tests use it to land a kill between every two steps of ``import``, ``fit`` and a
+    snapshot; unset, it costs one dictionary look-up."""
+    if os.environ.get(CRASH_POINT_VARIABLE) == name:
+        os.kill(os.getpid(), signal.SIGKILL)

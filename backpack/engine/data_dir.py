@@ -1,50 +1,66 @@
-"""The data directory: an engine's state on disk, for the CLI and for ``Engine.save`` / ``Engine.open``.
+"""The data directory: one state on disk, whoever touches it (the CLI's commands, the server,
+``Engine.save`` / ``Engine.open``).
 
-Layout (format 1)::
+Layout (format 2)::
 
-    DIR/state.json          format, which model is active
-    DIR/bags.npz            every bag: a users x items CSR and both id lists (index order)
-    DIR/timestamps.npz      the latest time of each (user, item) pair
-    DIR/item_kinds.json     item id -> kind (avatar, prop, world, ...)
-    DIR/items.jsonl         item descriptions (expanded JSON-LD), one per line
-    DIR/users.jsonl         user (actor) descriptions (expanded JSON-LD), one per line
-    DIR/models/LABEL.npz    a fitted model, written by its own ``save``
-    DIR/models/LABEL.json   its manifest: algorithm, parameters, when and on what it was fitted
+    DIR/store.sqlite3               the store, the one source of truth: the interaction log, item and
+                                    user descriptions, tokens, jobs, and the record of snapshots
+    DIR/snapshots/snapshot-W-T/     derived: the engine as of log position W (bags, times, kinds,
+                                    descriptions, content index, every model and which is active;
+                                    see backpack.engine.snapshot_files), named by the store's record
+    DIR/serve.lock, DIR/server.json while ``backpack serve`` runs here: its lock and its pid and addresses
+    DIR/.lock                       the writer lock of CLI commands
 
-Every file is replaced atomically (temporary file, fsync, rename), so a crash
-leaves the previous version. Writers hold an exclusive lock on ``DIR/.lock``
-so two ``backpack`` commands never interleave their writes. A model is tied
-to the item indices of the bags it was fitted on; bags only grow (new ids are
-appended), so a model stays valid after later imports and the manifest says
-how many interactions it has not seen.
+The state is the latest *recorded* snapshot, then the stored items, then the
+log after the snapshot's watermark. Every change has one commit point, so a
+crash at any instant leaves the old state or the new one, never a mixture:
+
+- an import is one store transaction (its interactions, removals, items and
+  users; see :meth:`~backpack.store.base.Store.write_batch`); the snapshot
+  written after it only makes the next start faster;
+- a fit, an embed or a server snapshot writes a new snapshot directory under
+  a temporary name, fsyncs it, renames it into place and then records it in
+  the store: a snapshot that was never recorded is ignored and deleted later.
+
+While a server serves the directory it holds ``serve.lock``; the CLI's
+commands that change the state refuse then (naming the server), and a second
+server refuses to start. Reads (recommend, similar, models) work either way
+and see what the server stored. A directory written by Backpack 0.1 (format 1:
+``state.json`` and ``bags.npz`` at the top) is migrated the first time it is
+opened: its files become the first snapshot.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import re
+import shutil
 import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import scipy.sparse as sp
+from backpack.core.files import crash_point
+from backpack.engine.snapshot_files import FILES, ModelManifest, NewModel, SnapshotFiles
+from backpack.errors import DataDirError
+from backpack.store.base import Store, default_store_path, open_store
 
-from backpack.algorithms.fitting import accepts
-from backpack.core.files import atomic_file, open_npz, save_npz
-from backpack.errors import DataDirError, InvalidInputError, ModelFileError
-from backpack.plugins import call_plugin
+log = logging.getLogger("backpack.engine.data_dir")
 
-FORMAT = 1
-# directories whose lock this process holds, with the nesting depth
+FORMAT = 2
+SNAPSHOTS = "snapshots"
+KEEP_SNAPSHOTS = 2  # the current one and the one before it
+_MIGRATED = "-migrated"  # suffix of the snapshot a format-1 directory became
+# directories whose writer lock this process holds, with the nesting depth
 _held: dict[Path, int] = {}
 _held_lock = threading.Lock()
-_BAGS_VERSION = 1
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer at a time is assumed
+    fcntl = None
 
 
 def default_data_dir() -> Path:
@@ -59,96 +75,158 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / "backpack"
 
 
-def check_label(label: str) -> str:
-    """A model label usable as a file name: letters, digits, ``.``, ``_``, ``-``; at most 64."""
-    if not isinstance(label, str) or not _LABEL.match(label):
-        raise InvalidInputError(
-            f"model label {label!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return label
-
-
-@dataclass
-class ModelManifest:
-    """What was fitted, how, when, and on how much data."""
-
-    label: str
-    algorithm: str
-    params: dict
-    fitted_at: float
-    fit_seconds: float
-    n_users: int
-    n_items: int
-    n_interactions: int
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
 class DataDir:
-    """One data directory. Creating the object touches nothing; ``create=True`` makes the folder."""
+    """One data directory. ``create=True`` makes the folder and its store; ``store`` is another
+    store to use instead of the directory's SQLite file (the caller keeps closing it)."""
 
-    def __init__(self, path=None, *, create: bool = False):
+    def __init__(self, path=None, *, create: bool = False, store: Store | None = None, plugins=None):
         self.path = Path(path).expanduser() if path is not None else default_data_dir()
         if self.path.exists() and not self.path.is_dir():
             raise DataDirError(f"data directory {self.path} is a file, not a directory")
-        state = self.path / "state.json"
-        if state.exists():
-            self._check_format(state)
-        elif create:
+        self._store, self._owns_store, self._plugins = store, store is None, plugins
+        # a snapshot folder itself (what a server's snapshot reply names; Ray Serve replicas open one):
+        # read as it is, never written
+        self._snapshot = None
+        if self.path.parent.name == SNAPSHOTS and default_store_path(self.path.parent.parent).exists():
+            self._snapshot = SnapshotFiles(self.path)
+            return
+        if create:
             self.path.mkdir(parents=True, exist_ok=True)
-            (self.path / "models").mkdir(exist_ok=True)
-            self._write_json(state, {"format": FORMAT, "active_model": None})
+            self.store  # noqa: B018 - creates the store: from now on the directory is a data directory
+        if (self.path / "state.json").exists():
+            self._migrate_format1()
 
-    # -- state ----------------------------------------------------------------
+    # -- the store -----------------------------------------------------------------------
 
     @property
     def initialised(self) -> bool:
-        """Whether the directory holds Backpack state (``state.json``)."""
-        return (self.path / "state.json").exists()
+        """Whether the directory holds Backpack state (a store)."""
+        return self._snapshot is not None or self._store is not None or default_store_path(self.path).exists()
 
     @property
-    def has_interactions(self) -> bool:
-        """Whether anything was imported."""
-        return (self.path / "bags.npz").exists()
+    def store(self) -> Store:
+        """The directory's store (opened on first use)."""
+        if self._snapshot is not None:
+            raise DataDirError(
+                f"{self.path} is a snapshot of the data directory {self.path.parent.parent}, and is only read: "
+                "use that directory"
+            )
+        if self._store is None:
+            if not self.path.is_dir():
+                self.require()
+            self._store = open_store("sqlite", self._plugins, path=default_store_path(self.path))
+        return self._store
 
-    def state(self) -> dict:
-        """The contents of ``state.json`` (an empty default if the directory is new)."""
-        if not self.initialised:
-            return {"format": FORMAT, "active_model": None}
-        return self._read_json(self.path / "state.json")
+    def close(self) -> None:
+        """Close the store if this object opened it."""
+        if self._store is not None and self._owns_store:
+            self._store.close()
+            self._store = None
 
-    def _require(self) -> None:
+    def __enter__(self) -> DataDir:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def require(self) -> None:
+        """A :class:`~backpack.errors.DataDirError` saying what to do unless the directory holds Backpack state."""
         if not self.initialised:
             raise DataDirError(
                 f"{self.path} holds no Backpack data: import interactions first "
                 f"(backpack --data-dir {self.path} import FILE)"
             )
 
-    def _check_format(self, state: Path) -> None:
-        found = self._read_json(state).get("format")
-        if found != FORMAT:
-            raise DataDirError(f"{self.path} has data format {found!r}; this version of Backpack reads {FORMAT}")
+    # -- the state -------------------------------------------------------------------------
+
+    def latest(self) -> SnapshotFiles | None:
+        """The current snapshot (the latest the store recorded), or None."""
+        if self._snapshot is not None or not self.initialised:
+            return self._snapshot
+        record = self.store.latest_snapshot()
+        return None if record is None else SnapshotFiles(self._resolve(record.path), name=self.path)
+
+    def load_into(self, engine, *, model: str | None = None, load_model: bool = True) -> None:
+        """Fill a new ``engine`` with the state: the current snapshot (serving ``model``, a label,
+        or the active model), the stored items, then the log after the snapshot's watermark."""
+        self.require()
+        if self._snapshot is not None:
+            self._snapshot.load_into(engine, model=model, load_model=load_model)
+            return
+        restore_into(engine, self.store, base_dir=self.path, model=model, load_model=load_model)
+
+    def commit_snapshot(
+        self, engine, *, model: NewModel | None = None, watermark: int | None = None, keep: int = KEEP_SNAPSHOTS
+    ) -> Path:
+        """Save ``engine`` as the new current snapshot (with ``model``: the model in service under
+        that label; the current snapshot's models are carried on) and record it; the older
+        snapshots but one, and any a crash left unrecorded, are deleted. The caller holds the
+        writes still (the CLI's writer lock, the server's write lock), so ``watermark`` (default:
+        the log's) matches the bags."""
+        store = self.store
+        watermark = store.watermark() if watermark is None else watermark
+        folder = self.path / SNAPSHOTS
+        path = write_snapshot(engine, folder, watermark, carry_models_from=self.latest(), model=model)
+        crash_point("snapshot:renamed")
+        algorithm = (engine.served_model() or (None,))[0]
+        store.record_snapshot(str(path), algorithm, watermark)
+        crash_point("snapshot:recorded")
+        prune_snapshots(folder, keep, current=path)
+        return path
+
+    # -- models --------------------------------------------------------------------------------
+
+    def models(self) -> list[ModelManifest]:
+        """Every model of the current snapshot, by label."""
+        latest = self.latest()
+        return [] if latest is None else latest.models()
+
+    @property
+    def active_model(self) -> str | None:
+        """The label of the model recommendations use by default, or None."""
+        latest = self.latest()
+        return None if latest is None else latest.active_model
+
+    def manifest(self, label: str) -> ModelManifest:
+        """The manifest of model ``label``."""
+        latest = self.latest()
+        if latest is None:
+            raise DataDirError(f"no model {label!r} in {self.path}: fit one first (backpack fit ALGORITHM)")
+        return latest.manifest(label)
+
+    # -- who may write ----------------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self, command: str):
+        """Hold the writer lock for a CLI ``command`` that changes the state; refused (naming the
+        server) while a server serves this directory."""
+        if self._snapshot is not None:
+            self.store  # noqa: B018 - raises: a snapshot is never written
+        with self.locked():
+            server = self.running_server()
+            if server is not None:
+                raise DataDirError(
+                    f"`backpack {command}` would change {self.path}, which a running server serves "
+                    f"({describe_server(server)}): stop it first (Ctrl-C, or kill -TERM {server.get('pid')}) "
+                    "and run the command again, or send the change through the server "
+                    "(backpack.serving.client.Client: add_interactions, put_items, ingest, fit)"
+                )
+            yield
 
     @contextmanager
     def locked(self):
         """Hold the directory's writer lock (blocks while another process writes; re-entrant
-        within this process, where callers nest: an import saves bags under its own lock)."""
+        within this process, where callers nest)."""
         self.path.mkdir(parents=True, exist_ok=True)
         key = self.path.resolve()
         with _held_lock:
             depth = _held.get(key, 0)
             _held[key] = depth + 1
         try:
-            if depth:
+            if depth or fcntl is None:
                 yield
                 return
             with open(self.path / ".lock", "a+b") as f:
-                try:
-                    import fcntl
-                except ImportError:  # Windows: no advisory locks; one writer at a time assumed
-                    yield
-                    return
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX)
                 try:
                     yield
@@ -160,228 +238,239 @@ class DataDir:
                 if not _held[key]:
                     del _held[key]
 
-    # -- the engine -------------------------------------------------------------
-
-    def save_engine(
-        self, engine, *, label: str | None = None, params: dict | None = None, fit_seconds: float = 0.0
-    ) -> None:
-        """Write the engine's bags, timestamps and item kinds; and its model, if one is in service.
-
-        The model is saved as ``label`` (default: its algorithm's name) and made active.
-        """
-        with self.locked():
-            DataDir(self.path, create=True)
-            self._save_bags(engine)
-            self._save_items(engine)
-            served = engine.served_model()
-            if served is not None:
-                algorithm, model = served
-                self._save_model(model, label or algorithm, algorithm, params or {}, fit_seconds, engine)
-
-    def load_into(self, engine, *, model: str | None = None, load_model: bool = True) -> None:
-        """Fill a new ``engine`` with the saved bags, timestamps, kinds and descriptions, serving
-        ``model`` (a label; default: the active model, if any)."""
-        self._require()
-        self._load_bags(engine)
-        self._load_items(engine)
-        if load_model:
-            label = model or self.state().get("active_model")
-            if label is not None:
-                manifest, fitted = self.load_model(label, engine.plugins, num_threads=engine.num_threads)
-                engine.install_model(manifest.algorithm, fitted)
-            elif model is not None:
-                raise DataDirError(f"no model {model!r} in {self.path}")
-
-    def _save_bags(self, engine) -> None:
-        state = engine.bag_state()  # one consistent copy of bags and times
-        m, user_ids, item_ids, times = state.user_items, state.user_ids, state.item_ids, state.times.entries()
-        save_npz(
-            self.path / "bags.npz",
-            "bags",
-            _BAGS_VERSION,
-            indptr=m.indptr,
-            indices=m.indices,
-            data=m.data,
-            shape=np.array(m.shape, np.int64),
-            user_ids=np.array(user_ids, dtype=str),
-            item_ids=np.array(item_ids, dtype=str),
-            time_users=times[0],
-            time_items=times[1],
-            times=times[2],
-        )
-        items, kinds = state.item_kinds
-        self._write_json(self.path / "item_kinds.json", dict(zip(items, kinds)))
-
-    def _load_bags(self, engine) -> None:
-        path = self.path / "bags.npz"
-        if not path.exists():
-            return
-        with open_npz(path, "bags", _BAGS_VERSION, "bags") as f:
-            shape = tuple(int(x) for x in f["shape"])
-            m = sp.csr_matrix((f["data"], f["indices"], f["indptr"]), shape=shape)
-            user_ids, item_ids = f["user_ids"].tolist(), f["item_ids"].tolist()
-            times = f["time_users"], f["time_items"], f["times"]
-        engine.load_matrix(m, user_ids, item_ids)
-        engine.timestamps.replace(*times)
-        kinds_file = self.path / "item_kinds.json"
-        if kinds_file.exists():
-            kinds = self._read_json(kinds_file)
-            if kinds:
-                engine.set_item_kinds(list(kinds), list(kinds.values()))
-
-    # -- models ---------------------------------------------------------------
-
-    def save_model(self, engine, label: str, params: dict, fit_seconds: float, *, activate: bool = True) -> None:
-        """Save the engine's model in service as ``label`` (and make it the active one)."""
-        served = engine.served_model()
-        if served is None:
-            raise DataDirError("the engine has no fitted model to save")
-        algorithm, model = served
-        with self.locked():
-            self._save_model(model, label, algorithm, params, fit_seconds, engine, activate=activate)
-
-    def _save_model(
-        self, model, label: str, algorithm: str, params: dict, fit_seconds: float, engine, activate: bool = True
-    ) -> None:
-        check_label(label)
-        models = self.path / "models"
-        models.mkdir(parents=True, exist_ok=True)
-        model.save(models / f"{label}.npz")
-        manifest = ModelManifest(
-            label,
-            algorithm,
-            _jsonable(params),
-            time.time(),
-            float(fit_seconds),
-            engine.bags.n_users,
-            engine.bags.n_items,
-            engine.bags.nnz,
-        )
-        self._write_json(models / f"{label}.json", manifest.as_dict())
-        if activate:
-            state = self.state()
-            state["active_model"] = label
-            self._write_json(self.path / "state.json", state)
-
-    def models(self) -> list[ModelManifest]:
-        """Every saved model's manifest, by label."""
-        folder = self.path / "models"
-        if not folder.is_dir():
-            return []
-        return [self.manifest(p.stem) for p in sorted(folder.glob("*.json"))]
-
-    def manifest(self, label: str) -> ModelManifest:
-        """The manifest of model ``label``."""
-        path = self.path / "models" / f"{check_label(label)}.json"
-        if not path.exists():
-            known = [p.stem for p in sorted((self.path / "models").glob("*.json"))] if self.initialised else []
-            raise DataDirError(
-                f"no model {label!r} in {self.path}; saved models: {', '.join(known) or 'none'} "
-                "(backpack fit ALGORITHM --label LABEL)"
-            )
+    def running_server(self) -> dict | None:
+        """``{"pid", "addresses", "started"}`` of the server serving this directory, or None."""
+        lock = self.path / "serve.lock"
+        if fcntl is None or not lock.exists():
+            return None
+        with open(lock, "a+b") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass  # held: a server is running
+            else:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                return None
         try:
-            return ModelManifest(**self._read_json(path))
-        except TypeError as exc:
-            raise ModelFileError(f"{path} is not a Backpack model manifest: {exc}") from exc
+            return json.loads((self.path / "server.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"pid": None, "addresses": []}  # it is starting and has not announced itself yet
 
-    def load_model(self, label: str, plugins, *, num_threads: int = 0):
-        """(manifest, fitted model) of ``label``, read by its algorithm's own ``load``."""
-        manifest = self.manifest(label)
-        registration = plugins.algorithm(manifest.algorithm)
-        factory = registration.value
-        loader = getattr(factory, "load", None)
-        if loader is None:
-            raise ModelFileError(
-                f"algorithm {manifest.algorithm!r} (plugin {registration.plugin!r}) "
-                "cannot load saved models: its factory has no load()"
-            )
-        path = self.path / "models" / f"{label}.npz"
-        # decided by the signature: a TypeError from the call is the plugin's own failure, reported as such
-        options = {"num_threads": num_threads} if accepts(loader, "num_threads") else {}
-        model = call_plugin(registration, "load", loader, path, **options)
-        return manifest, model
+    def serve(self) -> ServeLock:
+        """Claim the directory for a server (released by :meth:`ServeLock.release`); a
+        :class:`~backpack.errors.DataDirError` naming the server that already has it."""
+        return ServeLock(self)
 
-    # -- item descriptions ------------------------------------------------------
+    # -- paths ---------------------------------------------------------------------------------------
 
-    def _save_items(self, engine) -> None:
-        """Item and user descriptions to ``items.jsonl`` / ``users.jsonl`` and the content index to
-        ``content.npz``, atomically."""
-        for name, descriptions in (
-            ("items.jsonl", engine.item_descriptions),
-            ("users.jsonl", engine.user_descriptions),
-        ):
-            docs = descriptions.snapshot()
-            if docs or (self.path / name).exists():
-                with atomic_file(self.path / name, "w", encoding="utf-8") as f:
-                    for doc in docs.values():
-                        f.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
-        content = engine.content
-        if content is not None:
-            save_npz(
-                self.path / "content.npz",
-                "content",
-                _BAGS_VERSION,
-                vectors=content.vectors,
-                item_ids=np.array(content.item_ids, dtype=str),
-                task=np.array(content.task),
-            )
+    def _resolve(self, recorded: str) -> Path:
+        return self._resolve_in(self.path, recorded)
 
-    def _load_items(self, engine) -> None:
-        for docs, put in (
-            (self._read_jsonl("items.jsonl"), engine.put_items),
-            (self._read_jsonl("users.jsonl"), engine.put_users),
-        ):
-            if docs:
-                put(docs, expanded=True)  # saved expanded: no context to process again
-        content = self.path / "content.npz"
-        if content.exists():
-            from backpack.content.index import ContentIndex
+    @staticmethod
+    def _resolve_in(base: Path, recorded: str) -> Path:
+        path = Path(recorded)
+        if not path.is_absolute():
+            return base / path
+        moved = base / SNAPSHOTS / path.name
+        return moved if not path.exists() and moved.exists() else path  # the directory was moved or copied
 
-            with open_npz(content, "content", _BAGS_VERSION, "content index") as f:
-                engine.content = ContentIndex(
-                    f["item_ids"].tolist(), f["vectors"], task=str(f["task"]), num_threads=engine.num_threads
+    # -- format 1 -------------------------------------------------------------------------------------
+
+    def _migrate_format1(self) -> None:
+        """A format-1 directory (the CLI's files at the top level) becomes format 2: its files
+        become the first snapshot, at log position 0 (a server that ran on it started from them
+        and logged its writes after). If a server already recorded snapshots of its own, those
+        are the state it served, and the top-level files are moved aside into ``format1-backup-T``."""
+        with self.locked():
+            top = self.path / "state.json"
+            if not top.exists():
+                return  # another process migrated it meanwhile
+            try:
+                found = json.loads(top.read_text(encoding="utf-8")).get("format")
+            except (OSError, ValueError) as exc:
+                raise DataDirError(f"{top} is unreadable ({exc}); restore it or start a new data directory") from exc
+            if found != 1:
+                raise DataDirError(f"{self.path} has data format {found!r}; this version of Backpack reads 1 and 2")
+            names = [n for n in (*FILES, "models") if (self.path / n).exists()]
+            latest = self.store.latest_snapshot()
+            if latest is None:
+                folder = self.path / SNAPSHOTS
+                folder.mkdir(exist_ok=True)
+                final = folder / f"snapshot-{0:012d}-{time.time_ns()}{_MIGRATED}"
+                tmp = folder / f".tmp-{final.name}"
+                tmp.mkdir()
+                for name in names:
+                    _link_tree(self.path / name, tmp / name)
+                _fsync_tree(tmp)
+                os.rename(tmp, final)
+                _fsync(folder)
+                self.store.record_snapshot(str(final), None, 0)
+                log.warning("migrated %s from data format 1 to 2: its files are now snapshot %s", self.path, final.name)
+            elif not latest.path.endswith(_MIGRATED):  # a crash after recording leaves only the deletion to do
+                backup = self.path / f"format1-backup-{time.time_ns()}"
+                backup.mkdir()
+                for name in names:
+                    os.rename(self.path / name, backup / name)
+                log.warning(
+                    "%s held both format-1 files and a server's snapshots; the server's state is kept and the "
+                    "format-1 files were moved to %s",
+                    self.path,
+                    backup,
                 )
-
-    def _read_jsonl(self, name: str) -> list:
-        path = self.path / name
-        if not path.exists():
-            return []
-        docs = []
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                try:
-                    docs.append(json.loads(line))
-                except ValueError:
-                    raise DataDirError(f"{path} line {number} is not JSON: the file is damaged") from None
-        return docs
-
-    def n_items_described(self) -> int:
-        """How many item descriptions were imported (lines of ``items.jsonl``)."""
-        path = self.path / "items.jsonl"
-        if not path.exists():
-            return 0
-        with open(path, "rb") as f:
-            return sum(1 for _ in f)
-
-    # -- files ------------------------------------------------------------------
-
-    def _read_json(self, path: Path) -> dict:
-        try:
-            with open(path, encoding="utf-8") as f:
-                return json.load(f)
-        except (OSError, ValueError) as exc:
-            raise DataDirError(f"{path} is unreadable ({exc}); restore it or start a new data directory") from exc
-
-    def _write_json(self, path: Path, value) -> None:
-        with atomic_file(path, "w", encoding="utf-8") as f:
-            json.dump(value, f, indent=1, ensure_ascii=False)
+                return
+            for name in names:  # state.json last: while it exists, the migration is not over
+                if name != "state.json":
+                    _remove(self.path / name)
+            top.unlink()
 
 
-def _jsonable(params: dict) -> dict:
-    """Parameters as JSON can hold them (NumPy scalars become numbers, anything else its repr)."""
-    out = {}
-    for key, value in params.items():
-        if isinstance(value, np.generic):
-            value = value.item()
-        out[key] = value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
-    return out
+class ServeLock:
+    """A server's claim on a data directory: an exclusive lock on ``serve.lock`` held while it
+    runs, and ``server.json`` saying who holds it (pid, addresses)."""
+
+    def __init__(self, data: DataDir):
+        self.data = data
+        data.path.mkdir(parents=True, exist_ok=True)
+        self._file = open(data.path / "serve.lock", "a+b")  # noqa: SIM115 - held until release()
+        if fcntl is not None:
+            try:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._file.close()
+                server = data.running_server() or {}
+                raise DataDirError(
+                    f"{data.path} is already served ({describe_server(server)}): stop that server first, "
+                    "or serve another data directory (--data-dir)"
+                ) from None
+        self.announce([])
+
+    def announce(self, addresses: list[str]) -> None:
+        """Write ``server.json``: this process and where it listens."""
+        info = {"pid": os.getpid(), "addresses": addresses, "started": time.time()}
+        tmp = self.data.path / f".server.json.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        os.replace(tmp, self.data.path / "server.json")
+
+    def release(self) -> None:
+        """Give the directory back (idempotent)."""
+        if self._file.closed:
+            return
+        (self.data.path / "server.json").unlink(missing_ok=True)
+        self._file.close()  # closing drops the lock
+
+
+def describe_server(server: dict) -> str:
+    """``pid 1234, listening on 127.0.0.1:8765`` from a ``server.json``."""
+    where = ", ".join(server.get("addresses") or []) or "address not yet announced"
+    return f"pid {server.get('pid', '?')}, listening on {where}"
+
+
+# -- snapshots ------------------------------------------------------------------------------------------
+
+
+def restore_into(engine, store: Store, *, base_dir=None, model: str | None = None, load_model: bool = True) -> None:
+    """Fill a new ``engine`` as the store last knew it: the latest snapshot (relative paths are
+    under ``base_dir``), the stored item descriptions, then every log entry after the snapshot's
+    watermark, in order."""
+    record = store.latest_snapshot()
+    watermark = 0
+    if record is not None:
+        path = Path(record.path)
+        if base_dir is not None:
+            path = DataDir._resolve_in(Path(base_dir), record.path)
+        SnapshotFiles(path, name=base_dir or path).load_into(engine, model=model, load_model=load_model)
+        watermark = record.watermark
+    elif model is not None and load_model:
+        raise DataDirError(f"no model {model!r} in {base_dir or 'the store'}: fit one first (backpack fit ALGORITHM)")
+    for batch in store.iter_items():
+        engine.put_items([node for _, node in batch], expanded=True)  # stored expanded
+    for batch in store.log_since(watermark):
+        adds: list = []
+        for entry in batch:
+            if entry.op == "add":
+                adds.append(entry)
+                continue
+            _replay_adds(engine, adds)
+            adds = []
+            engine.remove_interaction(entry.user, entry.item)
+        _replay_adds(engine, adds)
+
+
+def _replay_adds(engine, entries: list) -> None:
+    if not entries:
+        return
+    times = [e.timestamp for e in entries]
+    engine.add_interactions(
+        [e.user for e in entries],
+        [e.item for e in entries],
+        [e.weight for e in entries],
+        timestamps=None if all(t is None for t in times) else times,
+    )
+
+
+def write_snapshot(
+    engine,
+    directory: Path,
+    watermark: int,
+    *,
+    carry_models_from: SnapshotFiles | None = None,
+    model: NewModel | None = None,
+) -> Path:
+    """The engine saved into a fresh snapshot directory under ``directory``, made visible by one
+    rename (temporary directory, every file fsynced, rename, parent fsynced)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"snapshot-{watermark:012d}-{time.time_ns()}"
+    tmp = directory / f".tmp-{final.name}"
+    SnapshotFiles(tmp).write(engine, carry_models_from=carry_models_from, model=model)
+    _fsync_tree(tmp)
+    crash_point("snapshot:written")
+    os.rename(tmp, final)
+    _fsync(directory)
+    return final
+
+
+def prune_snapshots(directory: Path, keep: int, *, current: Path | None = None) -> list[Path]:
+    """Delete all but the newest ``keep`` snapshots under ``directory`` (with ``current``: it and
+    the ``keep - 1`` before it; newer ones are leftovers of a crash before recording) and any
+    ``.tmp-`` a crash left. Call it where no snapshot is being written; the paths deleted."""
+    snapshots = sorted(directory.glob("snapshot-*"))  # zero-padded watermark, then nanoseconds: oldest first
+    end = snapshots.index(current) + 1 if current in snapshots else len(snapshots)
+    kept = set(snapshots[max(0, end - keep) : end])
+    doomed = [p for p in snapshots if p not in kept] + list(directory.glob(".tmp-snapshot-*"))
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    if source.is_dir():
+        target.mkdir()
+        for child in source.iterdir():
+            _link_tree(child, target / child.name)
+        return
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            _fsync(path)
+    _fsync(root)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -27,6 +27,7 @@ from backpack.core.item_kinds import ItemKinds
 from backpack.core.timestamps import TimedPairs, TimestampLog, timestamp_array
 from backpack.engine.data_dir import DataDir
 from backpack.engine.results import Recommendation
+from backpack.engine.snapshot_files import NewModel
 from backpack.errors import InvalidInputError, NotFittedError, StaleModelError, UnknownItemError
 from backpack.jsonld.activities import ActivityMapper
 from backpack.jsonld.records import RecordMapper
@@ -455,16 +456,20 @@ class Engine:
         return served.registration.name, model
 
     def save(self, path) -> None:
-        """Write bags, timestamps, item kinds and the model in service to the data directory ``path``."""
-        DataDir(path, create=True).save_engine(self)
+        """Make this engine the state of the data directory ``path`` (created if need be): a new
+        snapshot of its bags, timestamps, kinds and descriptions, with the model in service saved
+        under its algorithm's name and made active (see :mod:`backpack.engine.data_dir`)."""
+        with DataDir(path, create=True, plugins=self.plugins) as data, data.writing("Engine.save"):
+            served = self.served_model()
+            data.commit_snapshot(self, model=None if served is None else NewModel(served[0], {}))
 
     @classmethod
     def open(cls, path, *, model: str | None = None, load_model: bool = True, **engine_args) -> Engine:
-        """An engine with the state saved in the data directory ``path`` (see :meth:`save`),
-        serving the model labelled ``model`` (default: the active one; none with ``load_model=False``)."""
-        data = DataDir(path)
+        """An engine with the state of the data directory ``path`` (see :meth:`save`), serving the
+        model labelled ``model`` (default: the active one; none with ``load_model=False``)."""
         engine = cls(**engine_args)
-        data.load_into(engine, model=model, load_model=load_model)
+        with DataDir(path, plugins=engine.plugins) as data:
+            data.load_into(engine, model=model, load_model=load_model)
         return engine
 
     def _serving(self) -> _Served:
@@ -635,6 +640,11 @@ class Engine:
         of_kind = self.item_kinds.indices(item_kind, self.bags)
         of_kind = of_kind[of_kind < served.n_items]
         return of_kind if allowed is None else np.intersect1d(allowed, of_kind)
+
+    def interaction_weights(self, count: int, weights=None, kinds=None) -> np.ndarray:
+        """The float32 weights ``add_interactions`` would record for ``count`` interactions given
+        ``weights`` or ``kinds`` (checked the same way): what a durable log must store."""
+        return weight_array(self._weights(count, weights, kinds), count)
 
     def _weights(self, count: int, weights, kinds) -> np.ndarray | float:
         if kinds is None:

@@ -37,7 +37,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from backpack._version import __version__
+from backpack.engine.data_dir import DataDir, ServeLock
 from backpack.engine.engine import Engine
+from backpack.engine.snapshot_files import NewModel
 from backpack.errors import BackpackError, FrameTooLargeError, InvalidInputError, ProtocolError
 from backpack.serving.coalescing import Coalescer
 from backpack.serving.protocol import (
@@ -51,7 +53,6 @@ from backpack.serving.protocol import (
 )
 from backpack.serving.reads import ReadOps
 from backpack.serving.requests import OP_ROLES, Caller, Limits, check_request, job_dict, optional, required, usable_id
-from backpack.serving.snapshots import prune_snapshots, restore_engine, write_snapshot
 from backpack.serving.writes import WRITES_PER_COMMIT, WriteOps
 from backpack.store.base import Store, TokenRecord
 from backpack.store.jobs import JobRunner, Scheduler
@@ -180,6 +181,7 @@ class Server(ReadOps, WriteOps):
         keep_snapshots: int = 2,
         workers: int = 8,
         owns_store: bool = False,
+        serve_lock: ServeLock | None = None,
     ):
         if port is not None and not allow_remote and not is_loopback(host):
             raise InvalidInputError(
@@ -189,6 +191,8 @@ class Server(ReadOps, WriteOps):
         if port is None and unix_path is None:
             raise InvalidInputError("give a TCP port, a Unix socket path or both")
         self.engine, self.store, self.data_dir = engine, store, Path(data_dir)
+        self.data = DataDir(self.data_dir, store=store)  # where snapshots go; the store is the caller's
+        self.serve_lock = serve_lock  # the claim on the data directory (open_server takes it), released on close
         self.host, self.port, self.unix_path = host, port, None if unix_path is None else Path(unix_path)
         self.limits = limits or Limits()
         self.snapshot_interval, self.owns_store = snapshot_interval, owns_store
@@ -226,6 +230,11 @@ class Server(ReadOps, WriteOps):
             self.address = server.sockets[0].getsockname()[:2]
         if self.unix_path is not None:
             self._servers.append(await asyncio.start_unix_server(self._handle, sock=_unix_socket(self.unix_path)))
+        if self.serve_lock is not None:  # so a refused CLI command can say where to send its data
+            self.serve_lock.announce(
+                ([f"{self.address[0]}:{self.address[1]}"] if self.address else [])
+                + ([str(self.unix_path)] if self.unix_path else [])
+            )
         self.store.recover_jobs()  # before the runner claims: fits a crash interrupted run again
         self.jobs.start()
         self._sweeper = asyncio.ensure_future(self._sweep_deadlines())
@@ -266,6 +275,8 @@ class Server(ReadOps, WriteOps):
             self.unix_path.unlink()
         if self.owns_store:
             self.store.close()
+        if self.serve_lock is not None:
+            self.serve_lock.release()
 
     async def _run(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` in a worker thread (engine and store calls block)."""
@@ -451,25 +462,26 @@ class Server(ReadOps, WriteOps):
     async def _op_snapshot(self, caller: Caller, args: dict) -> dict:
         return await self._run(self.snapshot)
 
-    def snapshot(self) -> dict:
-        """Save the engine as a new snapshot and record it in the store: ``{"path", "watermark"}``.
+    def snapshot(self, model: NewModel | None = None) -> dict:
+        """Save the engine as a new snapshot of the data directory and record it in the store
+        (with ``model``: the model in service under that label): ``{"path", "watermark"}``.
 
         Writes are held while the bags are saved so the watermark matches them.
         """
-        folder = self.data_dir / "snapshots"
         with self._write_lock:  # recorded under the lock too, so record order is name order for pruning
             watermark = self.store.watermark()
-            path = write_snapshot(self.engine, folder, watermark)
-            self.store.record_snapshot(str(path), self.engine.serving["algorithm"], watermark)
-            prune_snapshots(folder, self.keep_snapshots)
+            path = self.data.commit_snapshot(self.engine, model=model, watermark=watermark, keep=self.keep_snapshots)
         return {"path": str(path), "watermark": watermark}
 
     def _fit_job(self, job, report_progress) -> dict:
-        """A ``fit`` job: fit, then snapshot so the new model survives a restart."""
+        """A ``fit`` job: fit, then snapshot with the model (under the algorithm's name, made
+        active: ``backpack models`` lists it), so it survives a restart."""
         start = time.perf_counter()
-        self.engine.fit(job.args["algorithm"], **job.args.get("params", {}))
+        algorithm, params = job.args["algorithm"], job.args.get("params", {})
+        self.engine.fit(algorithm, **params)
+        seconds = time.perf_counter() - start
         report_progress(0.9)
-        snapshot = self.snapshot()
+        snapshot = self.snapshot(NewModel(algorithm, params, seconds))
         return {
             "algorithm": job.args["algorithm"],
             "seconds": time.perf_counter() - start,
@@ -522,13 +534,16 @@ def _unix_socket(path: Path) -> socket.socket:
 
 def open_server(data_dir, *, store: Store | None = None, plugins=None, num_threads: int = 0, **options) -> Server:
     """A :class:`Server` over the data directory ``data_dir``: its store (the SQLite store at
-    :func:`~backpack.store.base.default_store_path` unless ``store`` is given) and an engine restored from it."""
-    data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    owns = store is None
-    if store is None:
-        from backpack.store.base import default_store_path, open_store
-
-        store = open_store("sqlite", plugins, path=default_store_path(data_dir))
-    engine = restore_engine(store, plugins=plugins, num_threads=num_threads, base_dir=data_dir)
-    return Server(engine, store, data_dir=data_dir, owns_store=owns, **options)
+    :func:`~backpack.store.base.default_store_path` unless ``store`` is given) and an engine restored
+    from it. The directory is claimed for this server until it closes: a second one is refused,
+    naming the first (see :meth:`~backpack.engine.data_dir.DataDir.serve`)."""
+    data = DataDir(data_dir, create=True, store=store, plugins=plugins)
+    claim = data.serve()
+    try:
+        engine = Engine(plugins=plugins, num_threads=num_threads)
+        data.load_into(engine)
+        return Server(engine, data.store, data_dir=data.path, owns_store=store is None, serve_lock=claim, **options)
+    except BaseException:
+        claim.release()
+        data.close()
+        raise

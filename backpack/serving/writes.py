@@ -16,6 +16,7 @@ from backpack.core.timestamps import timestamp_array
 from backpack.errors import InvalidInputError
 from backpack.jsonld.processing import expand_documents
 from backpack.serving.requests import Caller, is_number, strings
+from backpack.store.base import WriteBatch
 
 WRITES_PER_COMMIT = 1024  # requests in one group commit (each holds at most Limits.max_batch rows)
 
@@ -181,23 +182,25 @@ class WriteOps:
 
     def _store_documents(self, records) -> dict:
         adds, removals = records.activities.interactions, records.activities.removals
-        removed = 0
+        users, items, weights = [a.user for a in adds], [a.item for a in adds], [a.weight for a in adds]
+        times = [a.timestamp for a in adds]
+        # one durable unit: the log gets the adds, then Undo's removals, in the order the engine applies them
+        batch = WriteBatch(
+            items={r.id: r.node for r in records.items},
+            users={u.id: u.node for u in records.users},
+            adds=[(users, items, weights, times)] if adds else [],
+            removals=([r.user for r in removals], [r.item for r in removals]),
+        )
+        watermark = self.store.write_batch(batch)
         if records.items:
-            self._store_items(records.items)
+            self.engine.put_items([r.node for r in records.items], expanded=True)
         if records.users:
-            self.store.put_users({u.id: u.node for u in records.users})
             self.engine.put_users([u.node for u in records.users], expanded=True)
-        watermark = self.store.watermark()
-        if adds:  # the log gets them in the order the engine applies them: adds, then Undo's removals
-            users, items, weights = [a.user for a in adds], [a.item for a in adds], [a.weight for a in adds]
-            times = [a.timestamp for a in adds]
-            watermark = self.store.append_interactions(users, items, weights, times)
+        if adds:
             self.engine.add_interactions(
                 users, items, weights, timestamps=None if all(t is None for t in times) else times
             )
-        if removals:
-            watermark = self.store.append_removals([r.user for r in removals], [r.item for r in removals])
-            removed = sum(self.engine.remove_interaction(r.user, r.item) for r in removals)
+        removed = sum(self.engine.remove_interaction(r.user, r.item) for r in removals)
         return {
             "interactions": len(adds),
             "undone": len(removals),

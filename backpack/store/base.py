@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,6 +65,23 @@ class SnapshotRecord:
     algorithm: str | None
     watermark: int
     created: float
+
+
+@dataclass
+class WriteBatch:
+    """Writes stored together by :meth:`Store.write_batch`: all of them or none.
+
+    ``adds`` is an iterable of ``(users, items, weights, timestamps or None)`` chunks (a CSV
+    import streams them, so a large file is never held at once); ``removals`` is
+    ``(users, items)``; ``clear`` drops the log, items, users and snapshot records first (an
+    import with ``--replace``).
+    """
+
+    items: dict[str, dict] = field(default_factory=dict)
+    users: dict[str, dict] = field(default_factory=dict)
+    adds: Iterable[tuple] = ()
+    removals: tuple[Sequence[str], Sequence[str]] = ((), ())
+    clear: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,28 @@ class Store(ABC):
     @abstractmethod
     def watermark(self) -> int:
         """The highest ``seq`` written (0 for an empty log)."""
+
+    def write_batch(self, batch: WriteBatch) -> int:
+        """Store every part of ``batch`` as one durable unit, in this order: (with ``batch.clear``)
+        drop the log, items, users and snapshot records; put the items and users; append the
+        adds, then the removals. Returns the log watermark after it.
+
+        The SQL stores do it in one transaction: a crash or an error leaves none of it. This
+        default, for stores that cannot, calls the single-part methods in turn (and refuses
+        ``clear``); override it where the store has transactions.
+        """
+        if batch.clear:
+            raise InvalidInputError(f"{type(self).__name__} cannot drop its data in one transaction")
+        if batch.items:
+            self.put_items(batch.items)
+        if batch.users:
+            self.put_users(batch.users)
+        watermark = self.watermark()
+        for users, items, weights, times in batch.adds:
+            watermark = self.append_interactions(users, items, weights, times)
+        if batch.removals[0]:
+            watermark = self.append_removals(*batch.removals)
+        return watermark
 
     # -- users and items --------------------------------------------------------
 

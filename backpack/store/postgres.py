@@ -159,14 +159,14 @@ class PostgresStore(SQLStore):
 
     # -- connections and transactions -----------------------------------------------
 
-    def _run(self, work: Callable, *, write: bool = True):
+    def _run(self, work: Callable, *, write: bool = True, attempts: int = _RETRIES):
         """``work(cursor)`` in one transaction, committed on return; retried on serialization failures.
         Errors from the server become :class:`StoreError`; errors of the store's own (bad input, job
         state) pass through after the rollback."""
         if self._closed:
             raise StoreError(f"the PostgreSQL store ({self._where()}) is closed")
         errors = self._psycopg.errors
-        for attempt in range(_RETRIES):
+        for attempt in range(attempts):
             try:
                 with self._pool.connection() as conn:
                     with conn.transaction(), conn.cursor() as cur:
@@ -174,7 +174,7 @@ class PostgresStore(SQLStore):
             except (self._pool_module.PoolTimeout, self._pool_module.PoolClosed) as exc:
                 raise StoreError(f"PostgreSQL store ({self._where()}): no connection: {exc}") from exc
             except (errors.SerializationFailure, errors.DeadlockDetected) as exc:
-                if attempt == _RETRIES - 1:
+                if attempt == attempts - 1:
                     raise StoreError(
                         f"PostgreSQL store: {'write' if write else 'read'} kept conflicting: {exc}"
                     ) from exc
@@ -184,6 +184,9 @@ class PostgresStore(SQLStore):
 
     def _transaction(self, work):
         return self._run(work)
+
+    def _transaction_once(self, work):
+        return self._run(work, attempts=1)
 
     def _reading(self, work):
         return self._run(work, write=False)
@@ -257,20 +260,17 @@ class PostgresStore(SQLStore):
 
     # -- interaction log -----------------------------------------------------------
 
-    def _append(self, rows: list[tuple]) -> int:
-        def work(cur):
-            # takes the counter row's lock until commit: the next appender waits (module docstring)
-            last = cur.execute(
-                "UPDATE backpack_counters SET value = value + %s WHERE name = 'log' RETURNING value", (len(rows),)
-            ).fetchone()[0]
-            first = last - len(rows) + 1
-            cur.executemany(
-                "INSERT INTO log (seq, op, user_id, item, weight, timestamp) VALUES (%s, %s, %s, %s, %s, %s)",
-                [(first + k, *row) for k, row in enumerate(rows)],
-            )
-            return last
-
-        return self._run(work)
+    def _append_rows(self, cur, rows: list[tuple]) -> int:
+        # takes the counter row's lock until commit: the next appender waits (module docstring)
+        last = cur.execute(
+            "UPDATE backpack_counters SET value = value + %s WHERE name = 'log' RETURNING value", (len(rows),)
+        ).fetchone()[0]
+        first = last - len(rows) + 1
+        cur.executemany(
+            "INSERT INTO log (seq, op, user_id, item, weight, timestamp) VALUES (%s, %s, %s, %s, %s, %s)",
+            [(first + k, *row) for k, row in enumerate(rows)],
+        )
+        return last
 
     # -- jobs ----------------------------------------------------------------------------
 

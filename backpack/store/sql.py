@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from backpack.core.arrays import finite_number
+from backpack.core.files import crash_point
 from backpack.errors import InvalidInputError, StoreError, UnknownJobError
 from backpack.store.base import (
     UNFINISHED_JOB_STATES,
@@ -27,6 +28,7 @@ from backpack.store.base import (
     SnapshotRecord,
     Store,
     TokenRecord,
+    WriteBatch,
     check_id,
     check_job_state,
     new_token,
@@ -81,9 +83,17 @@ class SQLStore(Store):
         :class:`~backpack.store.base.StoreError`."""
 
     @abstractmethod
+    def _append_rows(self, cur, rows: list[tuple]) -> int:
+        """Append ``(op, user, item, weight, timestamp)`` rows to the log inside the transaction of
+        ``cur``; the last seq written. How seqs are handed out is the dialect's."""
+
     def _append(self, rows: list[tuple]) -> int:
-        """Append ``(op, user, item, weight, timestamp)`` rows to the log in one transaction;
-        the last seq written. How seqs are handed out is the dialect's."""
+        return self._transaction(lambda cur: self._append_rows(cur, rows))
+
+    def _transaction_once(self, work: Callable[..., T]) -> T:
+        """As :meth:`_transaction`, for ``work`` that cannot run twice (it consumes a stream): a
+        dialect that retries transactions on conflicts overrides this to try once."""
+        return self._transaction(work)
 
     @abstractmethod
     def _claim(self, kinds: Sequence[str] | None) -> Job | None:
@@ -144,10 +154,14 @@ class SQLStore(Store):
         weights: Sequence[float],
         timestamps: Sequence[float | None] | None = None,
     ) -> int:
-        n = same_length(
+        rows = self._add_rows(users, items, weights, timestamps)
+        return self._append(rows) if rows else self.watermark()
+
+    def _add_rows(self, users, items, weights, timestamps) -> list[tuple]:
+        same_length(
             users=users, items=items, weights=weights, **({} if timestamps is None else {"timestamps": timestamps})
         )
-        rows = [
+        return [
             (
                 "add",
                 check_id("user", u),
@@ -157,12 +171,35 @@ class SQLStore(Store):
             )
             for k, (u, i, w) in enumerate(zip(users, items, weights))
         ]
-        return self._append(rows) if n else self.watermark()
 
     def append_removals(self, users: Sequence[str], items: Sequence[str]) -> int:
-        n = same_length(users=users, items=items)
-        rows = [("remove", check_id("user", u), check_id("item", i), None, None) for u, i in zip(users, items)]
-        return self._append(rows) if n else self.watermark()
+        return self._append(self._removal_rows(users, items)) if len(users) or len(items) else self.watermark()
+
+    def write_batch(self, batch: WriteBatch) -> int:
+        docs = [("items", self._doc_rows("item", batch.items)), ("users", self._doc_rows("user", batch.users))]
+        removals = self._removal_rows(*batch.removals)
+
+        def work(cur) -> int:
+            if batch.clear:
+                for table in ("log", "items", "users", "snapshots"):
+                    self._execute(cur, f"DELETE FROM {table}")
+            for table, rows in docs:
+                if rows:
+                    cur.executemany(self._sql(self._upsert_doc_sql(table)), rows)
+            for users, items, weights, times in batch.adds:
+                rows = self._add_rows(users, items, weights, times)
+                if rows:
+                    self._append_rows(cur, rows)
+            if removals:
+                self._append_rows(cur, removals)
+            crash_point("store:batch-written")
+            return self._execute(cur, "SELECT coalesce(max(seq), 0) FROM log").fetchone()[0]
+
+        return self._transaction_once(work)
+
+    def _removal_rows(self, users: Sequence[str], items: Sequence[str]) -> list[tuple]:
+        same_length(users=users, items=items)
+        return [("remove", check_id("user", u), check_id("item", i), None, None) for u, i in zip(users, items)]
 
     def log_since(self, watermark: int, *, batch_size: int = 100_000) -> Iterator[list[LogEntry]]:
         if batch_size < 1:
@@ -199,12 +236,16 @@ class SQLStore(Store):
     def get_item(self, item: str) -> dict | None:
         return self._get("items", item)
 
-    def _put(self, table: str, what: str, docs: dict[str, dict]) -> None:
+    def _doc_rows(self, what: str, docs: dict[str, dict]) -> list[tuple]:
         rows = []
         for key, doc in docs.items():
             if not isinstance(doc, dict):
                 raise InvalidInputError(f"{what} {key!r}: the description must be a JSON object (dict)")
             rows.append((check_id(what, key), self._encode_doc(doc, f"{what} {key!r}")))
+        return rows
+
+    def _put(self, table: str, what: str, docs: dict[str, dict]) -> None:
+        rows = self._doc_rows(what, docs)
         if rows:
             sql = self._sql(self._upsert_doc_sql(table))
             self._transaction(lambda cur: cur.executemany(sql, rows))

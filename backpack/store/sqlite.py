@@ -225,11 +225,10 @@ class SQLiteStore(SQLStore):
 
     # -- interaction log ------------------------------------------------------------
 
-    def _append(self, rows: list[tuple]) -> int:
-        with self._write() as conn:
-            conn.executemany("INSERT INTO log (op, user, item, weight, timestamp) VALUES (?, ?, ?, ?, ?)", rows)
-            # inside the transaction no other writer can have appended since
-            return conn.execute("SELECT max(seq) FROM log").fetchone()[0]
+    def _append_rows(self, conn, rows: list[tuple]) -> int:
+        conn.executemany("INSERT INTO log (op, user, item, weight, timestamp) VALUES (?, ?, ?, ?, ?)", rows)
+        # inside the transaction no other writer can have appended since
+        return conn.execute("SELECT max(seq) FROM log").fetchone()[0]
 
     # -- jobs ---------------------------------------------------------------------------
 
