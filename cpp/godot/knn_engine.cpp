@@ -33,7 +33,7 @@ int64_t check_n(int64_t n, int argument, int64_t n_items) {
 }  // namespace
 
 void KnnEngine::add(const std::vector<std::string> &users, const std::vector<std::string> &items,
-                   const std::vector<float> &weights) {
+                    const std::vector<float> &weights) {
     if (users.size() != items.size())
         throw ArgumentError(1, "got " + std::to_string(users.size()) + " users but " +
                                    std::to_string(items.size()) + " items");
@@ -100,7 +100,7 @@ Ranked KnnEngine::recommend(const std::string &user, int64_t n) const {
 }
 
 Ranked KnnEngine::recommend_bag(const std::vector<std::string> &items, const std::vector<float> &weights,
-                               int64_t n) const {
+                                int64_t n) const {
     auto m = fitted_model(0);
     const std::vector<float> w = bag_weights(weights, items.size(), 1);
     ScoreOptions o;

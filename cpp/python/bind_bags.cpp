@@ -1,6 +1,6 @@
 // Bindings: BagStore, the users' bags with string ids.
-#include "bindings.hpp"
 #include "bag_store.hpp"
+#include "bindings.hpp"
 
 namespace backpack::python {
 

@@ -107,7 +107,8 @@ std::vector<T> to_vector(const In1<T> &a) {
     return std::vector<T>(a.data(), a.data() + a.shape(0));
 }
 
-inline const uint8_t *optional_mask(const std::optional<In1<uint8_t>> &mask, int64_t n, const char *name) {
+inline const uint8_t *optional_mask(const std::optional<In1<uint8_t>> &mask, int64_t n,
+                                    const char *name) {
     if (!mask) return nullptr;
     if (static_cast<int64_t>(mask->shape(0)) != n)
         throw std::invalid_argument(std::string(name) + " mask must have one entry per item");
