@@ -652,7 +652,7 @@ def section(runs, args, result_table: str, total: float) -> str:
         "whole columns are checked at once), each goes into the bags and is dropped, so the file is never held; "
         "what grows is the bags themselves (per user a vector of 8-byte (item, weight) entries, plus the id "
         "maps). `pandas.read_csv` holds the whole file's columns before the CSR exists.",
-        "- **Item-kNN build** (`cpp/similarity.cpp`): the weighted matrix laid out by user and by item (8 bytes "
+        "- **Item-kNN build** (`cpp/core/similarity.cpp`): the weighted matrix laid out by user and by item (8 bytes "
         "per interaction each, plus 4 bytes of weights while the layout is built), the result as items x K "
         "slots (8 bytes each, compacted in place), and per thread one float accumulator, one int32 touched-list "
         "and at most one 8-byte candidate per item: at most 16 bytes x items per thread (3.2 MB at 200k items). "

@@ -9,8 +9,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "../id_engine.hpp"
 #include "godot_api.hpp"
+#include "knn_engine.hpp"
 
 namespace backpack::gd {
 namespace {
@@ -122,52 +122,52 @@ struct Method {
     std::vector<Parameter> parameters;
     VariantType returns;  // Nil: nothing
     bool is_const;
-    void (*body)(IdEngine &engine, const Args &args, Result &out);
+    void (*body)(KnnEngine &engine, const Args &args, Result &out);
 };
 
 const std::vector<Method> &methods() {
     static const std::vector<Method> table = {
         {"add_interaction", {{"user", T::String}, {"item", T::String}, {"weight", T::Float, float_default(1.0)}},
          T::Nil, false,
-         [](IdEngine &e, const Args &a, Result &) {
+         [](KnnEngine &e, const Args &a, Result &) {
              e.add({a.string(0)}, {a.string(1)}, {static_cast<float>(a.real(2))});
          }},
         {"add_interactions",
          {{"users", T::PackedStringArray}, {"items", T::PackedStringArray}, {"weights", T::PackedFloat32Array, no_weights}},
          T::Nil, false,
-         [](IdEngine &e, const Args &a, Result &) { e.add(a.strings(0), a.strings(1), a.floats(2)); }},
+         [](KnnEngine &e, const Args &a, Result &) { e.add(a.strings(0), a.strings(1), a.floats(2)); }},
         {"remove_interaction", {{"user", T::String}, {"item", T::String}}, T::Bool, false,
-         [](IdEngine &e, const Args &a, Result &out) {
+         [](KnnEngine &e, const Args &a, Result &out) {
              out.kind = Result::Kind::Bool;
              out.flag = e.remove(a.string(0), a.string(1));
          }},
         {"fit_item_knn", {{"similarity", T::String, string_default("cosine")}, {"k", T::Int, int_default(100)}}, T::Nil,
          false,
-         [](IdEngine &e, const Args &a, Result &) { e.fit_item_knn(a.string(0), a.integer(1)); }},
+         [](KnnEngine &e, const Args &a, Result &) { e.fit_item_knn(a.string(0), a.integer(1)); }},
         {"recommend", {{"user", T::String}, {"n", T::Int, int_default(10)}}, T::Dictionary, true,
-         [](IdEngine &e, const Args &a, Result &out) {
+         [](KnnEngine &e, const Args &a, Result &out) {
              out.kind = Result::Kind::Ranked;
              out.ranked = e.recommend(a.string(0), a.integer(1));
          }},
         {"recommend_bag",
          {{"items", T::PackedStringArray}, {"weights", T::PackedFloat32Array, no_weights}, {"n", T::Int, int_default(10)}},
          T::Dictionary, true,
-         [](IdEngine &e, const Args &a, Result &out) {
+         [](KnnEngine &e, const Args &a, Result &out) {
              out.kind = Result::Kind::Ranked;
              out.ranked = e.recommend_bag(a.strings(0), a.floats(1), a.integer(2));
          }},
         {"similar_items", {{"item", T::String}, {"n", T::Int, int_default(10)}}, T::Dictionary, true,
-         [](IdEngine &e, const Args &a, Result &out) {
+         [](KnnEngine &e, const Args &a, Result &out) {
              out.kind = Result::Kind::Ranked;
              out.ranked = e.similar_items(a.string(0), a.integer(1));
          }},
         {"get_user_count", {}, T::Int, true,
-         [](IdEngine &e, const Args &, Result &out) {
+         [](KnnEngine &e, const Args &, Result &out) {
              out.kind = Result::Kind::Int;
              out.integer = e.n_users();
          }},
         {"get_item_count", {}, T::Int, true,
-         [](IdEngine &e, const Args &, Result &out) {
+         [](KnnEngine &e, const Args &, Result &out) {
              out.kind = Result::Kind::Int;
              out.integer = e.n_items();
          }},
@@ -176,7 +176,7 @@ const std::vector<Method> &methods() {
 }
 
 struct Instance {
-    IdEngine engine;
+    KnnEngine engine;
 };
 
 // The default Variants of each method's trailing parameters (same order as

@@ -28,7 +28,7 @@ struct Ranked {
 
 // Thread-safe: writes go to the BagStore under its lock; a fit builds a new
 // index and swaps it in, so readers keep the old one until the swap.
-class IdEngine {
+class KnnEngine {
 public:
     // Adds interactions (weights of a pair already held add up). `weights`
     // empty means 1 each; otherwise one per pair, finite and > 0.

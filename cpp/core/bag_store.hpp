@@ -7,7 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common.hpp"
+#include "csr.hpp"
 
 namespace backpack {
 

@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include "parallel.hpp"
 #include "topk.hpp"
 
 namespace backpack {

@@ -6,7 +6,7 @@
 #include <memory>
 #include <mutex>
 
-#include "common.hpp"
+#include "csr.hpp"
 #include "topk.hpp"
 
 namespace backpack {

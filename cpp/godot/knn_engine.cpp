@@ -1,4 +1,4 @@
-#include "id_engine.hpp"
+#include "knn_engine.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -32,8 +32,8 @@ int64_t check_n(int64_t n, int argument, int64_t n_items) {
 
 }  // namespace
 
-void IdEngine::add(const std::vector<std::string> &users, const std::vector<std::string> &items,
-                   const std::vector<float> &weights) {
+void KnnEngine::add(const std::vector<std::string> &users, const std::vector<std::string> &items,
+                    const std::vector<float> &weights) {
     if (users.size() != items.size())
         throw ArgumentError(1, "got " + std::to_string(users.size()) + " users but " +
                                    std::to_string(items.size()) + " items");
@@ -43,11 +43,11 @@ void IdEngine::add(const std::vector<std::string> &users, const std::vector<std:
     bags_.write(users, items, w.data(), WriteMode::Accumulate);
 }
 
-bool IdEngine::remove(const std::string &user, const std::string &item) {
+bool KnnEngine::remove(const std::string &user, const std::string &item) {
     return bags_.remove({user}, {item}) == 1;
 }
 
-void IdEngine::fit_item_knn(const std::string &similarity, int64_t k) {
+void KnnEngine::fit_item_knn(const std::string &similarity, int64_t k) {
     SimilarityParams params;
     try {
         params.kind = parse_similarity(similarity);
@@ -78,18 +78,18 @@ void IdEngine::fit_item_knn(const std::string &similarity, int64_t k) {
     model_ = std::move(index);
 }
 
-std::shared_ptr<const ItemNeighbours> IdEngine::model() const {
+std::shared_ptr<const ItemNeighbours> KnnEngine::model() const {
     std::lock_guard<std::mutex> lock(model_mutex_);
     return model_;
 }
 
-std::shared_ptr<const ItemNeighbours> IdEngine::fitted_model(int blame) const {
+std::shared_ptr<const ItemNeighbours> KnnEngine::fitted_model(int blame) const {
     auto m = model();
     if (!m) throw ArgumentError(blame, "the engine has no model yet: call fit_item_knn() first");
     return m;
 }
 
-Ranked IdEngine::recommend(const std::string &user, int64_t n) const {
+Ranked KnnEngine::recommend(const std::string &user, int64_t n) const {
     auto m = fitted_model(0);
     ScoreOptions o;
     o.n = check_n(n, 1, m->n_items());
@@ -99,8 +99,8 @@ Ranked IdEngine::recommend(const std::string &user, int64_t n) const {
     return named(m->recommend(row.view(), o));
 }
 
-Ranked IdEngine::recommend_bag(const std::vector<std::string> &items, const std::vector<float> &weights,
-                               int64_t n) const {
+Ranked KnnEngine::recommend_bag(const std::vector<std::string> &items, const std::vector<float> &weights,
+                                int64_t n) const {
     auto m = fitted_model(0);
     const std::vector<float> w = bag_weights(weights, items.size(), 1);
     ScoreOptions o;
@@ -133,7 +133,7 @@ Ranked IdEngine::recommend_bag(const std::vector<std::string> &items, const std:
     return named(m->recommend(row.view(), o));
 }
 
-Ranked IdEngine::similar_items(const std::string &item, int64_t n) const {
+Ranked KnnEngine::similar_items(const std::string &item, int64_t n) const {
     auto m = fitted_model(0);
     const int32_t i = bags_.find_item(item);
     if (i < 0 || i >= m->n_items())
@@ -144,7 +144,7 @@ Ranked IdEngine::similar_items(const std::string &item, int64_t n) const {
     return named(m->similar_items(&i, 1, o));
 }
 
-Ranked IdEngine::named(const TopN &top) const {
+Ranked KnnEngine::named(const TopN &top) const {
     std::vector<int32_t> ids;
     Ranked out;
     for (int64_t k = 0; k < top.n; ++k) {

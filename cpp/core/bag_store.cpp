@@ -1,5 +1,6 @@
 #include "bag_store.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <mutex>

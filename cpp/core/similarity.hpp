@@ -5,7 +5,8 @@
 #include <functional>
 #include <string>
 
-#include "common.hpp"
+#include "csr.hpp"
+#include "parallel.hpp"
 
 namespace backpack {
 

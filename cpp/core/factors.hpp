@@ -4,7 +4,8 @@
 // the caller (NumPy) and updated in place.
 #pragma once
 
-#include "common.hpp"
+#include "csr.hpp"
+#include "parallel.hpp"
 
 namespace backpack {
 

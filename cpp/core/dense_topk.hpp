@@ -2,6 +2,7 @@
 // vector, by inner product or cosine.
 #pragma once
 
+#include "csr.hpp"
 #include "scoring.hpp"
 
 namespace backpack {

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "parallel.hpp"
+
 namespace backpack {
 namespace {
 

@@ -1,6 +1,8 @@
-#include <cmath>
+#include "csr.hpp"
 
-#include "common.hpp"
+#include <cmath>
+#include <stdexcept>
+#include <string>
 
 namespace backpack {
 
