@@ -118,6 +118,7 @@ def run_import(args, plugins: Plugins) -> int:
                         engine.add_interactions(chunk.users, chunk.items, weights, timestamps=chunk.timestamps)
                         counted["interactions"] += len(chunk)
                         yield chunk.users, chunk.items, weights, chunk.timestamps
+                        crash_point("import:chunk-written")
             engine.put_items(list(items.values()), expanded=True)
             engine.put_users(list(users.values()), expanded=True)
             for records in pending:

@@ -166,12 +166,13 @@ class DataDir:
         store = self.store
         watermark = store.watermark() if watermark is None else watermark
         folder = self.path / SNAPSHOTS
-        path = write_snapshot(engine, folder, watermark, carry_models_from=self.latest(), model=model)
+        previous = self.latest()
+        path = write_snapshot(engine, folder, watermark, carry_models_from=previous, model=model)
         crash_point("snapshot:renamed")
         algorithm = (engine.served_model() or (None,))[0]
         store.record_snapshot(str(path), algorithm, watermark)
         crash_point("snapshot:recorded")
-        prune_snapshots(folder, keep, current=path)
+        prune_snapshots(folder, keep, current=path, previous=None if previous is None else previous.path)
         return path
 
     # -- models --------------------------------------------------------------------------------
@@ -270,17 +271,19 @@ class DataDir:
     def _resolve_in(base: Path, recorded: str) -> Path:
         path = Path(recorded)
         if not path.is_absolute():
-            return base / path
-        moved = base / SNAPSHOTS / path.name
-        return moved if not path.exists() and moved.exists() else path  # the directory was moved or copied
+            path = base / path
+        moved = base / SNAPSHOTS / path.name  # the directory was moved or copied, or the path was relative
+        return moved if not path.exists() and moved.exists() else path  # to a server's working directory
 
     # -- format 1 -------------------------------------------------------------------------------------
 
     def _migrate_format1(self) -> None:
-        """A format-1 directory (the CLI's files at the top level) becomes format 2: its files
-        become the first snapshot, at log position 0 (a server that ran on it started from them
-        and logged its writes after). If a server already recorded snapshots of its own, those
-        are the state it served, and the top-level files are moved aside into ``format1-backup-T``."""
+        """A format-1 directory (the CLI's files at the top level) becomes format 2: its files become
+        the current snapshot at log position 0, so the state is what the CLI last wrote plus every
+        write a server logged (format 1's server started from the CLI's files and logged its writes,
+        and its own snapshots never reached the CLI: the union is the one state both meant). Models a
+        server fitted live only in its snapshots, whose item order differs; they are left out, with a
+        warning to refit."""
         with self.locked():
             top = self.path / "state.json"
             if not top.exists():
@@ -293,7 +296,15 @@ class DataDir:
                 raise DataDirError(f"{self.path} has data format {found!r}; this version of Backpack reads 1 and 2")
             names = [n for n in (*FILES, "models") if (self.path / n).exists()]
             latest = self.store.latest_snapshot()
-            if latest is None:
+            if latest is None or not latest.path.endswith(_MIGRATED):  # else: a crash came after recording
+                if latest is not None and latest.algorithm is not None:
+                    log.warning(
+                        "%s: the %r model a server fitted here is not carried into data format 2; refit it "
+                        "(backpack fit %s)",
+                        self.path,
+                        latest.algorithm,
+                        latest.algorithm,
+                    )
                 folder = self.path / SNAPSHOTS
                 folder.mkdir(exist_ok=True)
                 final = folder / f"snapshot-{0:012d}-{time.time_ns()}{_MIGRATED}"
@@ -304,20 +315,11 @@ class DataDir:
                 _fsync_tree(tmp)
                 os.rename(tmp, final)
                 _fsync(folder)
-                self.store.record_snapshot(str(final), None, 0)
+                migrated = SnapshotFiles(final, name=self.path)
+                active = migrated.active_model
+                self.store.record_snapshot(str(final), active and migrated.manifest(active).algorithm, 0)
                 log.warning("migrated %s from data format 1 to 2: its files are now snapshot %s", self.path, final.name)
-            elif not latest.path.endswith(_MIGRATED):  # a crash after recording leaves only the deletion to do
-                backup = self.path / f"format1-backup-{time.time_ns()}"
-                backup.mkdir()
-                for name in names:
-                    os.rename(self.path / name, backup / name)
-                log.warning(
-                    "%s held both format-1 files and a server's snapshots; the server's state is kept and the "
-                    "format-1 files were moved to %s",
-                    self.path,
-                    backup,
-                )
-                return
+                crash_point("migrate:recorded")
             for name in names:  # state.json last: while it exists, the migration is not over
                 if name != "state.json":
                     _remove(self.path / name)
@@ -429,13 +431,22 @@ def write_snapshot(
     return final
 
 
-def prune_snapshots(directory: Path, keep: int, *, current: Path | None = None) -> list[Path]:
-    """Delete all but the newest ``keep`` snapshots under ``directory`` (with ``current``: it and
-    the ``keep - 1`` before it; newer ones are leftovers of a crash before recording) and any
-    ``.tmp-`` a crash left. Call it where no snapshot is being written; the paths deleted."""
+def prune_snapshots(
+    directory: Path, keep: int, *, current: Path | None = None, previous: Path | None = None
+) -> list[Path]:
+    """Delete all but ``keep`` snapshots under ``directory`` and any ``.tmp-`` a crash left; call it
+    where no snapshot is being written. Kept: ``current`` (the one just recorded) and ``previous``
+    (the one recorded before it), then the newest older ones; without them, the newest ``keep``.
+    Folders that are neither, newer than ``previous``, are leftovers of a crash before recording.
+    Returns the paths deleted."""
     snapshots = sorted(directory.glob("snapshot-*"))  # zero-padded watermark, then nanoseconds: oldest first
-    end = snapshots.index(current) + 1 if current in snapshots else len(snapshots)
-    kept = set(snapshots[max(0, end - keep) : end])
+    if current is None:
+        kept = set(snapshots[-keep:]) if keep > 0 else set()
+    else:
+        recorded = [p for p in (current, previous) if p is not None][:keep]
+        oldest = min(recorded)
+        older = [p for p in snapshots if p < oldest][-max(0, keep - len(recorded)) :] if keep > len(recorded) else []
+        kept = {*recorded, *older}
     doomed = [p for p in snapshots if p not in kept] + list(directory.glob(".tmp-snapshot-*"))
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
