@@ -81,6 +81,12 @@ class MemoryStore(Store):
         for start in range(0, len(pairs), batch_size):
             yield pairs[start : start + batch_size]
 
+    def iter_users(self, *, batch_size=10_000):
+        with self.lock:
+            pairs = list(self.users.items())
+        for start in range(0, len(pairs), batch_size):
+            yield pairs[start : start + batch_size]
+
     def counts(self):
         return {
             "users": len(self.users),

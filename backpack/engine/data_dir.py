@@ -44,7 +44,7 @@ from pathlib import Path
 
 from backpack.core.files import crash_point
 from backpack.engine.snapshot_files import FILES, ModelManifest, NewModel, SnapshotFiles
-from backpack.errors import DataDirError
+from backpack.errors import DataDirError, MappingError
 from backpack.store.base import Store, default_store_path, open_store
 
 log = logging.getLogger("backpack.engine.data_dir")
@@ -386,6 +386,8 @@ def restore_into(engine, store: Store, *, base_dir=None, model: str | None = Non
         raise DataDirError(f"no model {model!r} in {base_dir or 'the store'}: fit one first (backpack fit ALGORITHM)")
     for batch in store.iter_items():
         engine.put_items([node for _, node in batch], expanded=True)  # stored expanded
+    for batch in store.iter_users():
+        _put_users(engine, batch)
     for batch in store.log_since(watermark):
         adds: list = []
         for entry in batch:
@@ -396,6 +398,19 @@ def restore_into(engine, store: Store, *, base_dir=None, model: str | None = Non
             adds = []
             engine.remove_interaction(entry.user, entry.item)
         _replay_adds(engine, adds)
+
+
+def _put_users(engine, batch: list[tuple[str, dict]]) -> None:
+    """Stored user descriptions back into the engine; one the mapper refuses (a store may hold a
+    bare ``{}`` for a user it knows only by id) is skipped, never a reason for a start to fail."""
+    try:
+        engine.put_users([node for _, node in batch], expanded=True)
+    except MappingError:
+        for user, node in batch:
+            try:
+                engine.put_users([node], expanded=True)
+            except MappingError as exc:
+                log.info("user %r has no description the engine can hold (%s): kept in the store only", user, exc)
 
 
 def _replay_adds(engine, entries: list) -> None:

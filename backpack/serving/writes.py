@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 
 from backpack.core.bags import id_lists, weight_array
+from backpack.core.files import crash_point
 from backpack.core.timestamps import timestamp_array
 from backpack.errors import InvalidInputError
 from backpack.jsonld.processing import expand_documents
@@ -192,6 +193,7 @@ class WriteOps:
             removals=([r.user for r in removals], [r.item for r in removals]),
         )
         watermark = self.store.write_batch(batch)
+        crash_point("ingest:stored")
         if records.items:
             self.engine.put_items([r.node for r in records.items], expanded=True)
         if records.users:
@@ -201,6 +203,7 @@ class WriteOps:
                 users, items, weights, timestamps=None if all(t is None for t in times) else times
             )
         removed = sum(self.engine.remove_interaction(r.user, r.item) for r in removals)
+        crash_point("ingest:applied")
         return {
             "interactions": len(adds),
             "undone": len(removals),

@@ -208,6 +208,11 @@ class Store(ABC):
     def iter_items(self, *, batch_size: int = 10_000) -> Iterator[list[tuple[str, dict]]]:
         """Every stored item as (id, node), in batches."""
 
+    def iter_users(self, *, batch_size: int = 10_000) -> Iterator[list[tuple[str, dict]]]:
+        """Every stored user as (id, node), in batches. This default, for stores that cannot list
+        them, yields nothing: users then come back on a restart only from snapshots."""
+        return iter(())
+
     @abstractmethod
     def counts(self) -> dict[str, int]:
         """Sizes: ``users``, ``items``, ``log`` entries, ``jobs``, ``tokens``, ``snapshots``."""

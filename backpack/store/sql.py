@@ -255,6 +255,12 @@ class SQLStore(Store):
         return self._decode_json(rows[0][0]) if rows else None
 
     def iter_items(self, *, batch_size: int = 10_000) -> Iterator[list[tuple[str, dict]]]:
+        return self._iter_docs("items", batch_size)
+
+    def iter_users(self, *, batch_size: int = 10_000) -> Iterator[list[tuple[str, dict]]]:
+        return self._iter_docs("users", batch_size)
+
+    def _iter_docs(self, table: str, batch_size: int) -> Iterator[list[tuple[str, dict]]]:
         if batch_size < 1:
             raise InvalidInputError("batch_size must be at least 1")
         last = None
@@ -262,7 +268,7 @@ class SQLStore(Store):
             # ">" and ORDER BY use the same (the column's) collation, so the keyset is exact whatever the
             # database's locale, and the primary key index serves both (an explicit COLLATE would not)
             rows = self._read(
-                "SELECT id, doc FROM items" + (" WHERE id > ?" if last is not None else "") + " ORDER BY id LIMIT ?",
+                f"SELECT id, doc FROM {table}" + (" WHERE id > ?" if last is not None else "") + " ORDER BY id LIMIT ?",
                 (() if last is None else (last,)) + (batch_size,),
             )
             if not rows:
