@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from backpack.core.files import crash_point
+from backpack.core.weights import WEIGHT_RULE, weight_kept
 from backpack.engine.snapshot_files import FILES, ModelManifest, NewModel, SnapshotFiles
 from backpack.errors import DataDirError
 from backpack.store.base import Store, default_store_path, open_store
@@ -399,11 +400,26 @@ def restore_into(engine, store: Store, *, base_dir=None, model: str | None = Non
 def _replay_adds(engine, entries: list) -> None:
     if not entries:
         return
-    times = [e.timestamp for e in entries]
+    kept = [e for e in entries if weight_kept(e.weight)]
+    for e in entries:
+        if not weight_kept(e.weight):
+            # quarantined, not fatal: one stored row must never make every restart fail
+            log.warning(
+                "log entry %d (user %r, item %r, weight %r) skipped: the engine refuses it (%s); "
+                "it stays in the log, counted by the store's check() and the server's stats",
+                e.seq,
+                e.user,
+                e.item,
+                e.weight,
+                WEIGHT_RULE,
+            )
+    if not kept:
+        return
+    times = [e.timestamp for e in kept]
     engine.add_interactions(
-        [e.user for e in entries],
-        [e.item for e in entries],
-        [e.weight for e in entries],
+        [e.user for e in kept],
+        [e.item for e in kept],
+        [e.weight for e in kept],
         timestamps=None if all(t is None for t in times) else times,
     )
 

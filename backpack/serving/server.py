@@ -438,6 +438,8 @@ class Server(ReadOps, WriteOps):
             "requests": self.requests,
             "recommend_core_calls": self.recommends.calls,
             "watermark": await self._run(self.store.watermark),
+            # log adds replay skips (quarantined); non-zero means an older version stored what the engine refuses
+            "quarantined": await self._run(self.store.refused_adds),
         }
 
     # -- jobs and snapshots -----------------------------------------------------------------
