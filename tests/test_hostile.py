@@ -4,16 +4,20 @@ on the code the review was run against; all on loopback and bounded in time."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
+import time
 
 import numpy as np
 import pytest
-from server_helpers import ITEM, running_server
+from server_helpers import ITEM, USERS, RawConnection, running_server
 
 from backpack.core.bags import Bags
 from backpack.core.weights import MAX_WEIGHT
-from backpack.errors import BackpackError, InvalidInputError
+from backpack.errors import BackpackError, InvalidInputError, ServerError
+from backpack.serving.protocol import encode_body, encode_frame
+from backpack.serving.requests import Limits
 from backpack.serving.snapshots import restore_engine
 from backpack.store.sqlite import SQLiteStore
 
@@ -93,3 +97,93 @@ def test_one_clients_bad_weight_fails_alone_in_a_group_commit():
         assert all(e.weight == 1.0 for e in running.store.log[before:])
         for k in range(6):
             assert len(running.engine.bags.bag(f"writer{k}")) == 20
+
+
+# -- 3: one small request, a huge reply -----------------------------------------------------------
+
+
+def test_users_times_n_is_bounded_with_its_own_code():
+    with running_server(user="user0") as running, running.client("user") as client:
+        with pytest.raises(ServerError) as caught:
+            client.recommend_batch(["user0"] * 2000, 2000)
+        assert caught.value.code == "too_many_results"
+        assert len(client.recommend_batch(["user0"] * 50, 5)) == 50  # within the limit: answered
+        assert client.server_info["limits"]["max_results"] == Limits().max_results
+
+
+# -- 8: connections that never authenticate, clients that never read ------------------------------
+
+
+def test_idle_unauthenticated_connections_cannot_lock_out_clients():
+    limits = Limits(idle_timeout=30, read_timeout=5, auth_timeout=1.0, max_connections=300)
+    with running_server(limits=limits) as running:
+        host, port = running.server.address
+        idle = [socket.create_connection((host, port), timeout=5) for _ in range(256)]
+        try:
+            for _ in range(5):  # authenticated clients keep getting answers while the 256 sit there
+                with running.client("admin") as client:
+                    assert client.stats()["users"] > 0
+            time.sleep(limits.auth_timeout + 1.0)
+            # past auth_timeout every idle one was closed (after an auth_timeout or eviction notice)
+            for sock in idle[-5:]:
+                data = sock.recv(1 << 16)
+                while data and b"" != (more := sock.recv(1 << 16)):
+                    data += more
+                assert b"auth_timeout" in data or b"too_many_connections" in data
+            assert len(running.server._connections) == 0
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_a_client_that_pipelines_and_never_reads_is_closed_by_the_write_deadline():
+    limits = Limits(idle_timeout=1.0, read_timeout=1.0, write_timeout=1.0, rate=0)
+    with running_server(limits=limits) as running:
+        raw = RawConnection(running.tcp, timeout=10)
+        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        request = encode_frame(
+            {"id": 1, "op": "recommend_batch", "token": running.tokens["admin"], "args": {"users": USERS, "n": 20}}
+        )
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < 15:
+                raw.sock.sendall(request * 50)  # never read a reply
+        except OSError:
+            pass  # closed by the server: what this test wants
+        assert time.monotonic() - started < 15
+        raw.close()
+
+
+# -- 13 and 14: deep nesting, a token that is not a string ---------------------------------------
+
+
+@pytest.mark.parametrize("codec", ["json", "msgpack"])
+def test_deep_nesting_is_too_deep_and_the_connection_stays_open(codec):
+    with running_server(seeded=False) as running, RawConnection(running.tcp) as raw:
+        if codec == "msgpack":
+            raw.request({"id": 0, "op": "hello", "args": {"codec": "msgpack"}})
+            assert raw.reply()["result"]["codec"] == "msgpack"
+        body = (
+            b'{"id": 1, "op": "ingest", "args": {"documents": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}"
+            if codec == "json"
+            # documents: nil, its last byte, replaced by 10,000 one-element arrays around an empty one
+            else encode_body({"id": 1, "op": "ingest", "args": {"documents": None}}, "msgpack")[:-1]
+            + b"\x91" * 10_000
+            + b"\x90"
+        )
+        raw.send_body(body)
+        assert raw.reply(codec)["error"]["code"] == "too_deep"
+        nested: dict = {"@id": "https://a.example/x"}
+        for _ in range(500):
+            nested = {"https://schema.org/about": nested}
+        raw.request({"id": 2, "op": "ingest", "token": running.tokens["service"], "args": {"documents": nested}}, codec)
+        assert raw.reply(codec)["error"]["code"] == "too_deep"
+        raw.request({"id": 3, "op": "hello", "args": {}}, codec)
+        assert "result" in raw.reply(codec)  # still open
+
+
+@pytest.mark.parametrize("token", [["bp_1_x"], {"a": 1}, 7])
+def test_hello_with_a_token_that_is_not_a_string_is_bad_request(token):
+    with running_server(seeded=False) as running, RawConnection(running.tcp) as raw:
+        raw.request({"id": 1, "op": "hello", "args": {"token": token}})
+        assert raw.reply()["error"]["code"] == "bad_request"
