@@ -187,3 +187,70 @@ def test_hello_with_a_token_that_is_not_a_string_is_bad_request(token):
     with running_server(seeded=False) as running, RawConnection(running.tcp) as raw:
         raw.request({"id": 1, "op": "hello", "args": {"token": token}})
         assert raw.reply()["error"]["code"] == "bad_request"
+
+
+# -- 5: one user's weight moving what everyone is served ------------------------------------------
+
+
+def test_one_spamming_user_moves_popularity_by_a_bounded_amount():
+    with running_server(user="user0") as running:
+        with running.client("admin") as admin:
+            fans = [f"fan{k}" for k in range(40)]
+            admin.add_interactions(fans, ["https://assets.example/item/loved"] * len(fans))
+        with running.client("user") as spammer:
+            with pytest.raises(InvalidInputError):
+                spammer.add_interactions(["user0"], ["https://spam.example/buy"], weights=[3e38])
+            for _ in range(20):  # as heavy and as often as the rules allow: it accumulates per pair
+                spammer.add_interactions(["user0"], ["https://spam.example/buy"], weights=[MAX_WEIGHT])
+        with running.client("admin") as admin:
+            admin.fit("popularity", wait=True, timeout=30)
+            top = admin.recommend("user5", 25)
+    assert top[0].item == "https://assets.example/item/loved"
+    scores = {r.item: r.score for r in top}
+    assert scores["https://spam.example/buy"] == pytest.approx(10.0)  # one user counts at most max_user_weight
+
+
+def test_popularity_cap_against_a_plain_numpy_sum():
+    rng = np.random.default_rng(5)
+    dense = rng.choice([0.0, 0.5, 3.0, 40.0, 1e5], size=(50, 30), p=[0.5, 0.2, 0.2, 0.05, 0.05])
+    from scipy import sparse
+
+    from backpack.algorithms.popularity import Popularity
+
+    model = Popularity(max_user_weight=10.0).fit(sparse.csr_matrix(dense), show_progress=False)
+    np.testing.assert_allclose(model.scores, np.minimum(dense, 10.0).sum(axis=0), rtol=1e-6)
+    uncapped = Popularity(max_user_weight=None).fit(sparse.csr_matrix(dense), show_progress=False)
+    np.testing.assert_allclose(uncapped.scores, dense.sum(axis=0), rtol=1e-6)
+
+
+# -- 11: the lock file -------------------------------------------------------------------------------
+
+
+def test_the_lock_files_cannot_be_held_by_another_user(tmp_path):
+    import os
+    import stat as st
+
+    from backpack.engine.data_dir import DataDir
+    from backpack.errors import DataDirError
+
+    data = DataDir(tmp_path / "d", create=True)
+    with data.locked():
+        pass
+    assert st.S_IMODE(os.stat(data.path / ".lock").st_mode) == 0o600
+    os.chmod(data.path / ".lock", 0o644)  # as the old version left it
+    with data.locked():
+        pass
+    assert st.S_IMODE(os.stat(data.path / ".lock").st_mode) == 0o600
+    os.unlink(data.path / ".lock")
+    os.symlink(tmp_path / "victim", data.path / ".lock")
+    with pytest.raises(DataDirError, match="symlink"):
+        with data.locked():
+            pass
+    assert not (tmp_path / "victim").exists()
+    if os.getuid() == 0:  # as root, a file owned by someone else can be made: it must be refused
+        os.unlink(data.path / ".lock")
+        (data.path / ".lock").touch(mode=0o600)
+        os.chown(data.path / ".lock", 65534, 65534)
+        with pytest.raises(DataDirError, match="owned by you"):
+            with data.locked():
+                pass
