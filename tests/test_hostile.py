@@ -254,3 +254,45 @@ def test_the_lock_files_cannot_be_held_by_another_user(tmp_path):
         with pytest.raises(DataDirError, match="owned by you"):
             with data.locked():
                 pass
+
+
+# -- 4: godot install through symlinks ---------------------------------------------------------------
+
+
+def _godot_project(tmp_path):
+    project = tmp_path / "game"
+    project.mkdir()
+    (project / "project.godot").write_text("config_version=5\n")
+    return project
+
+
+@pytest.mark.parametrize("link", ["addons", "addons/backpack", "addons/backpack/bin"])
+def test_godot_install_refuses_a_symlinked_folder(tmp_path, link):
+    from backpack.cli.godot import install
+    from backpack.errors import GodotProjectError
+
+    project, elsewhere = _godot_project(tmp_path), tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (project / link).parent.mkdir(parents=True, exist_ok=True)
+    (project / link).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(GodotProjectError, match="symlink"):
+        install(project)
+    assert list(elsewhere.iterdir()) == []  # nothing landed outside the project
+
+
+def test_godot_install_replaces_a_symlinked_file_instead_of_writing_through_it(tmp_path):
+    import os
+
+    from backpack.cli.godot import install
+
+    project = _godot_project(tmp_path)
+    written = install(project)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for path in written:  # every file of the addon a symlink to the victim
+        path.unlink()
+        path.symlink_to(victim)
+    install(project)
+    assert victim.read_text() == "precious"
+    assert all(p.is_file() and not p.is_symlink() for p in written)
+    assert not [n for n in os.listdir(project / "addons" / "backpack") if n.endswith(".tmp")]
