@@ -296,3 +296,30 @@ def test_godot_install_replaces_a_symlinked_file_instead_of_writing_through_it(t
     assert victim.read_text() == "precious"
     assert all(p.is_file() and not p.is_symlink() for p in written)
     assert not [n for n in os.listdir(project / "addons" / "backpack") if n.endswith(".tmp")]
+
+
+# -- 12: special files and symlinks in a scene folder ------------------------------------------------
+
+
+def test_scene_folder_skips_special_files_and_symlinks_out_and_reports_each(tmp_path):
+    import json
+    import os
+
+    from backpack.scenes.ingest import import_scene_folder
+
+    folder, outside = tmp_path / "uploads", tmp_path / "private"
+    folder.mkdir()
+    outside.mkdir()
+    good = {"asset": {"version": "2.0"}, "scenes": [{"nodes": [0]}], "nodes": [{"name": "Hat"}]}
+    (folder / "hat.gltf").write_text(json.dumps(good))
+    (outside / "secret.gltf").write_text(json.dumps(good))
+    (folder / "zero.gltf").symlink_to("/dev/zero")
+    (folder / "leak.gltf").symlink_to(outside / "secret.gltf")
+    os.mkfifo(folder / "hang.tscn")
+    started = time.monotonic()
+    report = import_scene_folder(folder, progress=False)
+    assert time.monotonic() - started < 10  # neither hung on the FIFO nor read /dev/zero forever
+    assert report.imported == 1 and report.items[0].document["@id"]
+    reasons = {path.name: message for path, message in report.errors}
+    assert set(reasons) == {"zero.gltf", "leak.gltf", "hang.tscn"}
+    assert "out of the folder" in reasons["leak.gltf"] and "regular file" in reasons["hang.tscn"]
