@@ -323,3 +323,39 @@ def test_scene_folder_skips_special_files_and_symlinks_out_and_reports_each(tmp_
     reasons = {path.name: message for path, message in report.errors}
     assert set(reasons) == {"zero.gltf", "leak.gltf", "hang.tscn"}
     assert "out of the folder" in reasons["leak.gltf"] and "regular file" in reasons["hang.tscn"]
+
+
+# -- 10: a poisoned IREE cache -----------------------------------------------------------------------
+
+
+def test_iree_cache_refuses_shared_folders_and_entries_not_ours(tmp_path):
+    import os
+
+    from backpack.models.iree import trusted_entry, untrusted_folder
+
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    os.chmod(tmp_path, 0o700)
+    assert untrusted_folder(cache) is None
+    entry = cache / "key.vmfb"
+    entry.write_bytes(b"module")
+    os.chmod(entry, 0o600)
+    assert trusted_entry(entry)
+    os.chmod(entry, 0o666)  # planted writable: anyone could have swapped its code
+    assert not trusted_entry(entry)
+    entry.unlink()
+    entry.symlink_to(tmp_path / "elsewhere.vmfb")
+    assert not trusted_entry(entry)
+    os.chmod(cache, 0o777)  # a shared BACKPACK_CACHE_DIR
+    assert "writable by group or others" in untrusted_folder(cache)
+    os.chmod(cache, 0o1777)  # sticky is not enough for the cache folder itself
+    assert untrusted_folder(cache) is not None
+    os.chmod(cache, 0o700)
+    if os.getuid() == 0:  # as root, entries and folders owned by another user can be made
+        entry.unlink()
+        entry.write_bytes(b"module")
+        os.chmod(entry, 0o600)
+        os.chown(entry, 65534, 65534)
+        assert not trusted_entry(entry)
+        os.chown(cache, 65534, 65534)
+        assert "not by you" in untrusted_folder(cache)
