@@ -359,3 +359,30 @@ def test_iree_cache_refuses_shared_folders_and_entries_not_ours(tmp_path):
         assert not trusted_entry(entry)
         os.chown(cache, 65534, 65534)
         assert "not by you" in untrusted_folder(cache)
+
+
+# -- 6: a glTF whose nodes form one chain --------------------------------------------------------
+
+
+def _chain_gltf(path, count: int):
+    import json
+
+    nodes = [{"name": f"n{k}", "children": [k + 1]} for k in range(count - 1)] + [{"name": f"n{count - 1}"}]
+    path.write_text(json.dumps({"asset": {"version": "2.0"}, "scenes": [{"nodes": [0]}], "nodes": nodes}))
+    return path
+
+
+def test_a_node_chain_costs_linear_output_and_paths_stay_right(tmp_path):
+    from backpack.scenes.gltf import MAX_PATH_NAMES, _GltfReader, parse_json
+
+    def node_paths(path):
+        doc = parse_json(path.read_bytes(), path)
+        return [n["path"] for n in _GltfReader(path, "urn:x", 0, doc, 0, None, False).summary().nodes]
+
+    assert node_paths(_chain_gltf(tmp_path / "short.gltf", 4)) == ["n0", "n0/n1", "n0/n1/n2", "n0/n1/n2/n3"]
+    count = 16_000
+    paths = node_paths(_chain_gltf(tmp_path / "chain.gltf", count))
+    assert len(paths) == count
+    assert paths[-1] == "…/" + "/".join(f"n{k}" for k in range(count - MAX_PATH_NAMES, count))
+    # was quadratic: 16,000 paths of up to 16,000 names (about 900 MB of text)
+    assert sum(len(p) for p in paths) < count * MAX_PATH_NAMES * 8
