@@ -386,3 +386,35 @@ def test_a_node_chain_costs_linear_output_and_paths_stay_right(tmp_path):
     assert paths[-1] == "…/" + "/".join(f"n{k}" for k in range(count - MAX_PATH_NAMES, count))
     # was quadratic: 16,000 paths of up to 16,000 names (about 900 MB of text)
     assert sum(len(p) for p in paths) < count * MAX_PATH_NAMES * 8
+
+
+# -- 7: inline JSON-LD contexts ------------------------------------------------------------------
+
+
+def test_inline_contexts_are_bounded_with_their_own_code():
+    from backpack.errors import ContextLimitError
+    from backpack.jsonld.processing import MAX_INLINE_CONTEXTS, expand_documents
+
+    def graph(count: int) -> dict:
+        return {
+            "@context": {"s": "https://schema.org/"},
+            "@graph": [
+                {"@context": {f"t{k}": f"https://schema.org/name{k}"}, "@id": f"https://a.example/{k}", f"t{k}": "x"}
+                for k in range(count)
+            ],
+        }
+
+    assert len(expand_documents(graph(MAX_INLINE_CONTEXTS - 1))) == MAX_INLINE_CONTEXTS - 1
+    started = time.monotonic()
+    with pytest.raises(ContextLimitError, match="inline @context"):
+        expand_documents(graph(2000))  # the review's 74 KiB document: refused before PyLD sees it
+    assert time.monotonic() - started < 5
+    nested: dict = {"@id": "https://a.example/leaf"}
+    for _ in range(10):
+        nested = {"@context": {"s": "https://schema.org/"}, "s:about": nested}
+    with pytest.raises(ContextLimitError, match="deep"):
+        expand_documents(nested)
+    with running_server(seeded=False) as running, running.client("service") as client:
+        with pytest.raises(ContextLimitError) as caught:  # the client rebuilds the class from its code
+            client.ingest(graph(2000))
+        assert caught.value.code == "context_limit"
