@@ -418,3 +418,57 @@ def test_inline_contexts_are_bounded_with_their_own_code():
         with pytest.raises(ContextLimitError) as caught:  # the client rebuilds the class from its code
             client.ingest(graph(2000))
         assert caught.value.code == "context_limit"
+
+
+# -- 9: a process that is not the server ------------------------------------------------------------
+
+_IMPOSTOR = """
+import os, socket, sys
+os.setgid(65534); os.setuid(65534)
+listener = socket.socket(socket.AF_UNIX); listener.bind(sys.argv[1]); listener.listen(1)
+print("ready", flush=True)
+conn, _ = listener.accept(); conn.settimeout(2)
+got = b""
+try:
+    while chunk := conn.recv(4096):
+        got += chunk
+except OSError:
+    pass
+print(len(got), flush=True)
+"""
+
+
+def test_the_client_never_sends_its_token_to_another_users_unix_socket(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from backpack.errors import UntrustedServerError
+    from backpack.serving.client import Client
+
+    if os.getuid() == 0:  # a real other user: the impostor drops to nobody and binds first
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        folder = Path(tempfile.mkdtemp(prefix="bp-shared-", dir="/tmp"))  # a folder both users can reach
+        try:
+            os.chmod(folder, 0o777)
+            path = folder / "bp.sock"
+            impostor = subprocess.Popen([sys.executable, "-c", _IMPOSTOR, str(path)], stdout=subprocess.PIPE, text=True)
+            assert impostor.stdout.readline().strip() == "ready"
+            with pytest.raises(UntrustedServerError, match="uid 65534"):
+                Client(str(path), token="bp_1_secret").connect()
+            assert impostor.stdout.readline().strip() == "0"  # not one byte, so not the token
+            impostor.wait(10)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    else:  # the real server, seen by a client that believes it is someone else
+        import backpack.serving.protocol as protocol
+
+        with running_server(seeded=False) as running:
+            monkeypatch.setattr(protocol.os, "getuid", lambda: os.geteuid() + 4242)
+            before = running.server.requests
+            with pytest.raises(UntrustedServerError):
+                Client(running.unix, token=running.tokens["admin"]).connect()
+            assert running.server.requests == before

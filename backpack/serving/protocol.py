@@ -13,12 +13,13 @@ server (asyncio) and the clients (blocking and asyncio) share it.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 
 import msgspec
 
-from backpack.errors import FrameTooLargeError, ProtocolError
+from backpack.errors import FrameTooLargeError, ProtocolError, UntrustedServerError
 
 PROTOCOL_VERSION = 1
 CODECS = ("json", "msgpack")
@@ -140,3 +141,18 @@ def recv_frame(sock: socket.socket, limit: int = MAX_LENGTH) -> bytes:
 def error_reply(request_id, code: str, message: str) -> dict:
     """A reply carrying an error (``request_id`` None when the request had no usable id)."""
     return {"id": request_id, "error": {"code": code, "message": message}}
+
+
+def check_unix_peer(sock: socket.socket, path) -> None:
+    """:class:`UntrustedServerError` unless the process at the other end of the Unix socket
+    ``sock`` runs as this user or root, checked before a client sends anything (its token is in
+    its first frame). Where the kernel cannot say (no ``SO_PEERCRED``), nothing is checked."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None or not hasattr(os, "getuid"):
+        return
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i")))
+    if uid not in (os.getuid(), 0):
+        raise UntrustedServerError(
+            f"the process listening on {path} runs as uid {uid}, not as you (uid {os.getuid()}) or root: "
+            "not sending it the token; another user may have bound the path before the server"
+        )
