@@ -143,6 +143,22 @@ class UnknownContextError(InvalidInputError):
     code = "unknown_context"
 
 
+class UntrustedServerError(BackpackError, ConnectionError):
+    """The process at the address is not one this client trusts with its token: on a Unix socket,
+    its owner is neither this user nor root (another local user bound the path first). Nothing
+    was sent to it."""
+
+    code = "untrusted_server"
+
+
+class ContextLimitError(InvalidInputError):
+    """A JSON-LD document whose inline ``@context`` objects cost more than allowed: too many,
+    too many bytes, or nested too deep (expansion costs grow faster than their size). The
+    message names the limit; a remote context registered once costs nothing per document."""
+
+    code = "context_limit"
+
+
 class NamespaceCollisionError(InvalidInputError):
     """Two JSON-LD contexts bind one term or prefix to different IRIs, or a
     document redefines a protected term.

@@ -131,8 +131,10 @@ def test_load_matrix_drops_the_model_whose_indices_it_invalidates(catalogue):
 
 def test_accumulated_weights_saturate_instead_of_becoming_infinite():
     e = Engine()
-    e.add_interaction("a", "x", 3e38)
-    e.add_interaction("a", "x", 3e38)
+    with pytest.raises(InvalidInputError, match="at most"):  # above MAX_WEIGHT: refused where it arrives
+        e.add_interaction("a", "x", 3e38)
+    # the core below that rule still saturates instead of overflowing to inf
+    e.bags._store.write(["a", "a"], ["x", "x"], np.array([3e38, 3e38], dtype=np.float32), False)
     e.add_interaction("b", "x", 1.0)
     e.add_interaction("b", "y", 1.0)
     assert np.isfinite(e.bags.bag("a")["x"])

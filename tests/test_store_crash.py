@@ -24,7 +24,7 @@ k = 0
 while True:
     # two adds and a removal per transaction, so a torn transaction would show
     users, items = [f"u{k}", f"u{k + 1}"], [f"i{k}", f"i{k + 1}"]
-    store.append_interactions(users, items, [float(k), float(k + 1)], [1e9 + k, None])
+    store.append_interactions(users, items, [float(k + 1), float(k + 2)], [1e9 + k, None])  # weights > 0
     seq = store.append_removals([f"u{k}"], [f"i{k}"])
     print(seq, k, flush=True)
     k += 2
@@ -73,10 +73,10 @@ def test_every_acknowledged_append_survives_a_sigkill(tmp_path):
                 "add",
                 f"u{k}",
                 f"i{k}",
-                float(k),
+                float(k + 1),
                 1e9 + k,
             )
-            assert (add_k1.user, add_k1.weight, add_k1.timestamp) == (f"u{k + 1}", float(k + 1), None)
+            assert (add_k1.user, add_k1.weight, add_k1.timestamp) == (f"u{k + 1}", float(k + 2), None)
             assert (removal.op, removal.user, removal.item, removal.weight) == ("remove", f"u{k}", f"i{k}", None)
         # whatever was written is whole: no transaction left half of its rows behind
         assert sorted(log) == list(range(1, len(log) + 1))

@@ -37,16 +37,29 @@ class Popularity(BagScoringModel):
     half_life_days : decay interactions by age with this half-life (None: no decay).
     binary : count users holding an item instead of summing weights.
     now : the time ages are measured from, in seconds since the epoch (default: the data's latest).
+    max_user_weight : the most one user's weight on one item counts (None: uncapped). What
+        everyone is served must not be one user's to set: without a cap one user token adding
+        weight 1e6 (or the same item a million times) tops every list. The default, 10, is above
+        the heaviest default interaction kind (purchase, 8): ordinary signals count in full.
     """
 
-    def __init__(self, half_life_days: float | None = None, binary: bool = False, now: float | None = None):
+    def __init__(
+        self,
+        half_life_days: float | None = None,
+        binary: bool = False,
+        now: float | None = None,
+        max_user_weight: float | None = 10.0,
+    ):
         if half_life_days is not None and not (np.isfinite(half_life_days) and half_life_days > 0):
             raise InvalidInputError(f"half_life_days must be finite and > 0 (or None), got {half_life_days!r}")
         if now is not None and not np.isfinite(now):
             raise InvalidInputError(f"now must be a finite number of seconds, got {now!r}")
         self.half_life_days = None if half_life_days is None else float(half_life_days)
+        if max_user_weight is not None and not (np.isfinite(max_user_weight) and max_user_weight > 0):
+            raise InvalidInputError(f"max_user_weight must be finite and > 0 (or None), got {max_user_weight!r}")
         self.binary = bool(binary)
         self.now = None if now is None else float(now)
+        self.max_user_weight = None if max_user_weight is None else float(max_user_weight)
         self.scores: np.ndarray | None = None
         self._order: np.ndarray | None = None
 
@@ -62,6 +75,8 @@ class Popularity(BagScoringModel):
         """Score each item; ``timestamps`` (same structure as ``user_items``) is needed with a half-life."""
         m = as_user_items(user_items, allow_zero=True)
         weights = np.ones_like(m.data, dtype=np.float64) if self.binary else m.data.astype(np.float64)
+        if self.max_user_weight is not None:  # a (user, item) pair is one stored entry: capping it caps the user
+            weights = np.minimum(weights, self.max_user_weight)
         if self.half_life_days is not None:
             weights = weights * self._decay(m, timestamps)
         self._set_scores(np.bincount(m.indices, weights=weights, minlength=m.shape[1]).astype(np.float32))
@@ -77,6 +92,7 @@ class Popularity(BagScoringModel):
             binary=np.bool_(self.binary),
             half_life_days=np.float64(np.nan if self.half_life_days is None else self.half_life_days),
             now=np.float64(np.nan if self.now is None else self.now),
+            max_user_weight=np.float64(np.nan if self.max_user_weight is None else self.max_user_weight),
         )
 
     @classmethod
@@ -84,7 +100,13 @@ class Popularity(BagScoringModel):
         """Read a model written by :meth:`save` (``num_threads`` is accepted and unused)."""
         with open_npz(path, "popularity", _FORMAT_VERSION, "popularity") as f:
             half_life, now = float(f["half_life_days"]), float(f["now"])
-            model = cls(None if np.isnan(half_life) else half_life, bool(f["binary"]), None if np.isnan(now) else now)
+            cap = float(f["max_user_weight"]) if "max_user_weight" in f else np.nan  # older files: uncapped
+            model = cls(
+                None if np.isnan(half_life) else half_life,
+                bool(f["binary"]),
+                None if np.isnan(now) else now,
+                None if np.isnan(cap) else cap,
+            )
             scores = f["scores"]
         if scores.ndim != 1 or not np.isfinite(scores).all():
             raise ModelFileError(f"{npz_path(path)} is corrupt: the scores are not a finite vector")

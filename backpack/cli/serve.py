@@ -22,6 +22,10 @@ _LIMIT_FLAGS = {  # flag -> (Limits field, type, help)
     "--read-timeout": ("read_timeout", float, "seconds to receive a frame once its header arrived"),
     "--max-connections": ("max_connections", int, "connections served at once"),
     "--max-in-flight": ("max_in_flight", int, "requests of one connection handled at once"),
+    "--max-results": ("max_results", int, "most result cells (users x n) in one request"),
+    "--auth-timeout": ("auth_timeout", float, "seconds after connecting to present a valid token"),
+    "--max-unauthenticated": ("max_unauthenticated", int, "connections without a valid token at once"),
+    "--write-timeout": ("write_timeout", float, "seconds for a reply to drain to a client that stopped reading"),
 }
 
 

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from backpack.core import _core
 from backpack.core.arrays import as_float_array, as_user_items, core_errors, csr_arrays
+from backpack.core.weights import WEIGHT_RULE, weights_ok
 from backpack.errors import InvalidInputError
 
 
@@ -151,7 +152,11 @@ def _check_ids(values, what: str) -> list[str]:
 
 
 def weight_array(weights, count: int) -> np.ndarray:
-    """``count`` interaction weights as a float32 vector: finite and > 0.
+    """``count`` interaction weights as a float32 vector, each in (0, :data:`MAX_WEIGHT`] as stored.
+
+    The check is on the value the engine and the store keep (float32), not on the float64
+    the caller sent: ``1e-50`` is a positive float64 but 0.0 as float32, and must be refused
+    here rather than by the engine after the store has made it durable.
 
     A scalar applies to every interaction. A column or row vector (``(count, 1)``
     or ``(1, count)``, as NumPy and pandas hand them out) is flattened; any
@@ -164,8 +169,12 @@ def weight_array(weights, count: int) -> np.ndarray:
         w = w.reshape(-1)
     if w.shape != (count,):
         raise InvalidInputError(f"got {count} interactions but weights of shape {w.shape}")
-    if w.size and not (np.isfinite(w).all() and (w > 0).all()):
-        raise InvalidInputError("weights must be finite and > 0 (remove an interaction to delete it)")
+    bad = ~weights_ok(w)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise InvalidInputError(
+            f"weight #{first} ({w[first]!r}) refused: {WEIGHT_RULE} (remove an interaction to delete it)"
+        )
     return np.ascontiguousarray(w, dtype=np.float32)
 
 

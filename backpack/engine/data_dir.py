@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -43,6 +44,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from backpack.core.files import crash_point
+from backpack.core.weights import WEIGHT_RULE, weight_kept
 from backpack.engine.snapshot_files import FILES, ModelManifest, NewModel, SnapshotFiles
 from backpack.errors import DataDirError, MappingError
 from backpack.store.base import Store, default_store_path, open_store
@@ -227,7 +229,7 @@ class DataDir:
             if depth or fcntl is None:
                 yield
                 return
-            with open(self.path / ".lock", "a+b") as f:
+            with open_lock_file(self.path / ".lock") as f:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX)
                 try:
                     yield
@@ -244,7 +246,7 @@ class DataDir:
         lock = self.path / "serve.lock"
         if fcntl is None or not lock.exists():
             return None
-        with open(lock, "a+b") as f:
+        with open_lock_file(lock) as f:
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -333,7 +335,7 @@ class ServeLock:
     def __init__(self, data: DataDir):
         self.data = data
         data.path.mkdir(parents=True, exist_ok=True)
-        self._file = open(data.path / "serve.lock", "a+b")  # noqa: SIM115 - held until release()
+        self._file = open_lock_file(data.path / "serve.lock")  # held until release()
         if fcntl is not None:
             try:
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -359,6 +361,26 @@ class ServeLock:
             return
         (self.data.path / "server.json").unlink(missing_ok=True)
         self._file.close()  # closing drops the lock
+
+
+def open_lock_file(path: Path):
+    """``path`` opened to be flocked: created 0600, never through a symlink, refused unless it is
+    this user's own regular file. A lock file others can open is a lock others can hold (flock
+    needs only a read-only descriptor), blocking every write of the directory's owner."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        raise DataDirError(f"cannot open the lock file {path}: {exc} (a symlink there is refused)") from exc
+    info = os.fstat(fd)
+    if hasattr(os, "getuid") and (info.st_uid != os.getuid() or not stat.S_ISREG(info.st_mode)):
+        os.close(fd)
+        raise DataDirError(
+            f"the lock file {path} is not a regular file owned by you (uid {info.st_uid}): another user could hold "
+            "it and block every write here; remove it"
+        )
+    if info.st_mode & 0o077:
+        os.fchmod(fd, 0o600)  # made 0644 by an older version
+    return os.fdopen(fd, "r+b")
 
 
 def describe_server(server: dict) -> str:
@@ -416,11 +438,26 @@ def _put_users(engine, batch: list[tuple[str, dict]]) -> None:
 def _replay_adds(engine, entries: list) -> None:
     if not entries:
         return
-    times = [e.timestamp for e in entries]
+    kept = [e for e in entries if weight_kept(e.weight)]
+    for e in entries:
+        if not weight_kept(e.weight):
+            # quarantined, not fatal: one stored row must never make every restart fail
+            log.warning(
+                "log entry %d (user %r, item %r, weight %r) skipped: the engine refuses it (%s); "
+                "it stays in the log, counted by the store's check() and the server's stats",
+                e.seq,
+                e.user,
+                e.item,
+                e.weight,
+                WEIGHT_RULE,
+            )
+    if not kept:
+        return
+    times = [e.timestamp for e in kept]
     engine.add_interactions(
-        [e.user for e in entries],
-        [e.item for e in entries],
-        [e.weight for e in entries],
+        [e.user for e in kept],
+        [e.item for e in kept],
+        [e.weight for e in kept],
         timestamps=None if all(t is None for t in times) else times,
     )
 

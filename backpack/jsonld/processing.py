@@ -17,9 +17,11 @@ Mapping and ingestion code calls these instead of ``pyld.jsonld`` directly:
 
 from __future__ import annotations
 
+import json
+
 from pyld import jsonld as _pyld
 
-from backpack.errors import BackpackError, InvalidInputError, NamespaceCollisionError
+from backpack.errors import BackpackError, ContextLimitError, InvalidInputError, NamespaceCollisionError
 from backpack.jsonld.collisions import Collision, ContextSource, MergedContext, check_policy, merge_contexts
 from backpack.jsonld.contexts import BACKPACK_CONTEXT, SCHEMA_CONTEXT
 from backpack.jsonld.loader import ContextLoader, default_loader
@@ -70,6 +72,46 @@ def expand(document, *, loader: ContextLoader | None = None, policy: str = "erro
     return _translated(_pyld.expand, document, options)
 
 
+#: what the inline ``@context`` objects of one document may add up to: PyLD's expansion costs
+#: grow faster than their number (2,000 in one 74 KiB document took 21-60 s of CPU)
+MAX_INLINE_CONTEXTS = 32
+MAX_INLINE_CONTEXT_BYTES = 64 << 10
+MAX_CONTEXT_NESTING = 4
+
+
+def check_inline_contexts(document, where: str = "the document") -> None:
+    """:class:`ContextLimitError` if ``document``'s inline contexts exceed the limits above; one
+    pass without recursion, linear in the document's size."""
+    count = size = 0
+    stack = [(document, 0)]
+    while stack:
+        node, nesting = stack.pop()
+        if isinstance(node, list):
+            stack.extend((child, nesting) for child in node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        inner = nesting
+        if "@context" in node:
+            value = node["@context"]
+            inline = [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, dict)]
+            if inline:
+                inner = nesting + 1
+                count += len(inline)
+                size += sum(len(json.dumps(v)) for v in inline)
+                if count > MAX_INLINE_CONTEXTS:
+                    raise ContextLimitError(f"{where} has more than {MAX_INLINE_CONTEXTS} inline @context objects")
+                if size > MAX_INLINE_CONTEXT_BYTES:
+                    raise ContextLimitError(
+                        f"{where}'s inline @context objects exceed {MAX_INLINE_CONTEXT_BYTES} bytes"
+                    )
+                if inner > MAX_CONTEXT_NESTING:
+                    raise ContextLimitError(
+                        f"{where} nests inline @context objects more than {MAX_CONTEXT_NESTING} deep"
+                    )
+        stack.extend((child, inner) for key, child in node.items() if key != "@context")
+
+
 #: how a node that names no ``@context`` is read: schema.org terms, and Backpack's for the rest
 DEFAULT_CONTEXT = [SCHEMA_CONTEXT, BACKPACK_CONTEXT]
 
@@ -89,6 +131,7 @@ def expand_documents(
         where = f"document {number}" if len(documents) > 1 else "the document"
         if not isinstance(document, dict):
             raise InvalidInputError(f"{where} is {type(document).__name__}, not a JSON-LD object")
+        check_inline_contexts(document, where)
         if "@context" not in document and default_context is not None:
             document = {"@context": default_context, **document}
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import stat
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,34 @@ from backpack.models.backends import (
 
 #: raise the compiler's flags' version when they change, so old cache entries are not reused
 _FLAGS_VERSION = 1
+
+
+def untrusted_folder(folder: Path) -> str | None:
+    """Why ``folder`` (or a folder above it) could be changed by another user, or None: each must be
+    owned by this user or root and not group/world-writable (sticky folders such as /tmp excepted
+    above the cache folder itself, as ssh does)."""
+    if not hasattr(os, "getuid"):
+        return None  # Windows: no owners or modes of this kind
+    folder = folder.resolve()
+    for depth, current in enumerate([folder, *folder.parents]):
+        info = os.stat(current)
+        if info.st_uid not in (os.getuid(), 0):
+            return f"{current} is owned by uid {info.st_uid}, not by you"
+        if info.st_mode & 0o022 and not (depth and info.st_mode & stat.S_ISVTX):
+            return f"{current} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def trusted_entry(path: Path) -> bool:
+    """Whether ``path`` is a cache entry this process may load: a regular file (not a symlink)
+    owned by this user and writable by no one else. False when it does not exist."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o022:
+        return False
+    return not hasattr(os, "getuid") or info.st_uid == os.getuid()
 
 
 def default_cache_dir() -> Path:
@@ -110,9 +139,24 @@ class IreeBackend(ModelBackend):
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def compiled_path(self, source: ModelSource) -> Path:
-        """The cached module for ``source``, compiled now if it is not cached yet."""
+        """The cached module for ``source``, compiled now if it is not cached yet.
+
+        A ``.vmfb`` is native code that is loaded and run, so the cache is trusted as ssh trusts
+        its keys: the folder must be this user's (or root's) and writable by no one else, and an
+        entry this user does not own (or a symlink) is deleted and compiled again, never loaded."""
+        try:
+            self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelLoadError(f"cannot create the IREE cache folder {self.cache_dir}: {exc}") from None
+        problem = untrusted_folder(self.cache_dir)
+        if problem:
+            raise ModelLoadError(
+                f"the IREE cache folder {problem}: another user could plant a module there that this process "
+                "would run; make it private (chmod 700) or point BACKPACK_CACHE_DIR at a private folder"
+            )
         path = self.cache_dir / f"{self.cache_key(source)}.vmfb"
-        if not path.exists():
+        if not trusted_entry(path):
+            path.unlink(missing_ok=True)
             self._compile(source, path)
         return path
 
@@ -120,10 +164,6 @@ class IreeBackend(ModelBackend):
         return [f"--iree-llvmcpu-target-cpu={self.target_cpu}", *self.compile_args]
 
     def _compile(self, source: ModelSource, target: Path) -> None:
-        try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ModelLoadError(f"cannot create the IREE cache folder {self.cache_dir}: {exc}") from None
         with tempfile.TemporaryDirectory(prefix="backpack-iree-") as tmp:
             onnx_path, mlir_path = Path(tmp) / "model.onnx", Path(tmp) / "model.mlir"
             onnx_path.write_bytes(source.data)

@@ -33,6 +33,9 @@ GLB_MAGIC = b"glTF"
 CHUNK_JSON = 0x4E4F534A
 CHUNK_BIN = 0x004E4942
 _LIGHT_TYPES = {"directional": "DirectionalLight3D", "point": "OmniLight3D", "spot": "SpotLight3D"}
+#: the most names a node's path shows (the ones nearest the node): a chain of 16,000 nodes must not
+#: make 16,000 paths of up to 16,000 names each
+MAX_PATH_NAMES = 32
 #: the glTF objects a ``KHR_xmp_json_ld`` packet reference may sit on (besides the asset)
 _TAG_KEYS = ("tags", "tag", "keywords")
 _PACKET_HOLDERS = ("scenes", "nodes", "meshes", "materials", "animations", "images")
@@ -367,10 +370,11 @@ class _GltfReader:
                     )
                 parents[child] = number
         names = [self.text(node, "name", f"/nodes/{n}") or f"node{n}" for n, node in enumerate(nodes)]
+        paths = self.node_paths(parents, names)
         for number, node in enumerate(nodes):
             pointer = f"/nodes/{number}"
             kind = self.node_type(node, pointer, len(meshes), n_cameras, lights)
-            entry = {"path": self.node_path(number, parents, names), "type": kind}
+            entry = {"path": paths[number], "type": kind}
             mesh = node.get("mesh")
             if mesh is not None:
                 entry["mesh"] = meshes[mesh]["name"]
@@ -385,15 +389,29 @@ class _GltfReader:
             if node.get("name"):
                 summary.object_names.append(node["name"])
 
-    def node_path(self, number: int, parents: dict[int, int], names: list[str]) -> str:
-        parts, seen = [], set()
-        while number is not None:
-            if number in seen:
+    def node_paths(self, parents: dict[int, int], names: list[str]) -> list[str]:
+        """Every node's path from its root (``Root/Arm/Hand``), at most :data:`MAX_PATH_NAMES` names
+        (deeper ones start with ``…/``). Built from the roots down, each node from its parent's
+        tail: linear in the node count, where walking up from every node was quadratic for a chain."""
+        children: dict[int, list[int]] = {}
+        for child, parent in parents.items():
+            children.setdefault(parent, []).append(child)
+        tails: list[tuple[int, ...] | None] = [None] * len(names)
+        deep = [False] * len(names)
+        stack = [n for n in range(len(names)) if n not in parents]
+        for root in stack:
+            tails[root] = (root,)
+        while stack:
+            number = stack.pop()
+            for child in children.get(number, ()):
+                tail = tails[number] + (child,)
+                deep[child] = deep[number] or len(tail) > MAX_PATH_NAMES
+                tails[child] = tail[-MAX_PATH_NAMES:]
+                stack.append(child)
+        for number, tail in enumerate(tails):
+            if tail is None:  # one parent each, so a node no root reaches sits on a cycle
                 self.fail(f"/nodes/{number}/children", "the node hierarchy has a cycle")
-            seen.add(number)
-            parts.append(names[number])
-            number = parents.get(number)
-        return "/".join(reversed(parts))
+        return [("…/" if deep[n] else "") + "/".join(names[k] for k in tails[n]) for n in range(len(names))]
 
     def scenes(self, summary: SceneSummary) -> str | None:
         """Checks the scenes; returns the default scene's name."""

@@ -12,6 +12,7 @@ the others.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from backpack.errors import InvalidInputError, SceneFileError
 from backpack.scenes.items import SceneDescription
 
 SCENE_SUFFIXES = (".gltf", ".glb", ".tscn")
+#: the largest scene file read (a symlink to /dev/zero, or a huge upload, must not exhaust memory)
+MAX_SCENE_BYTES = 256 << 20
 
 
 def is_scene_file(path) -> bool:
@@ -40,6 +43,7 @@ def read_scene(path) -> SceneDescription:
     if suffix not in SCENE_SUFFIXES:
         raise InvalidInputError(f"{path}: not a scene file (expected {', '.join(SCENE_SUFFIXES)})")
     try:
+        _check_readable(path)
         if suffix == ".tscn":
             from backpack.scenes.tscn import read_tscn
 
@@ -53,16 +57,47 @@ def read_scene(path) -> SceneDescription:
         raise SceneFileError(path, "nested too deeply to read") from None
 
 
+def _check_readable(path: Path) -> None:
+    """A regular file of at most :data:`MAX_SCENE_BYTES`, checked on an open descriptor (opened
+    non-blocking, so a FIFO named ``*.tscn`` cannot hang the import), else SceneFileError."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise SceneFileError(path, "not a regular file (a FIFO, device or socket): skipped")
+    if info.st_size > MAX_SCENE_BYTES:
+        raise SceneFileError(path, f"{info.st_size:,} bytes, more than the {MAX_SCENE_BYTES:,} a scene may be: skipped")
+
+
 def scene_files(folder) -> list[Path]:
     """Every scene file under ``folder``, recursively, sorted; hidden folders (``.godot``, ``.git``) skipped."""
+    return scan_scene_folder(folder)[0]
+
+
+def scan_scene_folder(folder) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The scene files under ``folder`` (as :func:`scene_files`) and those skipped with why: a
+    symlink that leads out of the folder (another user's files are not an upload) or to nothing.
+    Symlinked folders are not walked into."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InvalidInputError(f"{folder}: no such folder")
-    found = []
+    inside = folder.resolve()
+    found, skipped = [], []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(root) / name for name in files if is_scene_file(name)]
-    return sorted(found)
+        for name in files:
+            path = Path(root) / name
+            if not is_scene_file(name):
+                continue
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(inside):
+                    skipped.append((path, f"{path}: a symlink leading out of the folder (to {target}): skipped"))
+                    continue
+            found.append(path)
+    return sorted(found), sorted(skipped)
 
 
 @dataclass
@@ -108,7 +143,8 @@ def import_scene_folder(folder, engine=None, progress: bool = True) -> ScanRepor
     """
     folder = Path(folder)
     report = ScanReport(folder)
-    paths = scene_files(folder)
+    paths, skipped = scan_scene_folder(folder)
+    report.errors += skipped  # reported like a bad file: each one named, with why
     with tqdm(paths, desc=folder.name or str(folder), unit="file", disable=not progress) as bar:
         for path in bar:
             try:

@@ -28,7 +28,7 @@ from backpack import errors
 from backpack.core.timestamps import timestamp_array
 from backpack.engine.results import Recommendation
 from backpack.errors import BackpackError, ServerError
-from backpack.serving.protocol import decode_body, encode_frame, read_frame, recv_frame
+from backpack.serving.protocol import check_unix_peer, decode_body, encode_frame, read_frame, recv_frame
 
 #: job states after which a job will not change any more
 FINISHED_JOB_STATES = ("completed", "discarded")
@@ -259,7 +259,9 @@ class Client(EngineApi):
         sock.settimeout(self.timeout)
         try:
             sock.connect(where)
-        except OSError:
+            if kind == "unix":
+                check_unix_peer(sock, where)
+        except OSError:  # UntrustedServerError included (a ConnectionError)
             sock.close()
             raise
         self._sock, self._wire_codec = sock, "json"
@@ -361,6 +363,13 @@ class AsyncClient(EngineApi):
         else:
             opened = asyncio.open_connection(*where)
         self._reader, self._writer = await asyncio.wait_for(opened, self.timeout)
+        if kind == "unix":
+            try:
+                check_unix_peer(self._writer.get_extra_info("socket"), where)
+            except OSError:
+                self._writer.close()
+                self._writer = None
+                raise
         self._wire_codec = "json"
         self._reading = asyncio.ensure_future(self._read_replies())
         hello = {"codec": self.codec}

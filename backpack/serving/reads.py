@@ -41,6 +41,14 @@ class ReadOps:
                 "batch_too_large", f"{count} {what} in one request; the limit is {self.limits.max_batch}: split it"
             )
 
+    def _check_results(self, rows: int, n: int) -> None:
+        # users x n, not each alone: 2,000 x 2,000 passes max_batch twice yet builds a 349 MB reply
+        if rows * n > self.limits.max_results:
+            raise ProtocolError(
+                "too_many_results",
+                f"{rows} x n={n} is {rows * n} results; the limit is {self.limits.max_results}: split it or lower n",
+            )
+
     async def _op_recommend(self, caller: Caller, args: dict):
         user = required(args, "user", str)
         caller.require_own([user])
@@ -78,6 +86,7 @@ class ReadOps:
     def _list_args(self, args: dict) -> tuple[int, dict]:
         n = optional(args, "n", int, 10)
         self._check_batch(n, "results")
+        self._check_results(1, n)
         filters = {
             "items": optional_strings(args, "items"),
             "exclude": optional_strings(args, "exclude"),
@@ -93,6 +102,7 @@ class ReadOps:
         self._check_batch(len(users), "users")
         caller.require_own(users)
         n, filters = self._list_args(args)
+        self._check_results(len(users), n)
         results = await self._run(
             self.engine.recommend_batch, users, n, filter_owned=optional(args, "filter_owned", bool, True), **filters
         )
@@ -106,6 +116,7 @@ class ReadOps:
             raise InvalidInputError("weights must be a list of numbers")
         n = optional(args, "n", int, 10)
         self._check_batch(n, "results")
+        self._check_results(1, n)
         recs = await self._run(
             self.engine.recommend_bag,
             items,

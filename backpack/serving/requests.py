@@ -44,17 +44,26 @@ class Limits:
     every quarter of the smaller one, at most once a second, so they act that much late;
     ``max_connections`` at once (``too_many_connections``, then close);
     ``max_in_flight`` requests of one connection handled at once (more wait
-    unread: back-pressure, not an error).
+    unread: back-pressure, not an error). Fairness against connections that never
+    authenticate: ``auth_timeout`` seconds after connect to present a valid token
+    (``auth_timeout``, then close); at most ``max_unauthenticated`` connections without one
+    (a new one closes the oldest of them with ``too_many_connections``, so idle sockets can
+    never lock out clients that authenticate at once); ``write_timeout`` seconds for a reply
+    to drain to a client that stopped reading (then close, whatever it pipelined).
     """
 
     max_frame: int = 4 << 20
     max_batch: int = 10_000
+    max_results: int = 100_000
     rate: float = 2000.0
     burst: int = 500
     idle_timeout: float = 300.0
     read_timeout: float = 10.0
     max_connections: int = 256
     max_in_flight: int = 64
+    auth_timeout: float = 10.0
+    max_unauthenticated: int = 64
+    write_timeout: float = 30.0
 
     def as_dict(self) -> dict:
         """The limits as sent in the ``hello`` reply."""
@@ -90,6 +99,9 @@ def check_request(request: dict) -> None:
         raise ProtocolError("bad_request", "request needs args (an object, {} for none)")
     if "token" in request and not isinstance(request["token"], str):
         raise ProtocolError("bad_request", "token must be a string")
+    token = request["args"].get("token") if request["op"] == "hello" else None
+    if token is not None and not isinstance(token, str):
+        raise ProtocolError("bad_request", "hello's args.token must be a string")
 
 
 _MISSING = object()

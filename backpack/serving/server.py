@@ -97,10 +97,27 @@ class _Connection:
         # when the frame being waited for is overdue (loop time) and which limit that is:
         # checked by the server's sweeper, so a read costs no timer of its own
         self.deadline, self.waiting_for = math.inf, "frame"
+        # until a valid token is seen: when the connection must have authenticated by (loop time)
+        self.opened = asyncio.get_running_loop().time()
+        self.auth_deadline = self.opened + limits.auth_timeout
+        self.write_timeout = limits.write_timeout
 
     def expect(self, what: str, seconds: float) -> None:
         """Start waiting for ``what`` ("frame": the next header; "body": the rest of a frame)."""
         self.deadline, self.waiting_for = asyncio.get_running_loop().time() + seconds, what
+
+    @property
+    def authenticated(self) -> bool:
+        return self.auth_deadline == math.inf
+
+    def drop(self, code: str, message: str) -> None:
+        """Close with one last error reply (best effort: it may never be read)."""
+        self.deadline = self.auth_deadline = math.inf
+        try:
+            self.writer.write(encode_frame(error_reply(None, code, message), self.codec))
+        except (ConnectionError, RuntimeError):
+            pass
+        self.writer.close()
 
     def expire(self, limits: Limits) -> None:
         """The deadline passed: an idle connection gets ``idle_timeout`` first; a frame stuck
@@ -138,7 +155,13 @@ class _Connection:
             self.writer.write(frame)
             if switch_codec is not None:
                 self.codec = switch_codec
-            await self.writer.drain()
+            try:
+                # under back-pressure (a client that pipelines and never reads) no read deadline
+                # runs: this one does, so such a client cannot hold its connection forever
+                await asyncio.wait_for(self.writer.drain(), self.write_timeout)
+            except asyncio.TimeoutError:
+                self.writer.transport.abort()
+                raise ConnectionError("the client did not read its replies within write_timeout") from None
 
 
 def is_loopback(host: str) -> bool:
@@ -243,7 +266,7 @@ class Server(ReadOps, WriteOps):
         """Enforce ``idle_timeout`` and ``read_timeout``: one periodic pass over the connections
         instead of a timer armed and cancelled around every read (that cost more than the read)."""
         limits = self.limits
-        period = min(1.0, max(0.01, min(limits.idle_timeout, limits.read_timeout) / 4))
+        period = min(1.0, max(0.01, min(limits.idle_timeout, limits.read_timeout, limits.auth_timeout) / 4))
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(period)
@@ -251,6 +274,8 @@ class Server(ReadOps, WriteOps):
             for conn in list(self._connections):
                 if conn.deadline <= now:
                     conn.expire(limits)
+                elif conn.auth_deadline <= now:
+                    conn.drop("auth_timeout", f"no valid token within {limits.auth_timeout:g} s of connecting; closing")
 
     async def close(self) -> None:
         """Stop listening, close every connection, wait for the job worker, clean up the socket file."""
@@ -298,6 +323,12 @@ class Server(ReadOps, WriteOps):
                     )
                 )
                 return
+            unauthenticated = [c for c in self._connections if not c.authenticated]
+            if len(unauthenticated) >= self.limits.max_unauthenticated:
+                # the oldest yields: a client that sends its token at once is never the one closed
+                min(unauthenticated, key=lambda c: c.opened).drop(
+                    "too_many_connections", "too many connections without a token; closing the oldest"
+                )
             self._connections.add(conn)
             await self._serve(conn, reader)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -404,6 +435,7 @@ class Server(ReadOps, WriteOps):
         record = cached[0]
         if record is None:
             raise ProtocolError("unauthorized", "the token is invalid or revoked")
+        conn.auth_deadline = math.inf
         return Caller(record.role, record.user)
 
     def _hello(self, conn: _Connection, caller: Caller, args: dict) -> dict:
@@ -438,6 +470,8 @@ class Server(ReadOps, WriteOps):
             "requests": self.requests,
             "recommend_core_calls": self.recommends.calls,
             "watermark": await self._run(self.store.watermark),
+            # log adds replay skips (quarantined); non-zero means an older version stored what the engine refuses
+            "quarantined": await self._run(self.store.refused_adds),
         }
 
     # -- jobs and snapshots -----------------------------------------------------------------

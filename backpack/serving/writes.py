@@ -114,21 +114,34 @@ class WriteOps:
             "documents": self._commit_documents,
         }
 
-    def _commit_adds(self, writes: list[tuple]) -> list[int]:
-        users = [u for w in writes for u in w[1]]
+    def _commit_adds(self, writes: list[tuple]) -> list:
+        # Each request checked again on its own (the rule the store and the engine apply): one that
+        # slipped past its arrival check fails alone instead of failing, or half-storing, the run.
+        results: list = [None] * len(writes)
+        good = []
+        for k, w in enumerate(writes):
+            try:
+                weight_array(w[3], len(w[1]))
+                id_lists(w[1], w[2])
+                good.append(k)
+            except InvalidInputError as exc:
+                results[k] = exc
+        runs = [writes[k] for k in good]
+        users = [u for w in runs for u in w[1]]
         if not users:
-            return [self.store.watermark()] * len(writes)
-        items = [i for w in writes for i in w[2]]
-        weights = [x for w in writes for x in w[3]]
-        times = [t for w in writes for t in (w[4] if w[4] is not None else [None] * len(w[1]))]
+            watermark = self.store.watermark()
+            return [watermark if r is None else r for r in results]
+        items = [i for w in runs for i in w[2]]
+        weights = [x for w in runs for x in w[3]]
+        times = [t for w in runs for t in (w[4] if w[4] is not None else [None] * len(w[1]))]
         last = self.store.append_interactions(users, items, weights, times)
         self.engine.add_interactions(users, items, weights, timestamps=None if all(t is None for t in times) else times)
         # one call's log positions are consecutive: a request's last row is `last` minus the rows after it
-        watermarks, after = [], len(users)
-        for w in writes:
-            after -= len(w[1])
-            watermarks.append(last - after)
-        return watermarks
+        after = len(users)
+        for k in good:
+            after -= len(writes[k][1])
+            results[k] = last - after
+        return results
 
     def _commit_removals(self, writes: list[tuple]) -> list[int]:
         users = [u for w in writes for u in w[1]]

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from backpack.core.weights import weight_kept
 from backpack.errors import InvalidInputError, JobStateError
 
 if TYPE_CHECKING:
@@ -163,6 +164,13 @@ class Store(ABC):
     @abstractmethod
     def watermark(self) -> int:
         """The highest ``seq`` written (0 for an empty log)."""
+
+    def refused_adds(self) -> int:
+        """How many log adds the engine would refuse (a weight outside the rule of
+        :mod:`backpack.core.weights`, written by an older version or by hand): replay skips them
+        (quarantined: kept in the log, counted here, in ``check`` and in the server's ``stats``).
+        This default reads the whole log; the SQL stores count in SQL."""
+        return sum(1 for batch in self.log_since(0) for e in batch if e.op == "add" and not weight_kept(e.weight))
 
     def write_batch(self, batch: WriteBatch) -> int:
         """Store every part of ``batch`` as one durable unit, in this order: (with ``batch.clear``)

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 
 from backpack.errors import InvalidInputError, StoreError
 from backpack.store.base import JOB_STATES, Job
-from backpack.store.sql import JOB_COLUMNS, SQLStore, apply_migrations
+from backpack.store.sql import JOB_COLUMNS, REFUSED_ADD, SQLStore, apply_migrations
 
 INSTALL_HINT = "pip install 'backpack-engine[postgres]'"
 
@@ -226,11 +226,10 @@ class PostgresStore(SQLStore):
         states = ", ".join(f"'{s}'" for s in JOB_STATES)
         rules = [
             ("log entries with an unknown op", "SELECT count(*) FROM log WHERE op NOT IN ('add', 'remove')"),
-            # PostgreSQL orders NaN above every number and equal to itself, so this catches NaN too
+            # quarantined rows: kept, skipped by replay (also 0 or inf as float32, or above MAX_WEIGHT)
             (
-                "log adds without a finite weight",
-                "SELECT count(*) FROM log WHERE op = 'add' AND "
-                "(weight IS NULL OR weight = 'NaN'::float8 OR weight IN ('Infinity'::float8, '-Infinity'::float8))",
+                "log adds without a finite weight, or one the engine refuses (skipped on restore)",
+                f"SELECT count(*) FROM log WHERE {REFUSED_ADD}",
             ),
             ("log removals with a weight", "SELECT count(*) FROM log WHERE op = 'remove' AND weight IS NOT NULL"),
             # a counter behind the log would hand out an existing seq again

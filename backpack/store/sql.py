@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from backpack.core.arrays import finite_number
 from backpack.core.files import crash_point
+from backpack.core.weights import MAX_WEIGHT, ROUNDS_TO_ZERO, stored_weight
 from backpack.errors import InvalidInputError, StoreError, UnknownJobError
 from backpack.store.base import (
     UNFINISHED_JOB_STATES,
@@ -40,6 +41,10 @@ from backpack.store.base import (
 )
 
 T = TypeVar("T")
+
+#: log adds the engine refuses (the rule of backpack.core.weights, in SQL; NaN in PostgreSQL sorts
+#: above every number, so it fails ``<= MAX_WEIGHT``; SQLite stores NaN as NULL)
+REFUSED_ADD = f"op = 'add' AND (weight IS NULL OR NOT (weight > {ROUNDS_TO_ZERO!r} AND weight <= {MAX_WEIGHT!r}))"
 
 #: every column of ``jobs``, in the order :class:`~backpack.store.base.Job` takes them
 JOB_COLUMNS = "id, kind, args, state, attempts, max_attempts, run_at, progress, result, error, created, updated"
@@ -166,7 +171,7 @@ class SQLStore(Store):
                 "add",
                 check_id("user", u),
                 check_id("item", i),
-                finite_number(w, "weight"),
+                stored_weight(w, "weight"),
                 None if timestamps is None or timestamps[k] is None else finite_number(timestamps[k], "timestamp"),
             )
             for k, (u, i, w) in enumerate(zip(users, items, weights))
@@ -221,6 +226,9 @@ class SQLStore(Store):
 
     def watermark(self) -> int:
         return self._read("SELECT coalesce(max(seq), 0) FROM log")[0][0]
+
+    def refused_adds(self) -> int:
+        return self._read(f"SELECT count(*) FROM log WHERE {REFUSED_ADD}")[0][0]
 
     # -- users and items -----------------------------------------------------------
 

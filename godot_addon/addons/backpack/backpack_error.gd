@@ -21,6 +21,9 @@ const UNKNOWN_ITEM := "unknown_item"
 const UNKNOWN_USER := "unknown_user"
 const NOT_FITTED := "not_fitted"
 const BATCH_TOO_LARGE := "batch_too_large"
+const TOO_MANY_RESULTS := "too_many_results"
+const TOO_DEEP := "too_deep"
+const AUTH_TIMEOUT := "auth_timeout"
 const RATE_LIMITED := "rate_limited"
 const TOO_MANY_CONNECTIONS := "too_many_connections"
 const IDLE_TIMEOUT := "idle_timeout"
@@ -48,6 +51,8 @@ const ADVICE := {
 	+ " `backpack serve`.",
 	INVALID_INPUT: "An argument was missing or had the wrong type or value.",
 	BATCH_TOO_LARGE: "Too much in one request (more than the server's max_batch): ask for less.",
+	TOO_MANY_RESULTS:
+	"Too many results in one request (players x n over the server's max_results): ask for fewer.",
 	RATE_LIMITED: "Too many requests per second: slow down and retry.",
 	TOO_MANY_CONNECTIONS: "The server is full (max_connections): close other clients.",
 	IDLE_TIMEOUT: "The server closed an idle connection; the client reconnects by itself.",
