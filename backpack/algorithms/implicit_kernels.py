@@ -108,7 +108,7 @@ class ReachScorer:
         )
         self._indptr = np.zeros(2, np.int64)
 
-    def score(self, held: np.ndarray, weights: np.ndarray, n: int, allowed, denied):
+    def score(self, held: np.ndarray, weights: np.ndarray, n: int, allowed=None):
         """``(ids, float64 scores)`` of the best ``n`` items the bag reaches (owned ones included)."""
         self._indptr[1] = held.size
         ids, scores = self.index.recommend(
@@ -119,7 +119,7 @@ class ReachScorer:
             max(int(n), 1),
             False,
             allowed,
-            denied,
+            None,
             1,
         )
         keep = scores[0] > -np.inf

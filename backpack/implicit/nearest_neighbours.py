@@ -99,7 +99,8 @@ class ItemItemRecommender(RecommenderBase):
             raise ValueError("Can't specify both filter_items and items")
         scorer = self._scorer()
         n = scorer.n_items
-        allowed = denied = None
+        allowed = None
+        want = N
         if items is not None:
             items = np.asarray(items)
             if items.size and (items.max() >= n or items.min() < 0):
@@ -107,24 +108,25 @@ class ItemItemRecommender(RecommenderBase):
             allowed = np.zeros(n, np.uint8)
             allowed[items] = 1
             want = len(items)
-        else:
-            want = N
-            if filter_items is not None:
-                denied = np.zeros(n, np.uint8)
-                fi = np.asarray(filter_items, dtype=np.int64).reshape(-1)
-                denied[fi[(fi >= 0) & (fi < n)]] = 1
+        elif filter_items is not None:
+            # implicit widens the list by the filter's length, then drops the filtered items:
+            # a scalar call can return more than N items
+            want = N + len(filter_items)
         start, end = user_items.indptr[row], user_items.indptr[row + 1]
         held = user_items.indices[start:end]
-        ids, scores = scorer.score(held, user_items.data[start:end], want + held.size, allowed, denied)
+        ids, scores = scorer.score(held, user_items.data[start:end], want + held.size, allowed)
         if filter_liked and held.size:
             scores[np.isin(ids, held)] = 0.0
         # implicit orders by (score, id) descending: on a tie the higher id comes first
         order = np.lexsort((-ids.astype(np.int64), -scores))[:want]
         ids, scores = ids[order], scores[order]
+        if filter_items is not None:
+            keep = np.isin(ids, filter_items, invert=True)
+            ids, scores = ids[keep], scores[keep]
         if items is not None:
             missing = items[np.isin(items, ids, invert=True)]
             if missing.size:
-                ids = np.append(ids, missing).astype(np.int32)
+                ids = np.append(ids, missing)  # int64 then, as in implicit
                 scores = np.append(scores, np.full(missing.size, _MISSING))
         return ids, scores
 
