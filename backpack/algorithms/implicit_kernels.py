@@ -90,10 +90,10 @@ def bpr_epoch(user_items: sp.csr_matrix, users, items, learning_rate, regulariza
 
 
 class ReachScorer:
-    """The core's neighbour index over an implicit-style similarity matrix, without Backpack's popularity fill.
+    """The core's neighbour index over an implicit-style similarity matrix, scored by implicit's rules.
 
-    The core always fills a short list from its fallback order; giving every fallback item the
-    score -inf marks them, and :meth:`score` drops them, so only reached items come back.
+    Only items the bag reaches come back (no popularity fill), and held items stay candidates
+    with score 0 rather than being dropped, as implicit's scorer does.
     """
 
     def __init__(self, similarity: sp.csr_matrix):
@@ -103,27 +103,24 @@ class ReachScorer:
             np.ascontiguousarray(similarity.indptr, np.int64),
             np.ascontiguousarray(similarity.indices, np.int32),
             np.ascontiguousarray(similarity.data, np.float32),
-            np.arange(n, dtype=np.int32),
+            np.arange(n, dtype=np.int32),  # never used: the fill is off
             np.full(n, -np.inf, dtype=np.float32),
         )
-        self._indptr = np.zeros(2, np.int64)
 
-    def score(self, held: np.ndarray, weights: np.ndarray, n: int, allowed=None):
-        """``(ids, float64 scores)`` of the best ``n`` items the bag reaches (owned ones included)."""
-        self._indptr[1] = held.size
-        ids, scores = self.index.recommend(
-            self._indptr,
-            np.ascontiguousarray(held, np.int32),
-            np.ascontiguousarray(weights, np.float32),
-            self.n_items,
-            max(int(n), 1),
-            False,
-            allowed,
-            None,
-            1,
-        )
-        keep = scores[0] > -np.inf
-        return ids[0][keep], scores[0][keep].astype(np.float64)
+    def top(self, held: np.ndarray, weights: np.ndarray, n: int, allowed=None, zero_held: bool = True):
+        """``(ids, float64 scores)`` of the best ``n`` items the bag reaches, held ones scored 0 with ``zero_held``."""
+        with core_errors():
+            ids, scores = self.index.recommend_one(
+                np.ascontiguousarray(held, np.int32),
+                np.ascontiguousarray(weights, np.float32),
+                int(n),
+                False,
+                allowed,
+                None,
+                zero_owned=bool(zero_held),
+                fill=False,
+            )
+        return ids, scores.astype(np.float64)
 
 
 def model_input(csr: sp.csr_matrix) -> sp.csr_matrix:

@@ -113,13 +113,8 @@ class ItemItemRecommender(RecommenderBase):
             # a scalar call can return more than N items
             want = N + len(filter_items)
         start, end = user_items.indptr[row], user_items.indptr[row + 1]
-        held = user_items.indices[start:end]
-        ids, scores = scorer.score(held, user_items.data[start:end], want + held.size, allowed)
-        if filter_liked and held.size:
-            scores[np.isin(ids, held)] = 0.0
-        # implicit orders by (score, id) descending: on a tie the higher id comes first
-        order = np.lexsort((-ids.astype(np.int64), -scores))[:want]
-        ids, scores = ids[order], scores[order]
+        held, weights = user_items.indices[start:end], user_items.data[start:end]
+        ids, scores = scorer.top(held, weights, min(want, n), allowed, filter_liked)  # never more than n reached
         if filter_items is not None:
             keep = np.isin(ids, filter_items, invert=True)
             ids, scores = ids[keep], scores[keep]
