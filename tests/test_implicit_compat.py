@@ -335,3 +335,29 @@ def test_metrics_and_splits_match_implicit():
     for bad in ({"K": 0}, {"K": 1, "train_only_size": 1.0}, {"K": 1, "train_only_size": -0.1}):
         with pytest.raises(ValueError):
             bi.evaluation.leave_k_out_split(counts, **bad)
+
+
+def test_item_item_base_and_weighting_helpers_match_implicit():
+    counts = _counts(80, 40, 0.15, seed=21)
+    for ours_fn, theirs_fn in (
+        (bi.nearest_neighbours.normalize, implicit.nearest_neighbours.normalize),
+        (bi.nearest_neighbours.tfidf_weight, implicit.nearest_neighbours.tfidf_weight),
+        (
+            lambda X: bi.nearest_neighbours.bm25_weight(X, 1.2, 0.75),
+            lambda X: implicit.nearest_neighbours.bm25_weight(X, 1.2, 0.75),
+        ),
+    ):
+        np.testing.assert_allclose(ours_fn(counts).toarray(), theirs_fn(counts).toarray(), rtol=1e-12)
+    weighted = bi.nearest_neighbours.tfidf_weight(counts).tocsr()
+    for K in (1, 3, 40):
+        ours = bi.nearest_neighbours.all_pairs_knn(weighted, K, show_progress=False).toarray()
+        theirs = implicit.nearest_neighbours.all_pairs_knn(weighted, K, show_progress=False).toarray()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    model = bi.nearest_neighbours.ItemItemRecommender(K=4)
+    model.fit(weighted, show_progress=False)
+    reference = implicit.nearest_neighbours.ItemItemRecommender(K=4)
+    reference.fit(weighted, show_progress=False)
+    np.testing.assert_allclose(model.similarity.toarray(), reference.similarity.toarray(), rtol=1e-12)
+    ids, scores = model.recommend(2, counts[2], N=5)
+    want_ids, want_scores = reference.recommend(2, counts[2], N=5)
+    _same_ranking(ids, scores, want_ids, want_scores)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm.auto import tqdm
 
 from backpack.algorithms.implicit_kernels import ReachScorer, neighbours_with_self
 from backpack.implicit.recommender_base import RecommenderBase, npz_source
@@ -233,25 +232,24 @@ class BM25Recommender(ItemItemRecommender):
 
 
 def all_pairs_knn(users, K=100, num_threads=0, show_progress=True) -> sp.coo_matrix:
-    """The top ``K`` entries of each row of ``users.T @ users`` (item x item inner products), as COO."""
+    """The top ``K`` entries of each row of ``users.T @ users`` (item x item inner products), as COO.
+
+    Computed with SciPy's sparse product, so memory grows with the number of co-occurring item
+    pairs; the named models (cosine, TF-IDF, BM25) build on the core's bounded-memory kernel
+    instead. ``num_threads`` and ``show_progress`` are accepted for implicit's signature.
+    """
     users = check_csr(users).astype(np.float64)
-    products = (users.T @ users).tocsr()
-    products.sort_indices()
+    products = (users.T @ users).tocoo()
     n = products.shape[0]
-    out_rows, out_cols, out_vals = [], [], []
-    with tqdm(total=n, disable=not show_progress) as bar:
-        for i in range(n):
-            start, end = products.indptr[i], products.indptr[i + 1]
-            cols, vals = products.indices[start:end], products.data[start:end]
-            if cols.size > K:
-                best = np.argpartition(-vals, K - 1)[:K]
-                cols, vals = cols[best], vals[best]
-            out_rows.append(np.full(cols.size, i, np.int32))
-            out_cols.append(cols)
-            out_vals.append(vals)
-            bar.update(1)
-    cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
-    return sp.coo_matrix((cat(out_vals, np.float64), (cat(out_rows, np.int32), cat(out_cols, np.int32))), shape=(n, n))
+    # best first within each row, then keep each row's first K
+    order = np.lexsort((-products.data, products.row))
+    rows = products.row[order]
+    rank = np.arange(order.size) - np.searchsorted(rows, rows, side="left")
+    keep = order[rank < K]
+    return sp.coo_matrix(
+        (products.data[keep], (products.row[keep].astype(np.int32), products.col[keep].astype(np.int32))),
+        shape=(n, n),
+    )
 
 
 def tfidf_weight(X) -> sp.coo_matrix:
