@@ -301,3 +301,21 @@ class ServerError(BackpackError):
     def __init__(self, code: str, message: str):
         super().__init__(f"[{code}] {message}")
         self.code, self.message = code, message
+
+
+class UnsupportedOptionError(InvalidInputError):
+    """An option this build cannot honour (implicit's ``use_gpu=True`` without a GPU build, float16 on the CPU)."""
+
+    code = "unsupported_option"
+
+
+class ModelFitError(BackpackError, RuntimeError):
+    """A fit produced unusable factors (NaN); implicit's ``ModelFitError``."""
+
+    code = "model_fit_error"
+
+
+class ParameterWarning(BackpackError, UserWarning):
+    """A warning, not an error: an argument was converted at a cost (implicit's ``ParameterWarning``)."""
+
+    code = "parameter_warning"

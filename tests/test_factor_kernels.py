@@ -113,8 +113,15 @@ def test_als_solve_rejects_bad_arguments():
     conf = sp.csr_matrix(np.array([[1.0, 0, 0, 2.0]], np.float32))
     with pytest.raises(ValueError, match="target"):
         _core.als_solve(*csr_arrays(conf), other, np.zeros((2, 2), np.float32), None, 0.1, 3, False, 1, None)
-    with pytest.raises(ValueError, match="regularization"):
-        _core.als_solve(*csr_arrays(conf), other, np.zeros((1, 2), np.float32), None, 0.0, 3, False, 1, None)
+    for reg in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="regularization"):
+            _core.als_solve(*csr_arrays(conf), other, np.zeros((1, 2), np.float32), None, reg, 3, False, 1, None)
+    # 0 is allowed, as implicit allows it: the solves stay finite even on a singular system
+    for exact in (False, True):
+        target = np.full((1, 2), 0.01, np.float32)
+        gram = _core.gramian(other, 1) if exact else None
+        _core.als_solve(*csr_arrays(conf), other, target, gram, 0.0, 3, exact, 1, None)
+        assert np.isfinite(target).all()
     bad = conf.copy()
     bad.data[0] = -1
     with pytest.raises(ValueError, match="confidences"):

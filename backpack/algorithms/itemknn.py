@@ -22,6 +22,8 @@ from backpack.algorithms._shared import as_ids, item_counts, popularity_order, u
 from backpack.algorithms.base import Recommender
 from backpack.core import _core
 from backpack.core.arrays import (
+    MAX_COUNT,
+    MAX_RESULT_CELLS,
     as_float_array,
     as_index_array,
     as_user_items,
@@ -37,6 +39,8 @@ from backpack.errors import InvalidInputError, ModelFileError, NotFittedError
 
 SIMILARITIES = ("cosine", "bm25", "tfidf", "jaccard", "cooccurrence", "rp3beta")
 _FORMAT_VERSION = 1
+_FAST_N = min(MAX_COUNT, MAX_RESULT_CELLS)  # the largest N a single-query call accepts
+_ONE = np.ones(1, np.float32)
 
 
 class ItemKNN(Recommender):
@@ -234,6 +238,32 @@ class ItemKNN(Recommender):
         them. ``recalculate_user`` is accepted for compatibility: scores always
         come from the given rows.
         """
+        index = self._index
+        # The serving call (one id, its own float32 CSR row, no item lists) goes straight to the
+        # core's single-bag path: the model knows its width, and the core checks the row's values.
+        if (
+            index is not None
+            and filter_items is None
+            and items is None
+            and type(user_items) is sp.csr_matrix
+            and user_items.shape[0] == 1
+            and user_items.shape[1] == index.n_items
+            and user_items.dtype == np.float32
+            and user_items.indices.dtype == np.int32
+            and type(N) is int
+            and 0 <= N <= _FAST_N
+            and (type(userid) is int or isinstance(userid, np.integer))
+        ):
+            start, end = user_items.indptr[0], user_items.indptr[1]
+            with core_errors():
+                return index.recommend_one(
+                    user_items.indices[start:end],
+                    user_items.data[start:end],
+                    N,
+                    bool(filter_already_liked_items),
+                    None,
+                    None,
+                )
         index = self._fitted()
         N = check_count(N, "N")
         userids, scalar = as_ids(userid, "userid")
@@ -262,6 +292,19 @@ class ItemKNN(Recommender):
         items=None,
     ):
         """The ``N`` items most similar to each of ``itemid`` (never the item itself)."""
+        index = self._index
+        if (
+            index is not None
+            and filter_items is None
+            and items is None
+            and (type(itemid) is int or isinstance(itemid, np.integer))
+            and 0 <= itemid < index.n_items
+            and type(N) is int
+            and 0 <= N <= _FAST_N
+        ):
+            # one item's neighbours are what a bag of that item alone scores, the item itself owned
+            with core_errors():
+                return index.recommend_one(np.array([itemid], np.int32), _ONE, N, True, None, None)
         index = self._fitted()
         N = check_count(N, "N")
         itemids, scalar = as_index_array(itemid, "itemid", index.n_items)

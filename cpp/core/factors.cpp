@@ -96,8 +96,8 @@ void exact_row(const CsrView &conf, int64_t row, const float *Y, const double *A
     for (int64_t j = 0; j < d; ++j) {
         double s = A[j * d + j];
         for (int64_t k = 0; k < j; ++k) s -= A[j * d + k] * A[j * d + k];
-        // Positive definite for reg > 0 and confidences > 0; guard rounding anyway.
-        const double diag = std::sqrt(std::max(s, reg * 1e-6 + 1e-30));
+        // Positive definite for reg > 0 and confidences > 0; guard rounding (and reg = 0) anyway.
+        const double diag = std::sqrt(std::max(s, reg * 1e-6 + 1e-12));
         A[j * d + j] = diag;
         for (int64_t i = j + 1; i < d; ++i) {
             double t = A[i * d + j];
@@ -143,8 +143,10 @@ std::vector<double> gramian(const float *other, int64_t rows, int64_t d, int thr
 void als_solve(const CsrView &confidence, const float *other, int64_t d, float *target,
                const double *gram_in, const AlsSolveParams &p, Progress *progress) {
     if (d <= 0) throw std::invalid_argument("factors must be >= 1");
-    if (!(p.regularization > 0.0) || !std::isfinite(p.regularization))
-        throw std::invalid_argument("regularization must be > 0");
+    // 0 is allowed (implicit allows it): CG needs no positive definiteness, and the exact
+    // solve's Cholesky guard below keeps a singular system finite.
+    if (!(p.regularization >= 0.0) || !std::isfinite(p.regularization))
+        throw std::invalid_argument("regularization must be finite and >= 0");
     for (int64_t k = 0; k < confidence.nnz(); ++k)
         if (!(confidence.data[k] > 0.0f)) throw std::invalid_argument("confidences must be > 0");
     const int threads = resolve_threads(p.threads);

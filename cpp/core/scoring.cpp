@@ -111,18 +111,20 @@ void ItemNeighbours::score_row(const CsrView &bags, int64_t row, const ScoreOpti
         return !(o.filter_owned && s.owned[j] == epoch) && (!o.allowed || o.allowed[j]) &&
                !(o.denied && o.denied[j]);
     };
+    const bool zero_owned = o.zero_owned && !o.filter_owned;
+    auto score_of = [&](int32_t j) { return zero_owned && s.owned[j] == epoch ? 0.0f : s.cells[j].acc; };
     // Few wanted out of many touched (the usual N=10 case): a bounded heap
     // rejects most candidates with one comparison. Otherwise select in bulk.
     const std::vector<Scored> *best;
     if (o.n * 8 < static_cast<int64_t>(s.touched.size())) {
         s.heap.reset(o.n);
         for (int32_t j : s.touched)
-            if (eligible(j)) s.heap.offer(s.cells[j].acc, j);
+            if (eligible(j)) s.heap.offer(score_of(j), j);
         best = &s.heap.sorted();
     } else {
         s.candidates.clear();
         for (int32_t j : s.touched)
-            if (eligible(j)) s.candidates.push_back(Scored{s.cells[j].acc, j});
+            if (eligible(j)) s.candidates.push_back(Scored{score_of(j), j});
         select_top(s.candidates, o.n);
         s.candidates.resize(std::min<size_t>(s.candidates.size(), o.n));
         best = &s.candidates;
@@ -133,7 +135,7 @@ void ItemNeighbours::score_row(const CsrView &bags, int64_t row, const ScoreOpti
         scores[c] = (*best)[c].score;
     }
     // Fill the rest by popularity, skipping anything already ranked above.
-    for (size_t f = 0; filled < o.n && f < fallback_order_.size(); ++f) {
+    for (size_t f = 0; o.fill && filled < o.n && f < fallback_order_.size(); ++f) {
         const int32_t j = fallback_order_[f];
         if (s.cells[j].seen == epoch || !eligible(j)) continue;
         ids[filled] = j;
@@ -168,6 +170,25 @@ TopN ItemNeighbours::recommend(const CsrView &bags, const ScoreOptions &o) const
     for (auto &s : scratch)
         if (s) release(std::move(s));
     return out;
+}
+
+int64_t ItemNeighbours::recommend_one(const int32_t *indices, const float *data, int64_t nnz,
+                                      const ScoreOptions &o, int32_t *ids, float *scores) const {
+    if (o.n < 0) throw std::invalid_argument("N must be >= 0");
+    if (o.n == 0) return 0;
+    for (int64_t k = 0; k < nnz; ++k) {
+        // the same checks as validate_csr + recommend, for one row: in range of int32, weights >= 0
+        if (indices[k] < 0) throw std::invalid_argument("user_items: column index out of range");
+        if (data[k] < 0.0f) throw std::invalid_argument("user_items: weights must be >= 0");
+    }
+    const int64_t indptr[2] = {0, nnz};
+    const CsrView bag{indptr, indices, data, 1, std::numeric_limits<int32_t>::max()};
+    auto s = acquire();
+    score_row(bag, 0, o, *s, ids, scores);
+    release(std::move(s));
+    int64_t real = 0;
+    while (real < o.n && ids[real] >= 0) ++real;
+    return real;
 }
 
 TopN ItemNeighbours::similar_items(const int32_t *items, int64_t count,

@@ -24,6 +24,10 @@ struct ScoreOptions {
     const uint8_t *allowed = nullptr;  // per model item; nullptr = all allowed
     const uint8_t *denied = nullptr;   // per model item; nullptr = none denied
     int threads = 1;
+    // implicit's rules (backpack.implicit): held items stay candidates with score 0
+    // (only when filter_owned is off), and no popularity fill after the reached items.
+    bool zero_owned = false;
+    bool fill = true;
 };
 
 // A fitted neighbour matrix plus the popularity order used to fill results.
@@ -46,6 +50,11 @@ public:
     TopN recommend(const CsrView &bags, const ScoreOptions &options) const;
     // Neighbours of each item (the item itself excluded), filled to N.
     TopN similar_items(const int32_t *items, int64_t count, const ScoreOptions &options) const;
+    // One bag, in the caller's thread, into ids[n] / scores[n]: the single-user
+    // path, with nothing allocated but what the pool does not already hold.
+    // Returns how many entries are real (the rest is -1 / -inf padding).
+    int64_t recommend_one(const int32_t *indices, const float *data, int64_t nnz, const ScoreOptions &options,
+                          int32_t *ids, float *scores) const;
 
     const Csr &matrix() const { return neighbours_; }
     const std::vector<int32_t> &fallback_order() const { return fallback_order_; }

@@ -129,6 +129,29 @@ void bind_neighbours(nb::module_ &m) {
             nb::arg("filter_owned"), nb::arg("allowed").none(), nb::arg("denied").none(),
             nb::arg("threads") = 0)
         .def(
+            "recommend_one",
+            [](const ItemNeighbours &self, const In1<int32_t> &indices, const In1<float> &data, int64_t n,
+               bool filter_owned, std::optional<In1<uint8_t>> allowed, std::optional<In1<uint8_t>> denied,
+               bool zero_owned, bool fill) {
+                if (indices.shape(0) != data.shape(0))
+                    throw std::invalid_argument("user_items: indices and data differ in length");
+                ScoreOptions o = score_options(self, n, filter_owned, allowed, denied, 1);
+                o.zero_owned = zero_owned;
+                o.fill = fill;
+                Buffer<int32_t> ids(static_cast<size_t>(std::max<int64_t>(n, 0)));
+                Buffer<float> scores(ids.size());
+                // The GIL stays held: one bag is microseconds of work, and holding it means no
+                // other thread can change the caller's arrays, so they are read in place, uncopied.
+                const int64_t real = self.recommend_one(indices.data(), data.data(),
+                                                        static_cast<int64_t>(indices.shape(0)), o, ids.data(),
+                                                        scores.data());
+                const size_t len = static_cast<size_t>(real);
+                return std::make_tuple(to_numpy(std::move(ids), {len}), to_numpy(std::move(scores), {len}));
+            },
+            nb::arg("indices"), nb::arg("data"), nb::arg("n"), nb::arg("filter_owned"), nb::arg("allowed").none(),
+            nb::arg("denied").none(), nb::arg("zero_owned") = false, nb::arg("fill") = true,
+            "One bag's top n in the caller's thread, padding dropped: the single-user fast path.")
+        .def(
             "similar_items",
             [](const ItemNeighbours &self, const In1<int32_t> &items, int64_t n,
                std::optional<In1<uint8_t>> allowed, std::optional<In1<uint8_t>> denied,
